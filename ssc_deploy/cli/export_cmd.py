@@ -1,0 +1,3 @@
+"""CLI: the `export` command(s). Thin: parse options, call the library, print."""
+
+from .app import app  # noqa: F401

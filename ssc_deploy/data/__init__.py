@@ -1,0 +1,111 @@
+"""Data sets, all as uint8 NHWC image arrays with integer labels.
+
+``load_dataset(spec, split)`` takes a spec string:
+
+- ``digits`` (default, offline): scikit-learn's bundled 8x8 handwritten digits, resized
+  to 32x32x3, fixed train/test split;
+- ``cifar10:PATH`` / ``cifar100:PATH``: the python pickle batches;
+- ``imagenet32:PATH``: the downsampled-ImageNet 32x32 batch files;
+- ``folder:PATH``: ``PATH/train/<class>/*.png`` and ``PATH/test/<class>/*.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ssc_deploy.errors import SscDeployError
+
+DEFAULT_DATA = "digits"
+# Statistics of the default data; other data sets compute their own.
+DEFAULT_MEAN = (0.3054, 0.3054, 0.3054)
+DEFAULT_STD = (0.3237, 0.3237, 0.3237)
+
+
+@dataclass
+class ImageSet:
+    """Images ``(N, H, W, 3)`` uint8 and labels ``(N,)`` int64, with class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[1])
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the images scaled to [0, 1]."""
+        x = self.images.reshape(-1, 3).astype(np.float64) / 255.0
+        return tuple(float(v) for v in x.mean(0)), tuple(float(v) for v in x.std(0))
+
+
+def _loaders():
+    from . import cifar, digits, image_folder, imagenet32
+
+    return {
+        "digits": digits.load,
+        "cifar10": cifar.load_cifar10,
+        "cifar100": cifar.load_cifar100,
+        "imagenet32": imagenet32.load,
+        "folder": image_folder.load,
+    }
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``kind:PATH`` into its parts (``digits`` has no path)."""
+    kind, _, path = spec.partition(":")
+    kind = kind.strip().lower()
+    return kind, (path or None)
+
+
+def load_dataset(spec: str = DEFAULT_DATA, split: str = "train") -> ImageSet:
+    """Load one split (``train`` or ``test``) of the data set named by ``spec``."""
+    if split not in ("train", "test"):
+        raise SscDeployError(f"unknown split '{split}' (use train or test)")
+    kind, path = parse_spec(spec)
+    loaders = _loaders()
+    if kind not in loaders:
+        raise SscDeployError(f"unknown data set '{spec}' (use one of: digits, cifar10:PATH, cifar100:PATH, imagenet32:PATH, folder:PATH)")
+    if kind != "digits" and not path:
+        raise SscDeployError(f"data set '{kind}' needs a path: {kind}:PATH")
+    return loaders[kind](path, split) if path else loaders[kind](split)
+
+
+def normalize(images: np.ndarray, mean, std, in_size: int | None = None) -> np.ndarray:
+    """uint8 NHWC -> float32 NCHW normalized with ``mean``/``std`` (resized to ``in_size`` if given)."""
+    x = images.astype(np.float32) / 255.0
+    if in_size is not None and x.shape[1] != in_size:
+        x = resize_bilinear(x, in_size)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def eval_batch(spec: str | None, n: int, mean, std, in_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` test images of ``spec`` (default data when None), normalized NCHW float32,
+    with their labels: the real inputs exports are verified and benchmarked on."""
+    ds = load_dataset(spec or DEFAULT_DATA, "test")
+    n = min(n, len(ds)) if n > 0 else len(ds)
+    return normalize(ds.images[:n], mean, std, in_size), ds.labels[:n].astype(np.int64)
+
+
+def resize_bilinear(x: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of ``(N, H, W, C)`` float images to ``size`` x ``size`` (half-pixel centres)."""
+    n, h, w, c = x.shape
+
+    def axis(src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = (np.arange(size) + 0.5) * src / size - 0.5
+        pos = np.clip(pos, 0, src - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, src - 1)
+        return lo, hi, (pos - lo).astype(np.float32)
+
+    y0, y1, fy = axis(h)
+    x0, x1, fx = axis(w)
+    rows = x[:, y0] * (1 - fy)[None, :, None, None] + x[:, y1] * fy[None, :, None, None]
+    return rows[:, :, x0] * (1 - fx)[None, None, :, None] + rows[:, :, x1] * fx[None, None, :, None]

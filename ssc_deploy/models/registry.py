@@ -1,0 +1,93 @@
+"""Models register by name, as in timm: ``create_model("ssc-net-3-9")``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ssc_deploy.errors import SscDeployError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered architecture (or a pattern of them, like ``ssc-net-B-G``)."""
+
+    name: str
+    family: str
+    builder: Callable[..., Any]
+    description: str = ""
+    pattern: re.Pattern | None = None
+    # Parameterised entries list a few concrete names for `ssc-deploy models`.
+    examples: tuple[str, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    family: str,
+    description: str = "",
+    pattern: str | None = None,
+    examples: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering a builder ``fn(num_classes, in_size, **match_groups) -> nn.Module``.
+
+    With ``pattern`` (a regex with named groups), one entry serves a whole family of names;
+    the named groups are passed to the builder as strings.
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(
+            name=name,
+            family=family,
+            builder=fn,
+            description=description,
+            pattern=re.compile(pattern) if pattern else None,
+            examples=tuple(examples),
+        )
+        return fn
+
+    return deco
+
+
+def _lookup(name: str) -> tuple[ModelEntry, dict[str, str]]:
+    key = name.strip().lower()
+    if key in _REGISTRY and _REGISTRY[key].pattern is None:
+        return _REGISTRY[key], {}
+    for entry in _REGISTRY.values():
+        if entry.pattern is not None:
+            m = entry.pattern.fullmatch(key)
+            if m:
+                return entry, m.groupdict()
+    known = ", ".join(list_models())
+    raise SscDeployError(f"unknown model '{name}' (known: {known})")
+
+
+def create_model(name: str, num_classes: int = 10, in_size: int = 32, **kwargs: Any):
+    """Build the named architecture with fresh weights (``torch.nn.Module``)."""
+    entry, groups = _lookup(name)
+    model = entry.builder(num_classes=num_classes, in_size=in_size, **groups, **kwargs)
+    model.model_name = name.strip().lower()
+    return model
+
+
+def model_family(name: str) -> str:
+    """The family a model name belongs to (``ssc-net``, ``mobilenetv2``, ...)."""
+    return _lookup(name)[0].family
+
+
+def list_models() -> list[str]:
+    """Every concrete name the zoo offers (parameterised families by their examples)."""
+    names: list[str] = []
+    for entry in _REGISTRY.values():
+        names.extend(entry.examples if entry.pattern is not None else (entry.name,))
+    return names
+
+
+def registry_entries() -> list[ModelEntry]:
+    """The raw registry entries, for tables and docs."""
+    return list(_REGISTRY.values())
