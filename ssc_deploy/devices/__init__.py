@@ -2,6 +2,34 @@
 and an emulated arm64 Debian userland for CI. ``resolve_device(spec)`` maps a ``--device``
 value to a :class:`~ssc_deploy.devices.base.Device`."""
 
+from __future__ import annotations
+
+from ssc_deploy.errors import SscDeployError
+
 from .base import Device, DeviceError, DeviceInfo
 
-__all__ = ["Device", "DeviceError", "DeviceInfo"]
+__all__ = ["Device", "DeviceError", "DeviceInfo", "resolve_device"]
+
+
+def resolve_device(spec: str) -> Device:
+    """``host`` | ``android[:SERIAL]`` | ``ssh://user@host[:port]`` | ``arm64-emulated``."""
+    s = spec.strip()
+    if s in ("", "host", "local"):
+        from .host import HostDevice
+
+        return HostDevice()
+    if s == "android" or s.startswith("android:"):
+        from .android import AndroidDevice
+
+        return AndroidDevice(serial=s.partition(":")[2] or None)
+    if s.startswith("ssh://"):
+        from .ssh import SshDevice
+
+        return SshDevice.from_url(s)
+    if s == "arm64-emulated":
+        from .emulated import EmulatedArm64Device
+
+        return EmulatedArm64Device()
+    raise SscDeployError(
+        f"unknown device '{spec}' (use host, android[:SERIAL], ssh://user@host[:port] or arm64-emulated)"
+    )
