@@ -1,3 +1,182 @@
-"""CLI: the `export` command(s). Thin: parse options, call the library, print."""
+"""CLI: ``export`` (checkpoint -> verified ONNX / .pte / .tflite + manifests) and ``inspect``."""
 
-from .app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Optional[Path] = typer.Argument(
+        None, help="Checkpoint to export (from `ssc-deploy train`). Leave out and give --model for an untrained net."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m",
+        help="Export an untrained net of this architecture (for latency work; accuracy is then not applicable). "
+             "With a CHECKPOINT holding a bare state_dict, names its architecture."),
+    target: list[str] = typer.Option(
+        ["onnx"], "--target", "-t",
+        help="onnx, executorch, tflite or all; repeat the option or give a comma list for several."),
+    out: Path = typer.Option(Path("exports"), "--out", "-o", help="Directory the artifacts and manifests are written to."),
+    lowering: str = typer.Option(
+        "pad-slice", "--lowering",
+        help="How Shift and ChannelShuffle become plain graph ops (see `ssc-deploy export --list-lowerings`)."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+    nhwc: bool = typer.Option(False, "--nhwc", help="TFLite only: channel-last (N, H, W, C) input instead of NCHW."),
+    strict: bool = typer.Option(
+        False, "--strict", help="ExecuTorch only: fail when a compute op is not delegated to XNNPACK (default: warn)."),
+    atol: float = typer.Option(1e-4, "--atol", help="Largest allowed abs difference between runtime and PyTorch logits."),
+    data: Optional[str] = typer.Option(
+        None, "--data",
+        help="Images to verify on (digits, cifar10:PATH, folder:PATH, ...); default: the checkpoint's data, else digits."),
+    n_verify: int = typer.Option(32, "--n-verify", help="How many test images each artifact is verified on."),
+    num_classes: int = typer.Option(10, "--num-classes", help="With --model: number of classes of the untrained net."),
+    in_size: int = typer.Option(32, "--in-size", help="With --model: input height and width in pixels."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite artifacts that already exist in --out."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifests as one JSON list instead of tables."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw a progress bar."),
+    list_lowerings: bool = typer.Option(False, "--list-lowerings", help="List the shift lowerings and exit."),
+) -> None:
+    """Export a trained checkpoint (or an untrained --model) to ONNX, ExecuTorch .pte and/or TFLite.
+
+    Every artifact is first run in its own runtime on real images and compared with PyTorch;
+    beyond --atol the export fails and nothing is written. A JSON manifest lands beside each file.
+    """
+    from ssc_deploy.errors import SscDeployError
+    from ssc_deploy.export import available_lowerings, export_model
+
+    if list_lowerings:
+        _print_lowerings(available_lowerings(), as_json)
+        return
+    if checkpoint is None and model is None:
+        raise SscDeployError("nothing to export: give a CHECKPOINT or --model NAME")
+    results = export_model(
+        checkpoint, targets=target, out_dir=out, model_name=model, lowering=lowering, opset=opset, nhwc=nhwc,
+        strict=strict, atol=atol, data=data, n_verify=n_verify, force=force, progress=not no_progress and not as_json,
+        num_classes=num_classes, in_size=in_size,
+    )
+    if as_json:
+        print(json.dumps([{"artifact": str(r.artifact), "manifest_path": str(r.manifest_path), **r.manifest} for r in results], indent=2))
+        return
+    _print_results(results)
+
+
+def _print_lowerings(entries, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({n: {"description": e.description, "runtimes": e.runtimes} for n, e in entries.items()}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("lowering", "for runtimes", "what it does", title="Shift lowerings")
+    for name, entry in entries.items():
+        table.add_row(name + (" (default)" if name == "pad-slice" else ""), ", ".join(entry.runtimes or ["all"]), entry.description)
+    _console().print(table)
+
+
+def _print_results(results) -> None:
+    from rich.table import Table
+
+    console = _console()
+    if not results:
+        return
+    m = results[0].manifest
+    trained = m["model"]["trained"]
+    top1 = m["source"]["test_top1"]
+    acc = "not applicable (untrained --model export)" if not trained else (f"{top1:.2%}" if top1 is not None else "not recorded")
+    macs = m["model"]["macs"]
+    console.print(f"[bold]{m['model']['name']}[/bold]: {m['model']['params']:,} params"
+                  + (f", {macs / 1e6:.1f} M MACs" if macs else "") + f", lowering {m['model']['lowering']}, test top-1 {acc}")
+    p0 = m["parity"]
+    table = Table("target", "file", "KiB", "input", "max |diff|", "top-1 agree", "status",
+                  title=f"Verified against PyTorch on {p0['n_images']} {p0['data']} test images (atol {p0['atol']:g})")
+    for r in results:
+        p = r.manifest["parity"]
+        table.add_row(
+            r.target, r.artifact.name, f"{r.manifest['bytes'] / 1024:.0f}",
+            r.manifest["input"]["layout"], f"{p['max_abs_diff']:.1e}", f"{p['top1_agreement']:.0%}",
+            "[green]passed[/green]" if p["passed"] else "[red]failed[/red]",
+        )
+    console.print(table)
+    console.print(f"written to {results[0].artifact.parent}/ (each with a .manifest.json)")
+    for r in results:
+        if "delegation" in r.manifest:
+            _print_delegation(console, r.manifest["delegation"])
+        if r.target == "tflite":
+            ops = r.manifest["op_histogram"]
+            console.print(f"tflite ops ({r.manifest['input']['layout']} input): "
+                          + ", ".join(f"{k} {v}" for k, v in ops.items()) + f"  [bold]TRANSPOSE: {ops.get('TRANSPOSE', 0)}[/bold]")
+        for w in r.warnings:
+            console.print(f"[yellow]warning:[/yellow] {r.target}: {w}")
+
+
+def _print_delegation(console, delegation: dict) -> None:
+    from rich.table import Table
+
+    table = Table("op", "delegated", "not delegated",
+                  title=f"ExecuTorch: XNNPACK delegation ({delegation['delegated_subgraphs']} subgraphs, "
+                        f"{delegation['delegated_nodes']} ops delegated, {delegation['not_delegated_nodes']} not)")
+    for op, row in delegation["by_op"].items():
+        nd = row["not_delegated"]
+        table.add_row(op, str(row["delegated"]), f"[red]{nd}[/red]" if nd else "0")
+    console.print(table)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    artifact: Path = typer.Argument(..., help="An exported .onnx, .pte or .tflite file (or its .manifest.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Print manifest and op histogram as JSON."),
+) -> None:
+    """Print an artifact's manifest and the op histogram read from the file itself."""
+    from ssc_deploy.export.inspect import inspect_artifact
+
+    info = inspect_artifact(artifact)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    from rich.table import Table
+
+    console = _console()
+    m = info["manifest"]
+    console.print(f"[bold]{info['file']}[/bold] ({info['target']}, {info['bytes']:,} bytes)")
+    if m is None:
+        console.print("[yellow]no manifest beside this file[/yellow]")
+    else:
+        p, inp, src = m["parity"], m["input"], m.get("source", {})
+        rows = [
+            ("model", f"{m['model']['name']} ({m['model'].get('family')}), {m['model'].get('params'):,} params, "
+                      f"{m['model'].get('macs') or '?'} MACs, lowering {m['model'].get('lowering')}"),
+            ("trained", str(m["model"].get("trained"))),
+            ("runtime", f"{m['runtime']} {m.get('runtime_version')}"),
+            ("exporter", ", ".join(f"{k} {v}" for k, v in m.get("exporter", {}).items())),
+            ("input", f"{inp['name']} {inp['shape']} {inp['dtype']} {inp['layout']}, (pixel/255 - mean) / std, "
+                      f"mean {inp['mean']}, std {inp['std']}"),
+            ("output", f"{m['output']['name']} {m['output']['shape']} {m['output']['kind']}"),
+            ("classes", ", ".join(m["classes"][:20]) + (" ..." if len(m["classes"]) > 20 else "")),
+            ("parity", f"max |diff| {p['max_abs_diff']:.2e}, top-1 agreement {p['top1_agreement']:.1%} on "
+                       f"{p['n_images']} {p['data']} images (atol {p['atol']:g}, {'passed' if p['passed'] else 'FAILED'})"),
+            ("source", f"{src.get('checkpoint') or 'untrained'} sha256 {str(src.get('checkpoint_sha256'))[:16]}, "
+                       f"test top-1 {src.get('test_top1')}"),
+            ("sha256", m["sha256"]),
+            ("created", f"{m.get('created')} by ssc-deploy {m.get('ssc_deploy_version')}"),
+        ]
+        table = Table("field", "value", show_header=False, title="Manifest")
+        for k, v in rows:
+            table.add_row(k, v)
+        console.print(table)
+        if "delegation" in m:
+            _print_delegation(console, m["delegation"])
+    table = Table("op", "count", title="Ops in the file")
+    for op, n in info["op_histogram"].items():
+        table.add_row(op, str(n))
+    console.print(table)

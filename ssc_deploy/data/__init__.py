@@ -41,8 +41,19 @@ class ImageSet:
 
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the images scaled to [0, 1]."""
-        x = self.images.reshape(-1, 3).astype(np.float64) / 255.0
-        return tuple(float(v) for v in x.mean(0)), tuple(float(v) for v in x.std(0))
+        # Summed in chunks so a large set (ImageNet32: 1.28 M images) never becomes one float array.
+        flat = self.images.reshape(-1, 3)
+        total = np.zeros(3)
+        total_sq = np.zeros(3)
+        step = 1 << 22
+        for start in range(0, flat.shape[0], step):
+            chunk = flat[start : start + step].astype(np.float64) / 255.0
+            total += chunk.sum(0)
+            total_sq += np.square(chunk).sum(0)
+        n = max(flat.shape[0], 1)
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - np.square(mean), 0.0))
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 def _loaders():
@@ -64,8 +75,12 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return kind, (path or None)
 
 
-def load_dataset(spec: str = DEFAULT_DATA, split: str = "train") -> ImageSet:
-    """Load one split (``train`` or ``test``) of the data set named by ``spec``."""
+def load_dataset(spec: str = DEFAULT_DATA, split: str = "train", size: int | None = None) -> ImageSet:
+    """Load one split (``train`` or ``test``) of the data set named by ``spec``.
+
+    ``size`` is the side image folders are resized to (default 32); the fixed-size
+    formats ignore it (``normalize(..., in_size)`` resizes them when a model wants another size).
+    """
     if split not in ("train", "test"):
         raise SscDeployError(f"unknown split '{split}' (use train or test)")
     kind, path = parse_spec(spec)
@@ -74,6 +89,8 @@ def load_dataset(spec: str = DEFAULT_DATA, split: str = "train") -> ImageSet:
         raise SscDeployError(f"unknown data set '{spec}' (use one of: digits, cifar10:PATH, cifar100:PATH, imagenet32:PATH, folder:PATH)")
     if kind != "digits" and not path:
         raise SscDeployError(f"data set '{kind}' needs a path: {kind}:PATH")
+    if kind == "folder":
+        return loaders[kind](path, split, size)
     return loaders[kind](path, split) if path else loaders[kind](split)
 
 

@@ -6,4 +6,7 @@
 
 from .registry import create_model, list_models, model_family, register_model, registry_entries
 
+# Importing a family module registers its names.
+from . import ssc_net, mobilenetv2, igcv3, shift_resnet, resnet, channel_sparse  # noqa: F401,E402
+
 __all__ = ["create_model", "list_models", "model_family", "register_model", "registry_entries"]

@@ -109,3 +109,42 @@ def conv_bn(
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def random_channel_mask(
+    out_channels: int, in_channels: int, density: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A fixed random (out, in) 0/1 mask keeping ``round(density * in)`` (at least one) input
+    channels for every output channel, as in Changpinyo et al. 2017's channel-wise sparsity."""
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1], got {density}")
+    keep = max(1, round(density * in_channels))
+    scores = torch.rand(out_channels, in_channels, generator=generator)
+    chosen = scores.argsort(dim=1)[:, :keep]
+    mask = torch.zeros(out_channels, in_channels)
+    mask.scatter_(1, chosen, 1.0)
+    return mask
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A convolution whose weight is multiplied by a fixed 0/1 ``mask`` buffer in forward.
+
+    ``mask`` has the weight's shape and is saved in the state dict. The export folds
+    ``weight * mask`` into a plain convolution; complexity counts only the kept weights.
+    """
+
+    def __init__(self, *args, mask: torch.Tensor, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if mask.dim() == 2:  # channel mask (out, in/groups): the same for every kernel tap
+            mask = mask[:, :, None, None].expand_as(self.weight)
+        if tuple(mask.shape) != tuple(self.weight.shape):
+            raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(self.weight.shape)}")
+        self.register_buffer("mask", mask.to(self.weight.dtype).contiguous())
+
+    @property
+    def density(self) -> float:
+        """Fraction of the weights the mask keeps."""
+        return float(self.mask.mean())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight * self.mask, self.bias)

@@ -1,0 +1,300 @@
+"""An emulated arm64 device: a Debian arm64 userland run under qemu-user (binfmt_misc).
+
+It checks that exported artifacts run on aarch64 and match PyTorch; its timings are
+emulated (50-400x slower, unevenly by runtime) and are labelled so, never ARM figures.
+
+The rootfs is built once by :func:`setup_rootfs` (``ssc-deploy device setup arm64-emulated``)
+under ``$SSC_DEPLOY_CACHE/arm64-rootfs`` (default ``~/.cache/ssc-deploy``) and reused.
+Every command runs in a private mount namespace (``unshare -m``) where /proc, a fake
+aarch64 /proc/cpuinfo (onnxruntime segfaults on the host's x86 one) and a read-only /sys
+(XNNPACK needs it) are mounted, so nothing stays mounted on the host afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ssc_deploy.errors import SscDeployError
+
+from .base import DeviceError, DeviceInfo
+from .remote import ShellDevice, run_local
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
+MARKER = ".ssc-deploy-ready.json"
+ARMSITE = "/opt/armsite"
+# Runtime wheels installed for aarch64 from the host (pip --platform); ExecuTorch is opt-in
+# because its Python runtime needs torch 2.10.0 for aarch64 (about 560 MB).
+BASE_PACKAGES = ["numpy", "onnxruntime==1.32.0", "ai-edge-litert==2.3.0"]
+EXECUTORCH_PACKAGES = ["torch==2.10.0", "executorch==1.5.1"]
+EXECUTORCH_DEPS = ["flatbuffers", "packaging", "pyyaml", "ruamel.yaml", "sympy", "typing-extensions", "tabulate"]
+CPUINFO_CORE = (
+    "processor\t: {i}\nBogoMIPS\t: 50.00\n"
+    "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"
+    "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
+)
+
+
+def cache_dir() -> Path:
+    """``$SSC_DEPLOY_CACHE`` or ``~/.cache/ssc-deploy`` (never inside the repository)."""
+    return Path(os.environ.get("SSC_DEPLOY_CACHE") or Path.home() / ".cache" / "ssc-deploy")
+
+
+def rootfs_dir() -> Path:
+    """Where the arm64 rootfs lives once set up."""
+    return cache_dir() / "arm64-rootfs"
+
+
+def cannot_emulate_reason() -> str | None:
+    """Why this machine cannot run the emulated device (None when it can, or could after setup)."""
+    if sys.platform != "linux":
+        return "needs Linux (qemu-user and binfmt_misc)"
+    if os.geteuid() != 0:
+        return "needs root (chroot, mounts and binfmt_misc registration)"
+    for tool, pkg in (("qemu-aarch64-static", "qemu-user-static"), ("unshare", "util-linux"), ("chroot", "coreutils")):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not installed (apt-get install {pkg})"
+    if not BINFMT_DIR.exists():
+        return "the kernel has no binfmt_misc support"
+    return None
+
+
+def binfmt_registered() -> bool:
+    """Whether aarch64 binaries start through qemu via binfmt_misc."""
+    return (BINFMT_DIR / "qemu-aarch64").exists()
+
+
+def ensure_binfmt() -> None:
+    """Mount binfmt_misc and register qemu-aarch64 if needed; one-line error when impossible."""
+    if binfmt_registered():
+        return
+    if not (BINFMT_DIR / "register").exists():
+        rc = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)], capture_output=True, text=True)
+        if rc.returncode != 0:
+            raise SscDeployError(f"cannot mount binfmt_misc: {rc.stderr.strip() or 'mount failed'} (needs root outside a restricted container)")
+    if not BINFMT_CONF.exists():
+        raise SscDeployError(f"{BINFMT_CONF} is missing: apt-get install qemu-user-static")
+    try:
+        (BINFMT_DIR / "register").write_text(BINFMT_CONF.read_text().strip() + "\n")
+    except OSError as exc:
+        if not binfmt_registered():
+            raise SscDeployError(f"cannot register qemu-aarch64 with binfmt_misc: {exc.strerror or exc}") from None
+
+
+@dataclass
+class EmulatedStatus:
+    """Whether the emulated device is usable: ``ready``, ``not set up`` or ``cannot emulate``."""
+
+    state: str
+    detail: str
+    root: Path
+
+
+def emulated_status() -> EmulatedStatus:
+    """The emulated device's state, with the reason or the cached rootfs's contents."""
+    root = rootfs_dir()
+    reason = cannot_emulate_reason()
+    if reason:
+        return EmulatedStatus("cannot emulate", reason, root)
+    marker = root / MARKER
+    if not marker.is_file():
+        return EmulatedStatus("not set up", "run: ssc-deploy device setup arm64-emulated", root)
+    try:
+        meta = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return EmulatedStatus("not set up", "the cached rootfs marker is unreadable: run setup again", root)
+    runtimes = ", ".join(f"{k} {v}" for k, v in meta.get("runtimes", {}).items())
+    note = "" if binfmt_registered() else " (binfmt_misc registration is redone on first use)"
+    return EmulatedStatus("ready", f"{root} (Python {meta.get('python', '?')}; {runtimes}){note}", root)
+
+
+def _run_step(argv: list[str], what: str, timeout: float = 1800, log: Path | None = None) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SscDeployError(f"{what} timed out after {timeout:g} s") from None
+    if log is not None:
+        with open(log, "a") as fh:
+            fh.write(f"$ {shlex.join(argv)}\n{proc.stdout}\n{proc.stderr}\n")
+    if proc.returncode != 0:
+        last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "no output")
+        raise SscDeployError(f"{what} failed (exit {proc.returncode}): {last.strip()}" + (f"; log: {log}" if log else ""))
+
+
+def _pip_platform_args() -> list[str]:
+    tags = [f"manylinux_2_{v}_aarch64" for v in range(17, 37)] + ["manylinux2014_aarch64"]
+    args = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
+    for tag in tags:
+        args += ["--platform", tag]
+    return args
+
+
+def _chroot_argv(root: Path, command: str, binds: dict[str, str] | None = None) -> list[str]:
+    """Run ``command`` with /bin/sh in the rootfs, inside a private mount namespace."""
+    r = shlex.quote(str(root))
+    mounts = [
+        f"mount -t proc proc {r}/proc",
+        f"mount --bind {r}/etc/ssc-deploy/cpuinfo {r}/proc/cpuinfo",
+        f"mount -t sysfs -o ro sysfs {r}/sys",
+    ]
+    for host_path, dev_path in (binds or {}).items():
+        mounts.append(f"mount --bind {shlex.quote(host_path)} {r}{shlex.quote(dev_path)}")
+    inner = shlex.join(
+        ["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
+         "HOME=/root", "/bin/sh", "-c", command]
+    )
+    script = " && ".join(mounts) + f" && exec {inner}"
+    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script]
+
+
+def _write_cpuinfo(root: Path) -> None:
+    cores = os.cpu_count() or 1
+    (root / "etc" / "ssc-deploy").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "ssc-deploy" / "cpuinfo").write_text("".join(CPUINFO_CORE.format(i=i) for i in range(cores)))
+
+
+def setup_rootfs(
+    with_executorch: bool = False,
+    on_step: Callable[[str], None] | None = None,
+    mirror: str = DEBIAN_MIRROR,
+) -> Path:
+    """Build (or reuse) the arm64 rootfs with Python, numpy, onnxruntime and LiteRT.
+
+    Idempotent: a complete cache (marker file) is reused in seconds; an interrupted build
+    resumes in ``arm64-rootfs.partial`` and is renamed into place only when complete.
+    Raises :class:`SscDeployError` with one line when this machine cannot emulate.
+    """
+    step = on_step or (lambda _s: None)
+    reason = cannot_emulate_reason()
+    if reason:
+        raise SscDeployError(f"cannot set up arm64-emulated: {reason}")
+    step("binfmt_misc")
+    ensure_binfmt()
+    root = rootfs_dir()
+    marker = root / MARKER
+    if marker.is_file() and (not with_executorch or "executorch" in json.loads(marker.read_text()).get("runtimes", {})):
+        step("cached")
+        return root
+    if shutil.which("debootstrap") is None and not (root.is_dir() or root.with_suffix(".partial").is_dir()):
+        raise SscDeployError("cannot set up arm64-emulated: 'debootstrap' is not installed (apt-get install debootstrap)")
+    work = root if root.is_dir() else root.with_name(root.name + ".partial")
+    work.parent.mkdir(parents=True, exist_ok=True)
+    log = work.parent / "arm64-setup.log"
+    if not (work / "usr" / "bin" / "python3").exists() or (work / "debootstrap").exists():
+        if not (work / "debootstrap" / "debootstrap").exists():
+            step("debootstrap (download)")
+            if work.exists():
+                shutil.rmtree(work)
+            _run_step(
+                ["debootstrap", "--arch=arm64", "--foreign", "--variant=minbase", "--include=python3,ca-certificates",
+                 DEBIAN_SUITE, str(work), mirror], "debootstrap (first stage)", log=log,
+            )
+        shutil.copy2(shutil.which("qemu-aarch64-static") or "/usr/bin/qemu-aarch64-static", work / "usr" / "bin")
+        step("debootstrap (second stage, emulated: minutes)")
+        _run_step(["chroot", str(work), "/debootstrap/debootstrap", "--second-stage"], "debootstrap (second stage)", log=log)
+    step("runtime wheels (aarch64)")
+    site = work / ARMSITE.lstrip("/")
+    packages = BASE_PACKAGES
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *_pip_platform_args(), "--target", str(site), "--upgrade"]
+    _run_step(pip + packages, "installing aarch64 wheels (numpy, onnxruntime, ai-edge-litert)", log=log)
+    if with_executorch:
+        step("ExecuTorch + torch 2.10.0 (aarch64, ~560 MB)")
+        _run_step(pip + ["--no-deps", *EXECUTORCH_PACKAGES, *EXECUTORCH_DEPS, "mpmath", "filelock", "fsspec", "jinja2", "networkx", "markupsafe"],
+                  "installing aarch64 ExecuTorch", log=log)
+    pth = work / "usr" / "lib" / "python3" / "dist-packages" / "ssc-deploy-armsite.pth"
+    pth.parent.mkdir(parents=True, exist_ok=True)
+    pth.write_text(ARMSITE + "\n")
+    _write_cpuinfo(work)
+    (work / "data" / "local" / "tmp").mkdir(parents=True, exist_ok=True)
+    step("checking the runtimes under emulation")
+    probe = (
+        "import json, platform, importlib.metadata as md\n"
+        "import numpy, onnxruntime, ai_edge_litert.interpreter\n"
+        "rt = {'numpy': numpy.__version__, 'onnxruntime': onnxruntime.__version__, 'tflite': md.version('ai-edge-litert')}\n"
+        "try:\n import executorch.runtime; rt['executorch'] = md.version('executorch')\nexcept Exception: pass\n"
+        "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'runtimes': rt}))\n"
+    )
+    rc, out, err = run_local(_chroot_argv(work, f"python3 -c {shlex.quote(probe)}"), 600, "arm64-emulated runtime check")
+    lines = out.strip().splitlines()
+    if rc != 0 or not lines:
+        last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
+        raise SscDeployError(f"the arm64 rootfs was built but its runtimes do not start: {last.strip()}")
+    meta = json.loads(lines[-1])
+    if meta.get("machine") != "aarch64":
+        raise SscDeployError(f"the rootfs reports machine '{meta.get('machine')}', not aarch64: is binfmt_misc working?")
+    meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if work != root:
+        os.replace(work, root)
+    (root / MARKER).write_text(json.dumps(meta, indent=1) + "\n")
+    step("ready")
+    return root
+
+
+class EmulatedArm64Device(ShellDevice):
+    """Runs artifacts in the cached arm64 rootfs under qemu-user; timings are emulated."""
+
+    name = "arm64-emulated"
+    kind = "arm64-emulated"
+
+    def __init__(self, root: Path | None = None, command_timeout: float = 60.0) -> None:
+        super().__init__()
+        self.root = Path(root) if root else rootfs_dir()
+        self.command_timeout = command_timeout
+        self._info: DeviceInfo | None = None
+
+    def _ready(self) -> None:
+        reason = cannot_emulate_reason()
+        if reason:
+            raise DeviceError(f"{self.name}: cannot emulate here: {reason}")
+        if not (self.root / MARKER).is_file():
+            raise DeviceError(f"{self.name}: not set up: run 'ssc-deploy device setup arm64-emulated'")
+        try:
+            ensure_binfmt()
+        except SscDeployError as exc:
+            raise DeviceError(f"{self.name}: {exc}") from None
+
+    def _shell(self, command: str, timeout: float) -> tuple[int, str, str]:
+        self._ready()
+        return run_local(_chroot_argv(self.root, command), timeout, f"{self.name}: '{command[:80]}'")
+
+    def _make_work_dir(self) -> str:
+        self._ready()
+        dev = f"/tmp/ssc-deploy-{uuid.uuid4().hex[:10]}"
+        (self.root / dev.lstrip("/")).mkdir(parents=True)
+        return dev
+
+    def _push(self, local: Path, remote: str, timeout: float) -> None:
+        dest = self.root / remote.lstrip("/")
+        try:
+            shutil.copyfile(local, dest)
+        except OSError as exc:
+            raise DeviceError(f"{self.name}: cannot copy {local.name} to {remote}: {exc.strerror or exc}") from None
+
+    def _remove_work_dir(self, path: str) -> None:
+        shutil.rmtree(self.root / path.lstrip("/"), ignore_errors=True)
+
+    def info(self) -> DeviceInfo:
+        """The rootfs's Python and runtimes (from the setup marker) and the emulated CPU."""
+        if self._info is None:
+            self._ready()
+            meta = json.loads((self.root / MARKER).read_text())
+            rt = {k: v for k, v in meta.get("runtimes", {}).items() if k != "numpy"}
+            self._info = DeviceInfo(
+                name=self.name, kind=self.kind, machine="aarch64", model="qemu-user (emulated)",
+                os=f"Debian {DEBIAN_SUITE} arm64 userland", cores=os.cpu_count() or 1,
+                python=meta.get("python", ""), runtimes=rt, emulated=True,
+                extra={"rootfs": str(self.root), "note": "emulated timings: never compare with real ARM figures"},
+            )
+        return self._info

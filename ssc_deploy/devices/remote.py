@@ -1,0 +1,129 @@
+"""What the adb, SSH and emulated devices share: a shell on the other side, a staging
+directory there, and the device runner's JSON on its last stdout line."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .base import Device, DeviceError
+
+RUNNER_NAME = "device_runner.py"
+
+
+def default_runner_path() -> Path:
+    """The standalone device runner shipped in the package."""
+    return Path(__file__).resolve().parent.parent / "runtime_bench" / RUNNER_NAME
+
+
+def parse_runner_output(device: str, stdout: str, stderr: str, rc: int) -> dict[str, Any]:
+    """The JSON object on the runner's last non-empty stdout line, or a one-line :class:`DeviceError`."""
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    if lines:
+        try:
+            result = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            result = None
+        if isinstance(result, dict):
+            return result
+    detail = next((ln.strip() for ln in reversed((stderr or stdout).splitlines()) if ln.strip()), "no output")
+    raise DeviceError(f"{device}: the device runner exited with code {rc} without a JSON result: {detail}")
+
+
+def run_local(argv: list[str], timeout: float, what: str, input_bytes: bytes | None = None) -> tuple[int, str, str]:
+    """Run a local client process (adb, ssh, chroot) with a timeout; a timeout becomes :class:`DeviceError`."""
+    try:
+        proc = subprocess.run(argv, input=input_bytes, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"{what} timed out after {timeout:g} s (device gone or hung?)") from None
+    except FileNotFoundError:
+        raise DeviceError(f"{what}: '{argv[0]}' is not installed") from None
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+class ShellDevice(Device):
+    """A device reached through a shell. Subclasses provide :meth:`_shell` (one command string),
+    :meth:`_push` (one local file to a device path) and :meth:`_make_work_dir`."""
+
+    python: str = "python3"
+
+    def __init__(self) -> None:
+        self._work_dir: str | None = None
+        self._staged: dict[Path, str] = {}
+
+    # -- transport primitives ------------------------------------------------------------
+    def _shell(self, command: str, timeout: float) -> tuple[int, str, str]:
+        raise NotImplementedError
+
+    def _push(self, local: Path, remote: str, timeout: float) -> None:
+        raise NotImplementedError
+
+    def _make_work_dir(self) -> str:
+        raise NotImplementedError
+
+    def _remove_work_dir(self, path: str) -> None:
+        self._shell(f"rm -rf {shlex.quote(path)}", timeout=60)
+
+    # -- Device interface ------------------------------------------------------------------
+    def run_command(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
+        """Run ``argv`` on the device (quoted for its shell): (rc, stdout, stderr)."""
+        return self._shell(shlex.join(argv), timeout)
+
+    @property
+    def work_dir(self) -> str:
+        """The device directory files are staged into (created on first use)."""
+        if self._work_dir is None:
+            self._work_dir = self._make_work_dir()
+        return self._work_dir
+
+    def stage(self, files: list[Path], timeout: float = 300.0) -> dict[Path, str]:
+        """Copy files into the device's work directory (same names; already staged files are skipped)."""
+        out: dict[Path, str] = {}
+        used = {Path(p).name for p in self._staged.values()}
+        for f in files:
+            f = Path(f)
+            if f.resolve() in self._staged:
+                out[f] = self._staged[f.resolve()]
+                continue
+            if not f.is_file():
+                raise DeviceError(f"{self.name}: cannot stage {f}: no such file")
+            name = f.name
+            i = 1
+            while name in used:
+                name = f"{f.stem}-{i}{f.suffix}"
+                i += 1
+            remote = f"{self.work_dir}/{name}"
+            self._push(f, remote, timeout)
+            used.add(name)
+            self._staged[f.resolve()] = remote
+            out[f] = remote
+        return out
+
+    def runner_device_path(self) -> str:
+        """Where the device runner is on the device (staged from the package when not staged yet)."""
+        for local, remote in self._staged.items():
+            if local.name == RUNNER_NAME:
+                return remote
+        runner = default_runner_path()
+        if not runner.is_file():
+            raise DeviceError(f"{self.name}: the device runner {runner} is missing from the package")
+        return self.stage([runner])[runner]
+
+    def run_runner(self, args: list[str], timeout: float) -> dict[str, Any]:
+        """Run ``python3 device_runner.py ARGS`` on the device and return its JSON result."""
+        runner = self.runner_device_path()
+        rc, out, err = self._shell(shlex.join([self.python, runner, *args]), timeout)
+        return parse_runner_output(self.name, out, err, rc)
+
+    def cleanup(self) -> None:
+        """Remove the device work directory (safe to call twice; a gone device is not an error here)."""
+        if self._work_dir is not None:
+            path, self._work_dir = self._work_dir, None
+            self._staged.clear()
+            try:
+                self._remove_work_dir(path)
+            except DeviceError:
+                pass

@@ -1,0 +1,74 @@
+"""Lowerings that spend run time on arithmetic instead of data movement (issue 6).
+
+All are exact rewrites of the BN-folded eval net into standard ops (Conv, Pad, Slice,
+Concat, Reshape, Transpose, Relu, Add); they differ in how each ``Shift`` and
+``ChannelShuffle`` is paid for:
+
+- ``shift-conv``: each shift is folded into the grouped 1x1 conv after it, giving one
+  grouped 3x3 conv with one-hot masked kernels (no pad, slice or concat at run time);
+- ``dwconv``: each shift is a depthwise 3x3 conv with one-hot kernels;
+- ``*-foldshuffle``: each channel shuffle is folded into the next conv's input channels (that
+  conv becomes dense: more MACs, one op and one memory pass less);
+- all of them first merge chains of linear convs (conv -> [shuffle] -> 1x1 conv with no
+  ReLU between) when the merged conv costs no more MACs.
+
+Which one is fastest depends on the runtime; ``--lowering auto`` measures.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import fx, nn
+
+from . import graph_passes as gp
+from .registry import register_lowering
+
+Pass = Callable[[fx.GraphModule], fx.GraphModule]
+
+
+def pipeline(shift: str, shuffle_mac_ratio: float = 1.0) -> Callable[[nn.Module], nn.Module]:
+    """A lowering: merge linear 1x1 chains, lower shifts by ``shift`` ('conv', 'depthwise',
+    'pad-slice'), fold shuffles costing at most ``shuffle_mac_ratio`` x the conv, reshape the rest."""
+
+    def run(model: nn.Module) -> nn.Module:
+        name = getattr(model, "model_name", None)
+        gm = gp.drop_identities(gp.trace(model))
+        gm = gp.merge_pointwise(gm)
+        if shift == "conv":
+            gm = gp.fuse_shift_into_conv(gm)
+        elif shift == "depthwise":
+            gm = gp.shifts_to_depthwise(gm)
+        gm = gp.shifts_to_pad_slice(gm)
+        gm = gp.fold_shuffles(gm, shuffle_mac_ratio)
+        gm = gp.shuffles_to_reshape(gm)
+        if name is not None:
+            gm.model_name = name
+        return gm.eval()
+
+    return run
+
+
+# A shuffle folded into a C-group conv makes it dense: C = 9 times its MACs.
+_FOLD_ALL = 9.0
+
+register_lowering(
+    "shift-conv",
+    "shift + grouped 1x1 as one grouped 3x3 conv with one-hot kernels; shuffles as reshape/transpose",
+)(pipeline("conv"))
+register_lowering(
+    "shift-conv-foldshuffle",
+    "as shift-conv, and each shuffle folded into the next conv's weights (that conv becomes dense)",
+)(pipeline("conv", _FOLD_ALL))
+register_lowering(
+    "dwconv",
+    "each shift as a depthwise 3x3 conv with one-hot kernels; shuffles as reshape/transpose",
+)(pipeline("depthwise"))
+register_lowering(
+    "dwconv-foldshuffle",
+    "as dwconv, and each shuffle folded into the next conv's weights (that conv becomes dense)",
+)(pipeline("depthwise", _FOLD_ALL))
+register_lowering(
+    "pad-slice-foldshuffle",
+    "pad + slices per direction, and each shuffle folded into the next conv's weights",
+)(pipeline("pad-slice", _FOLD_ALL))

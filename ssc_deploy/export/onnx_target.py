@@ -1,0 +1,76 @@
+"""ONNX target: TorchScript-based ``torch.onnx.export``, onnxsim, checker, metadata; runs on onnxruntime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ._common import TargetExport, histogram, require, version_of
+
+NAME = "onnx"
+SUFFIX = ".onnx"
+RUNTIME = "onnxruntime"
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def check_installed() -> None:
+    """Raise the one-line missing-package error unless onnx, onnxsim and onnxruntime import."""
+    require("onnx", "onnx", "onnx")
+    require("onnxsim", "onnxsim", "onnx")
+    require("onnxruntime", "onnxruntime", "onnx")
+
+
+def runtime_version() -> str | None:
+    return version_of("onnxruntime")
+
+
+def export(net, example, path: Path, *, opset: int = 17, metadata: dict[str, str] | None = None, **_) -> TargetExport:
+    """Export ``net`` at the static shape of ``example`` to ``path`` (simplified and checked)."""
+    import onnx
+    import onnxsim
+    import torch
+
+    torch.onnx.export(
+        net, (example,), str(path), opset_version=opset, dynamo=False,
+        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
+    )
+    model = onnx.load(str(path))
+    simplified, ok = onnxsim.simplify(model)
+    if ok:
+        model = simplified
+    for key, value in (metadata or {}).items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value if isinstance(value, str) else json.dumps(value)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return TargetExport(
+        input_name=INPUT_NAME,
+        output_name=OUTPUT_NAME,
+        input_shape=list(example.shape),
+        layout="NCHW",
+        op_histogram=histogram(n.op_type for n in model.graph.node),
+        exporter={"torch": torch.__version__, "onnx": onnx.__version__, "onnxsim": version_of("onnxsim"),
+                  "opset": opset, "simplified": bool(ok)},
+    )
+
+
+def op_histogram(path: Path) -> dict[str, int]:
+    """Node op types of the ONNX graph in ``path``."""
+    import onnx
+
+    return histogram(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def run(path: Path, images: np.ndarray, nhwc: bool = False) -> np.ndarray:
+    """Logits for each image (batch 1 each), one onnxruntime thread."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: img[None]})[0] for img in images], 0)

@@ -1,0 +1,392 @@
+#!/usr/bin/env python3
+"""Standalone device runner: time and check one exported model with one runtime.
+
+This file is copied as-is to phones, ARM boards and emulated devices and run there, so it
+imports only the Python standard library, numpy and the one runtime asked for (never torch
+directly, never ssc_deploy). Host and device measurements share this one code path.
+
+Protocol (stable; the device transports depend on it)
+-----------------------------------------------------
+::
+
+    python device_runner.py --artifact FILE --runtime onnxruntime|executorch|tflite
+        --threads N --warmup N --runs N [--inputs FILE.npz] [--layout NCHW|NHWC]
+
+``--inputs`` is an ``.npz`` holding ``x`` (float32, N x C x H x W, normalised), optionally
+``labels`` (int64, N) and ``reference`` (float32, N x classes: the PyTorch logits). Without
+it the runner times a random input of the model's own shape and reports no accuracy.
+``--layout NHWC`` transposes ``x`` to N x H x W x C before feeding (channels-last exports).
+
+The LAST line of stdout is one JSON object. On success (exit code 0)::
+
+    {"ok": true, "runtime", "runtime_version", "threads", "load_ms",
+     "latency_ms": {"median", "p10", "p90", "min", "mean"}, "runs", "warmup",
+     "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval",
+     "parity": {"max_abs_diff", "top1_agreement"}, "machine", "python", ...}
+
+``top1``/``top5``/``n_eval`` are null without labels, ``parity`` is null without
+``reference``. On failure (exit code 1)::
+
+    {"ok": false, "error": "one line naming the problem", "runtime": ..., "artifact": ...}
+
+Method
+------
+- Batch 1: artifacts are exported at batch 1; accuracy loops over the images one by one.
+- Threads are pinned: onnxruntime ``intra_op_num_threads=N`` and ``inter_op_num_threads=1``
+  (sequential execution); LiteRT ``num_threads=N``; ExecuTorch resets its XNNPACK
+  threadpool to N (its Python runtime otherwise uses every core).
+- Load time is wall time from opening the file to a runnable session/method; importing the
+  runtime library is timed apart (``import_ms``).
+- ``--warmup`` untimed inferences, then ``--runs`` timed ones with ``time.perf_counter_ns``
+  on the first input image; the latency figures summarise those runs (median, p10, p90,
+  min, mean). Throughput is images per second at batch 1 (1000 / mean latency).
+- Peak memory is the process's peak resident set size (``VmHWM`` from /proc, else
+  ``getrusage``), taken after all runs: the runner runs in its own process per
+  measurement, so the figure belongs to this model and runtime alone (plus the Python
+  interpreter, numpy and the runtime's own libraries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+RUNTIMES = ("onnxruntime", "executorch", "tflite")
+
+
+class RunnerError(Exception):
+    """A problem reported as ``{"ok": false, "error": ...}``."""
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return line[:400]
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process in MiB (VmHWM, else ru_maxrss)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    try:
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Linux reports KiB, macOS bytes.
+        return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+    except (ImportError, OSError):
+        return None
+
+
+# --- runtimes: each returns (predict(x) -> logits ndarray, input shape, version) -------------
+
+
+def _load_onnxruntime(path: str, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RunnerError("runtime 'onnxruntime' is not installed here (pip install onnxruntime)") from None
+    import numpy as np
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - the runtime's own exception types vary
+        raise RunnerError(f"onnxruntime could not load {os.path.basename(path)}: {_first_line(err)}") from None
+    inp = sess.get_inputs()[0]
+    out_name = sess.get_outputs()[0].name
+    shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+
+    def predict(x):
+        return np.asarray(sess.run([out_name], {inp.name: x})[0])
+
+    return predict, shape, ort.__version__
+
+
+def _load_tflite(path: str, threads: int):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        version = _dist_version("ai-edge-litert")
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+
+            version = _dist_version("tflite-runtime")
+        except ImportError:
+            raise RunnerError(
+                "runtime 'tflite' is not installed here (pip install ai-edge-litert, or tflite-runtime)"
+            ) from None
+    import numpy as np
+
+    try:
+        interp = Interpreter(model_path=path, num_threads=threads)
+        interp.allocate_tensors()
+    except Exception as err:  # noqa: BLE001
+        raise RunnerError(f"LiteRT could not load {os.path.basename(path)}: {_first_line(err)}") from None
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    in_scale, in_zero = inp.get("quantization", (0.0, 0))
+    out_scale, out_zero = out.get("quantization", (0.0, 0))
+    in_dtype = inp["dtype"]
+
+    def predict(x):
+        if np.issubdtype(in_dtype, np.integer) and in_scale:
+            info = np.iinfo(in_dtype)
+            x = np.clip(np.rint(x / in_scale + in_zero), info.min, info.max).astype(in_dtype)
+        interp.set_tensor(inp["index"], x.astype(in_dtype, copy=False))
+        interp.invoke()
+        y = interp.get_tensor(out["index"])
+        if np.issubdtype(y.dtype, np.integer) and out_scale:
+            y = (y.astype(np.float32) - out_zero) * out_scale
+        return np.array(y, copy=True)
+
+    return predict, [int(d) for d in inp["shape"]], version
+
+
+def _load_executorch(path: str, threads: int):
+    try:
+        from executorch.runtime import Runtime
+    except ImportError:
+        raise RunnerError("runtime 'executorch' is not installed here (pip install executorch)") from None
+    import numpy as np
+
+    try:
+        from executorch.extension.pybindings import portable_lib
+
+        reset = getattr(portable_lib, "_unsafe_reset_threadpool", None)
+        if reset is not None:
+            reset(threads)
+    except ImportError:
+        pass
+    try:
+        program = Runtime.get().load_program(path)
+        method = program.load_method("forward")
+    except Exception as err:  # noqa: BLE001
+        raise RunnerError(f"ExecuTorch could not load {os.path.basename(path)}: {_first_line(err)}") from None
+    meta = method.metadata.input_tensor_meta(0)
+    shape = [int(d) for d in meta.sizes()]
+    # ExecuTorch's Python runtime takes torch tensors; it already depends on torch.
+    import torch
+
+    def predict(x):
+        out = method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0]
+        return out.detach().numpy().copy() if hasattr(out, "detach") else np.asarray(out)
+
+    return predict, shape, _dist_version("executorch")
+
+
+LOADERS = {"onnxruntime": _load_onnxruntime, "tflite": _load_tflite, "executorch": _load_executorch}
+# Imported before the load clock starts, so load_ms is the model's load, not the library's.
+PREIMPORTS = {
+    "onnxruntime": ("onnxruntime",),
+    "tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
+    "executorch": ("executorch.runtime", "executorch.extension.pybindings.portable_lib", "torch"),
+}
+
+
+def preimport(runtime: str) -> float:
+    """Import the runtime's modules (missing ones are reported later by the loader); return ms."""
+    import importlib
+
+    t0 = time.perf_counter_ns()
+    for mod in PREIMPORTS.get(runtime, ()):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            continue
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+# --- measurement ---------------------------------------------------------------------------
+
+
+def _percentile(sorted_vals: list[float], q: float) -> float:
+    """Linear-interpolated percentile of an already sorted list (numpy's default method)."""
+    if len(sorted_vals) == 1:
+        return sorted_vals[0]
+    pos = (len(sorted_vals) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
+
+
+def summarize_latency(ms: list[float]) -> dict[str, float]:
+    """Median, p10, p90, min and mean of latencies in milliseconds."""
+    s = sorted(ms)
+    return {
+        "median": _percentile(s, 50),
+        "p10": _percentile(s, 10),
+        "p90": _percentile(s, 90),
+        "min": s[0],
+        "mean": sum(s) / len(s),
+    }
+
+
+def _load_inputs(path: str | None, layout: str):
+    import numpy as np
+
+    if path is None:
+        return None, None, None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z.files:
+                raise RunnerError(f"{os.path.basename(path)}: inputs file has no array 'x'")
+            x = np.ascontiguousarray(z["x"], dtype=np.float32)
+            labels = z["labels"].astype(np.int64) if "labels" in z.files else None
+            ref = z["reference"].astype(np.float32) if "reference" in z.files else None
+    except RunnerError:
+        raise
+    except Exception as err:  # noqa: BLE001 - zipfile/ValueError/OSError
+        raise RunnerError(f"{os.path.basename(path)}: not a readable inputs .npz ({_first_line(err)})") from None
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise RunnerError(f"inputs 'x' must be N x C x H x W with N >= 1, got shape {list(x.shape)}")
+    if layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return x, labels, ref
+
+
+def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
+            inputs: str | None = None, layout: str = "NCHW") -> dict:
+    """Load, time and evaluate one artifact; return the result dict (raises RunnerError)."""
+    import numpy as np
+
+    if runtime not in LOADERS:
+        raise RunnerError(f"unknown runtime '{runtime}' (use {', '.join(RUNTIMES)})")
+    if not os.path.isfile(artifact):
+        raise RunnerError(f"{artifact}: no such artifact file")
+    if os.path.getsize(artifact) == 0:
+        raise RunnerError(f"{artifact}: empty file, not a model")
+    if threads < 1 or runs < 1 or warmup < 0:
+        raise RunnerError("--threads and --runs must be >= 1 and --warmup >= 0")
+    x, labels, ref = _load_inputs(inputs, layout)
+
+    import_ms = preimport(runtime)
+    t0 = time.perf_counter_ns()
+    predict, shape, version = LOADERS[runtime](artifact, threads)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+
+    if x is None:
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    if list(x.shape[1:]) != list(shape[1:]):
+        raise RunnerError(
+            f"input shape {[1] + list(x.shape[1:])} does not match the model's {shape} "
+            f"(layout {layout}: check --layout)"
+        )
+    one = np.ascontiguousarray(x[:1])
+    try:
+        for _ in range(warmup):
+            predict(one)
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter_ns()
+            predict(one)
+            times.append((time.perf_counter_ns() - t) / 1e6)
+    except Exception as err:  # noqa: BLE001
+        raise RunnerError(f"{runtime} failed running the model: {_first_line(err)}") from None
+    lat = summarize_latency(times)
+
+    top1 = top5 = None
+    n_eval = None
+    parity = None
+    if labels is not None or ref is not None:
+        outs = np.stack([predict(np.ascontiguousarray(x[i : i + 1])).reshape(-1) for i in range(x.shape[0])])
+        if labels is not None:
+            n_eval = int(min(len(labels), outs.shape[0]))
+            order = np.argsort(-outs[:n_eval], axis=1)
+            top1 = float(np.mean(order[:, 0] == labels[:n_eval]))
+            k = min(5, outs.shape[1])
+            top5 = float(np.mean((order[:, :k] == labels[:n_eval, None]).any(axis=1)))
+        if ref is not None:
+            if ref.reshape(ref.shape[0], -1).shape[1] != outs.shape[1]:
+                raise RunnerError(
+                    f"reference logits have {ref.reshape(ref.shape[0], -1).shape[1]} classes, the model outputs {outs.shape[1]}"
+                )
+            m = min(ref.shape[0], outs.shape[0])
+            r = ref.reshape(ref.shape[0], -1)[:m]
+            parity = {
+                "max_abs_diff": float(np.max(np.abs(outs[:m] - r))),
+                "top1_agreement": float(np.mean(outs[:m].argmax(1) == r.argmax(1))),
+                "n": int(m),
+            }
+
+    return {
+        "ok": True,
+        "artifact": os.path.basename(artifact),
+        "runtime": runtime,
+        "runtime_version": version,
+        "threads": threads,
+        "load_ms": load_ms,
+        "import_ms": import_ms,
+        "latency_ms": lat,
+        "runs": runs,
+        "warmup": warmup,
+        "throughput_ips": 1000.0 / lat["mean"] if lat["mean"] > 0 else None,
+        "peak_rss_mb": peak_rss_mb(),
+        "top1": top1,
+        "top5": top5,
+        "n_eval": n_eval,
+        "parity": parity,
+        "input_shape": [int(d) for d in shape],
+        "layout": layout,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Time and check one exported model with one runtime; "
+                                "prints one JSON object on the last stdout line.")
+    p.add_argument("--artifact", required=True, help="model file (.onnx, .pte, .tflite)")
+    p.add_argument("--runtime", required=True, help="onnxruntime | executorch | tflite")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads the runtime may use")
+    p.add_argument("--warmup", type=int, default=10, help="untimed inferences before timing")
+    p.add_argument("--runs", type=int, default=50, help="timed inferences")
+    p.add_argument("--inputs", default=None, help=".npz with x, optional labels and reference")
+    p.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"), help="input layout the model takes")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one measurement; print the JSON result as the last stdout line."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = measure(args.artifact, args.runtime, args.threads, args.warmup, args.runs,
+                         args.inputs, args.layout)
+    except RunnerError as err:
+        result = {"ok": False, "error": str(err), "runtime": args.runtime, "artifact": os.path.basename(args.artifact)}
+    except MemoryError:
+        result = {"ok": False, "error": "out of memory", "runtime": args.runtime, "artifact": os.path.basename(args.artifact)}
+    except Exception as err:  # noqa: BLE001 - the protocol promises JSON, never a traceback
+        result = {"ok": False, "error": f"{type(err).__name__}: {_first_line(err)}", "runtime": args.runtime,
+                  "artifact": os.path.basename(args.artifact)}
+    sys.stdout.flush()
+    print(json.dumps(result), flush=True)
+    return 0 if result.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

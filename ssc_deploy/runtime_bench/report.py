@@ -1,0 +1,218 @@
+"""``--report DIR``: accuracy-vs-cost plots in the style of the paper's Figures 4 and 5, and report.md.
+
+Three PNGs: top-1 accuracy against median latency (one panel per runtime), against file
+size and against MACs; one colour per model family, the Pareto front (no other point is
+both cheaper and more accurate) drawn as a dashed step line. Untrained models have no
+accuracy and are left out of the plots (they stay in the table).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ssc_deploy.atomic import atomic_path, write_text_atomic
+from ssc_deploy.errors import missing_package
+
+from .table import STATUS_TEXT
+
+FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
+OTHER_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+RUNTIME_MARKERS = {"onnxruntime": "o", "executorch": "s", "tflite": "^"}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both cost (x, lower is better) and accuracy (y, higher)."""
+    front: list[tuple[float, float]] = []
+    best = float("-inf")
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def _colours(families: list[str]) -> dict[str, str]:
+    out, i = {}, 0
+    for f in families:
+        if f in FAMILY_COLOURS:
+            out[f] = FAMILY_COLOURS[f]
+        elif f not in out:
+            out[f] = OTHER_COLOURS[i % len(OTHER_COLOURS)]
+            i += 1
+    return out
+
+
+def _plot_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows that can go on an accuracy plot: passed, trained, measured by the runner, one thread count."""
+    rows = [r for r in result.get("rows", []) if r.get("status") == "ok" and r.get("top1") is not None
+            and r.get("source") == "device-runner"]
+    if not rows:
+        return []
+    threads = min(r["threads"] for r in rows)
+    return [r for r in rows if r["threads"] == threads]
+
+
+def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str], scale: float = 1.0,
+             by_runtime: bool = True) -> None:
+    seen_label = set()
+    for r in rows:
+        x = r.get(xkey)
+        if x is None:
+            continue
+        fam = r.get("family", "unknown")
+        label = r["model"] if r["model"] not in seen_label else None
+        seen_label.add(r["model"])
+        ax.scatter(x * scale, r["top1"] * 100, s=60, color=colours.get(fam, "#333333"),
+                   marker=RUNTIME_MARKERS.get(r["runtime"], "o") if by_runtime else "o",
+                   edgecolor="black", linewidth=0.5, label=label, zorder=3)
+        ax.annotate(r["model"], (x * scale, r["top1"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    pts = [(r[xkey] * scale, r["top1"] * 100) for r in rows if r.get(xkey) is not None]
+    front = pareto_front(pts)
+    if len(front) >= 1:
+        xs, ys = zip(*front)
+        ax.step(xs, ys, where="post", linestyle="--", color="grey", linewidth=1, zorder=2, label="Pareto front")
+    ax.grid(True, alpha=0.3)
+    ax.set_ylabel("top-1 accuracy (%)")
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path, suffix=".png.tmp") as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+
+
+def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write the accuracy-vs-latency/size/MACs PNGs; return their paths (none when nothing is plottable)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise missing_package("matplotlib", "report") from None
+    rows = _plot_rows(result)
+    if not rows:
+        return []
+    colours = _colours([r.get("family", "unknown") for r in rows])
+    device = rows[0]["device"]
+    rows = [r for r in rows if r["device"] == device]  # latency is only comparable on one device
+    written = []
+    runtimes = list(dict.fromkeys(r["runtime"] for r in rows))
+    fig, axes = plt.subplots(1, len(runtimes), figsize=(5 * len(runtimes), 4), squeeze=False)
+    emulated = any(r.get("emulated") for r in rows)
+    for ax, rt in zip(axes[0], runtimes):
+        _scatter(ax, [r for r in rows if r["runtime"] == rt], "latency_median_ms", colours, by_runtime=False)
+        ax.set_xlabel("median latency, batch 1 (ms)" + (" - EMULATED" if emulated else ""))
+        ax.set_title(f"{rt}, {rows[0]['threads']} thread(s), {device}")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Accuracy against latency")
+    path = out_dir / "accuracy_vs_latency.png"
+    _save(fig, path)
+    plt.close(fig)
+    written.append(path)
+
+    for key, scale, xlabel, name, title in (
+        ("bytes", 1e-6, "file size (MB)", "accuracy_vs_size.png", "Accuracy against file size"),
+        ("macs", 1e-6, "multiply-accumulates (M)", "accuracy_vs_macs.png", "Accuracy against MACs"),
+    ):
+        sel = rows if key == "bytes" else list({r["model"]: r for r in rows}.values())
+        if not any(r.get(key) for r in sel):
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        _scatter(ax, sel, key, colours, scale=scale, by_runtime=key == "bytes")
+        ax.set_xlabel(xlabel)
+        ax.set_title(title + (" (marker: o onnx, s pte, ^ tflite)" if key == "bytes" else ""), fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+        path = out_dir / name
+        _save(fig, path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _md_table(result: dict[str, Any]) -> str:
+    cols = ["device", "model", "runtime", "threads", "status", "size (kB)", "params (M)", "MACs (M)", "median ms",
+            "p10-p90 ms", "top-1", "parity max|diff|", "peak MB", "size ratio", "latency ratio", "top-1 delta"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in result.get("rows", []):
+        name = r["model"] + (" (baseline)" if r.get("role") == "baseline" else "") + ("" if r.get("trained") else ", untrained")
+        lat_range = "-" if r.get("latency_p10_ms") is None else f"{r['latency_p10_ms']:.3f}-{r['latency_p90_ms']:.3f}"
+        lat = f(r.get("latency_median_ms"), ".3f") + (" (emulated)" if r.get("emulated") and r.get("latency_median_ms") else "")
+        status = STATUS_TEXT.get(r["status"], r["status"]) + (f": {r['reason']}" if r.get("reason") else "")
+        cells = [
+            r["device"], name, r["runtime"] + ("" if r.get("source") == "device-runner" else f" ({r.get('source')})"),
+            str(r["threads"]), status.replace("|", "/"), f(r["bytes"] / 1e3 if r.get("bytes") else None, ".1f"),
+            f(r["params"] / 1e6 if r.get("params") else None, ".3f"), f(r["macs"] / 1e6 if r.get("macs") else None, ".1f"),
+            lat, lat_range, f(r["top1"] * 100 if r.get("top1") is not None else None, ".1f"),
+            f(r.get("parity_max_abs_diff"), ".1e"), f(r.get("peak_rss_mb"), ".0f"),
+            f(r.get("size_ratio"), ".2f"), f(r.get("latency_ratio"), ".2f"),
+            f(r["top1_delta"] * 100 if r.get("top1_delta") is not None else None, "+.1f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
+    """report.md: settings, devices, the table, the plots and how the figures were measured."""
+    s = result.get("settings", {})
+    out = [
+        "# ssc-deploy benchmark report",
+        "",
+        f"Created {result.get('created')} by ssc-deploy {result.get('tool_version')}; run status: **{result.get('status')}**.",
+        "",
+        f"Settings: runtimes {', '.join(s.get('runtimes', []))}; threads {s.get('threads')}; "
+        f"{s.get('warmup')} warm-up and {s.get('runs')} timed runs at batch 1; evaluation data "
+        f"`{s.get('data') or 'digits'}` ({s.get('n_eval')} test images); ratios against `{s.get('ratio_to') or 'none'}` "
+        "(model / baseline, below 1 favours the model; top-1 delta in points).",
+        "",
+        "## Devices",
+        "",
+    ]
+    for d in result.get("devices", []):
+        rts = ", ".join(f"{k} {v}" for k, v in (d.get("runtimes") or {}).items())
+        out.append(f"- **{d.get('name')}** ({d.get('kind')}): {d.get('model') or ''} {d.get('machine', '')}, "
+                   f"{d.get('cores', '?')} cores, {d.get('os', '')}, Python {d.get('python', '')}; {rts}"
+                   + (" - **emulated: latency is not an ARM figure**" if d.get("emulated") else ""))
+    out += ["", "## Results", "", _md_table(result), ""]
+    notes = [f"- {m['name']}: {n}" for m in result.get("models", []) for n in m.get("notes", [])]
+    if notes:
+        out += ["Notes:", "", *notes, ""]
+    if plots:
+        out += ["## Accuracy against cost", "",
+                "One colour per family; the dashed line is the Pareto front (no other point is both cheaper and "
+                "more accurate). Untrained models are not plotted.", ""]
+        out += [f"![{p.stem}]({p.name})" for p in plots]
+        out.append("")
+    out += [
+        "## Method",
+        "",
+        "Each row ran in its own process (the device runner: numpy and one runtime), so load time and peak memory "
+        "belong to that model and runtime alone. Threads are pinned per runtime. After the warm-up, the timed runs "
+        "feed the first evaluation image at batch 1; the table gives the median with the 10th-90th percentile range, "
+        "because on a shared machine a few runs are slowed by other work and the median ignores them. Ratios compare "
+        "rows measured in the same run, on the same device, runtime and thread count, so machine-wide slowdowns "
+        "largely cancel; absolute milliseconds from different runs or machines are not comparable. Accuracy is "
+        "measured through the runtime on the evaluation images one by one; parity is the largest absolute difference "
+        "between the runtime's and PyTorch's logits on the same images (a row fails verification above "
+        f"atol {s.get('atol')} or below {99}% top-1 agreement). Emulated devices' latencies are never put in a ratio.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write the plots and report.md into ``out_dir``; return the report's path."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        from ssc_deploy.errors import SscDeployError
+
+        raise SscDeployError(f"{out}: exists and is not a directory (--report takes a directory)")
+    out.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(result, out)
+    path = out / "report.md"
+    write_text_atomic(path, render_markdown(result, plots))
+    return path

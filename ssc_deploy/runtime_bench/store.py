@@ -1,0 +1,213 @@
+"""The results store: every benchmark run appended to one SQLite file, so regressions show.
+
+Default location ``~/.cache/ssc-deploy/results.sqlite`` (``$SSC_DEPLOY_CACHE`` or
+``$XDG_CACHE_HOME/ssc-deploy`` when set; ``--db`` overrides). Each run keeps its devices,
+runtime versions and the tool version; each row keeps its key columns for queries and the
+whole row as JSON, so new figures need no schema change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ssc_deploy.errors import SscDeployError
+
+SCHEMA_VERSION = 1
+# A row is a regression when it is this much slower, or loses any top-1 accuracy.
+SLOWER_THRESHOLD = 1.10
+ACCURACY_DROP = 0.005
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    tool_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    devices TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS rows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    device TEXT NOT NULL,
+    model TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    threads INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    latency_median_ms REAL,
+    top1 REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rows_run ON rows(run_id);
+"""
+
+
+def default_db_path() -> Path:
+    """Where results go unless ``--db`` says otherwise."""
+    base = os.environ.get("SSC_DEPLOY_CACHE")
+    if base:
+        return Path(base).expanduser() / "results.sqlite"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return root / "ssc-deploy" / "results.sqlite"
+
+
+@dataclass
+class RunSummary:
+    """One stored run, as ``ssc-deploy results`` lists it."""
+
+    id: int
+    created: str
+    tool_version: str
+    status: str
+    devices: list[dict[str, Any]]
+    settings: dict[str, Any]
+    label: str
+    n_rows: int
+    n_ok: int
+
+
+def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    if not create and not path.exists():
+        raise SscDeployError(f"{path}: no results store yet (run ssc-deploy bench first, or pass --db)")
+    if path.exists() and path.is_dir():
+        raise SscDeployError(f"{path}: is a directory, not a results database")
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.commit()
+        elif int(row[0]) != SCHEMA_VERSION:
+            conn.close()
+            raise SscDeployError(f"{path}: results store schema {row[0]} is not supported (this tool reads {SCHEMA_VERSION})")
+    except sqlite3.DatabaseError as err:
+        raise SscDeployError(f"{path}: not a results database ({err})") from None
+    return conn
+
+
+def save_run(result: dict[str, Any], db: str | Path | None = None, label: str = "") -> int:
+    """Append a bench result (the dict ``--json`` writes) as one run; return its id.
+
+    The run and its rows go in one transaction: a failure leaves the store as it was.
+    """
+    path = Path(db) if db else default_db_path()
+    with closing(_connect(path, create=True)) as conn:
+        try:
+            with conn:
+                cur = conn.execute(
+                    "INSERT INTO runs (created, tool_version, status, devices, settings, label) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        result.get("created", ""),
+                        result.get("tool_version", ""),
+                        result.get("status", ""),
+                        json.dumps(result.get("devices", [])),
+                        json.dumps(result.get("settings", {})),
+                        label,
+                    ),
+                )
+                run_id = int(cur.lastrowid)
+                conn.executemany(
+                    "INSERT INTO rows (run_id, device, model, runtime, threads, source, status, latency_median_ms, top1, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            run_id,
+                            r.get("device", ""),
+                            r.get("model", ""),
+                            r.get("runtime", ""),
+                            int(r.get("threads") or 0),
+                            r.get("source", ""),
+                            r.get("status", ""),
+                            r.get("latency_median_ms"),
+                            r.get("top1"),
+                            json.dumps(r),
+                        )
+                        for r in result.get("rows", [])
+                    ],
+                )
+        except sqlite3.DatabaseError as err:
+            raise SscDeployError(f"{path}: could not write the results store ({err})") from None
+    return run_id
+
+
+def list_runs(db: str | Path | None = None, limit: int = 20) -> list[RunSummary]:
+    """The latest ``limit`` runs, newest first."""
+    path = Path(db) if db else default_db_path()
+    with closing(_connect(path, create=False)) as conn:
+        rows = conn.execute(
+            "SELECT r.id, r.created, r.tool_version, r.status, r.devices, r.settings, r.label,"
+            " COUNT(x.id), SUM(CASE WHEN x.status = 'ok' THEN 1 ELSE 0 END)"
+            " FROM runs r LEFT JOIN rows x ON x.run_id = r.id GROUP BY r.id ORDER BY r.id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    return [
+        RunSummary(id=i, created=c, tool_version=v, status=s, devices=json.loads(d), settings=json.loads(st),
+                   label=lb, n_rows=int(n or 0), n_ok=int(k or 0))
+        for i, c, v, s, d, st, lb, n, k in rows
+    ]
+
+
+def load_run_rows(run_id: int, db: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every row of one run, as stored."""
+    path = Path(db) if db else default_db_path()
+    with closing(_connect(path, create=False)) as conn:
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+            raise SscDeployError(f"no run {run_id} in {path} (ssc-deploy results lists them)")
+        return [json.loads(d) for (d,) in conn.execute("SELECT data FROM rows WHERE run_id = ? ORDER BY id", (run_id,))]
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return (row.get("device", ""), row.get("model", ""), row.get("runtime", ""), int(row.get("threads") or 0),
+            row.get("source", ""))
+
+
+def compare_runs(run_a: int, run_b: int, db: str | Path | None = None) -> list[dict[str, Any]]:
+    """Rows present in both runs (same device, model, runtime, threads, source), B against A.
+
+    Each comparison carries ``latency_ratio`` (B / A median), ``top1_delta`` (B - A) and
+    ``regression``: True when B is more than 10 % slower or its top-1 accuracy dropped.
+    Latency changes on emulated devices are shown but never called regressions.
+    """
+    rows_a = {_key(r): r for r in load_run_rows(run_a, db)}
+    rows_b = {_key(r): r for r in load_run_rows(run_b, db)}
+    out = []
+    for key in list(rows_a) + [k for k in rows_b if k not in rows_a]:
+        a, b = rows_a.get(key), rows_b.get(key)
+        la = a.get("latency_median_ms") if a else None
+        lb = b.get("latency_median_ms") if b else None
+        ta = a.get("top1") if a else None
+        tb = b.get("top1") if b else None
+        ratio = lb / la if la and lb else None
+        delta = tb - ta if ta is not None and tb is not None else None
+        emulated = bool((a or {}).get("emulated") or (b or {}).get("emulated"))
+        reasons = []
+        if ratio is not None and ratio > SLOWER_THRESHOLD and not emulated:
+            reasons.append(f"{(ratio - 1) * 100:.0f}% slower")
+        if delta is not None and delta < -ACCURACY_DROP:
+            reasons.append(f"top-1 {delta * 100:+.1f} pts")
+        if a and b and a.get("status") == "ok" and b.get("status") != "ok":
+            reasons.append(f"now {b.get('status')}")
+        out.append({
+            "device": key[0], "model": key[1], "runtime": key[2], "threads": key[3], "source": key[4],
+            "in_a": a is not None, "in_b": b is not None,
+            "latency_a_ms": la, "latency_b_ms": lb, "latency_ratio": ratio,
+            "top1_a": ta, "top1_b": tb, "top1_delta": delta,
+            "status_a": (a or {}).get("status"), "status_b": (b or {}).get("status"),
+            "emulated": emulated,
+            "regression": bool(reasons), "reasons": reasons,
+        })
+    return out

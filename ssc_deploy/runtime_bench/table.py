@@ -1,0 +1,159 @@
+"""The bench result as a terminal table, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from ssc_deploy.atomic import write_text_atomic
+
+STATUS_STYLE = {"ok": "green", "verify-failed": "yellow", "failed": "red"}
+STATUS_TEXT = {"ok": "ok", "verify-failed": "exported, failed verification", "failed": "failed"}
+# CSV columns first in this order, then any other key a row carries.
+CSV_FIRST = (
+    "device", "device_kind", "emulated", "model", "family", "role", "trained", "runtime", "runtime_version", "threads",
+    "source", "status", "reason", "bytes", "params", "macs", "load_ms", "latency_median_ms", "latency_p10_ms",
+    "latency_p90_ms", "latency_min_ms", "latency_mean_ms", "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval",
+    "test_top1_pytorch", "parity_max_abs_diff", "parity_top1_agreement", "ratio_to", "size_ratio", "params_ratio",
+    "macs_ratio", "latency_ratio", "top1_delta", "artifact", "sha256",
+)
+
+
+def _num(v: Any, fmt: str, none: str = "-") -> str:
+    return none if v is None else format(v, fmt)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def _ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.1f}%"
+
+
+def _millions(v: int | None) -> str:
+    return "-" if v is None else f"{v / 1e6:.2f}M"
+
+
+def build_table(result: dict[str, Any]):
+    """A rich Table: one row per model x runtime x threads (x device), ratio columns against the baseline."""
+    from rich.table import Table
+
+    rows = result.get("rows", [])
+    ratio_to = (result.get("settings") or {}).get("ratio_to")
+    multi_device = len({r["device"] for r in rows}) > 1
+    native = any(r.get("source") != "device-runner" for r in rows)
+    title = "ssc-deploy bench" + (f"  (ratios: model / {ratio_to})" if ratio_to else "")
+    t = Table(title=title, header_style="bold", show_lines=False)
+    if multi_device:
+        t.add_column("device")
+    t.add_column("model")
+    t.add_column("runtime")
+    t.add_column("thr", justify="right")
+    if native:
+        t.add_column("source")
+    t.add_column("status")
+    t.add_column("size", justify="right")
+    t.add_column("params", justify="right")
+    t.add_column("MACs", justify="right")
+    t.add_column("latency ms\nmedian [p10-p90]", justify="right")
+    t.add_column("top-1", justify="right")
+    t.add_column("parity\nmax|diff|", justify="right")
+    t.add_column("peak\nMB", justify="right")
+    if ratio_to:
+        t.add_column("size\nratio", justify="right")
+        t.add_column("latency\nratio", justify="right")
+        t.add_column("top-1\ndelta", justify="right")
+    for r in rows:
+        status = r.get("status", "failed")
+        lat = "-"
+        if r.get("latency_median_ms") is not None:
+            lat = f"{r['latency_median_ms']:.3f} [{r.get('latency_p10_ms', 0):.3f}-{r.get('latency_p90_ms', 0):.3f}]"
+            if r.get("emulated"):
+                lat += " emul."
+        name = r["model"] + (" (base)" if r.get("role") == "baseline" else "")
+        if not r.get("trained"):
+            name += " untrained"
+        cells = [r["device"]] if multi_device else []
+        cells += [name, r["runtime"], str(r.get("threads", ""))]
+        if native:
+            cells.append(r.get("source", ""))
+        cells += [
+            f"[{STATUS_STYLE.get(status, 'red')}]{STATUS_TEXT.get(status, status)}[/]",
+            _size(r.get("bytes")), _millions(r.get("params")), _millions(r.get("macs")), lat,
+            _pct(r.get("top1")), _num(r.get("parity_max_abs_diff"), ".1e"), _num(r.get("peak_rss_mb"), ".0f"),
+        ]
+        if ratio_to:
+            delta = r.get("top1_delta")
+            cells += [_ratio(r.get("size_ratio")), _ratio(r.get("latency_ratio")),
+                      "-" if delta is None else f"{delta * 100:+.1f}"]
+        t.add_row(*cells)
+    return t
+
+
+def failure_lines(result: dict[str, Any]) -> list[str]:
+    """One line per row that did not pass, naming the reason."""
+    return [
+        f"{r['model']} {r['runtime']} x{r.get('threads')} on {r['device']}: {STATUS_TEXT.get(r['status'], r['status'])}: {r.get('reason', '')}"
+        for r in result.get("rows", [])
+        if r.get("status") != "ok"
+    ]
+
+
+def print_result(result: dict[str, Any], console=None) -> None:
+    """Print the table, each failure's reason and the devices measured."""
+    from rich.console import Console
+
+    console = console or Console()
+    console.print(build_table(result))
+    for line in failure_lines(result):
+        console.print(f"[yellow]![/] {line}", highlight=False)
+    for d in result.get("devices", []):
+        rts = ", ".join(f"{k} {v}" for k, v in (d.get("runtimes") or {}).items())
+        emu = " [yellow](emulated: latency is not an ARM figure)[/]" if d.get("emulated") else ""
+        console.print(f"[dim]{d.get('name')}: {d.get('model') or d.get('machine', '')}, {d.get('cores', '?')} cores, "
+                      f"{d.get('os', '')}; {rts}[/]{emu}", highlight=False)
+
+
+def to_json(result: dict[str, Any]) -> str:
+    """The whole result as indented JSON."""
+    return json.dumps(result, indent=2, default=str) + "\n"
+
+
+def csv_columns(rows: list[dict[str, Any]]) -> list[str]:
+    cols = list(CSV_FIRST)
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    return cols
+
+
+def to_csv(result: dict[str, Any]) -> str:
+    """One CSV line per row with every figure (device runtime versions in each row's columns)."""
+    rows = result.get("rows", [])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=csv_columns(rows), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    """Write the result JSON atomically."""
+    write_text_atomic(path, to_json(result))
+
+
+def write_csv(result: dict[str, Any], path: str | Path) -> None:
+    """Write the rows as CSV atomically."""
+    write_text_atomic(path, to_csv(result))

@@ -1,0 +1,210 @@
+"""The adb path with Debian's real ``adb`` client and server against a loopback test device
+that speaks the adb device protocol (tests/support/adb_device.py). Device commands run on
+this host in a sandbox mapped to /data/local/tmp, or in the emulated arm64 rootfs when it is
+set up (the native-tool test), so the stock client, protocol and our orchestration are real;
+the device is not Android (no getprop: facts fall back to "unknown")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ssc_deploy.cli import main
+from ssc_deploy.devices.android import AndroidDevice
+from ssc_deploy.devices.base import DeviceError
+from ssc_deploy.devices.emulated import emulated_status
+from ssc_deploy.devices.native_tools import run_native
+from support.adb_device import LoopbackAdbDevice
+from support.adb_server import adb, adb_unavailable, connect, disconnect, private_adb_server
+from support.fake_tools import build_fake_benchmark_model, tiny_inputs, tiny_onnx
+
+pytestmark = pytest.mark.skipif(adb_unavailable() is not None, reason=adb_unavailable() or "")
+
+RUNNER = Path(__file__).resolve().parent.parent / "ssc_deploy" / "runtime_bench" / "device_runner.py"
+
+
+@pytest.fixture(scope="module")
+def adb_server():
+    with private_adb_server() as port:
+        yield port
+
+
+@pytest.fixture
+def loopback(adb_server, tmp_path):
+    """Factory: a connected loopback device (mode device/unauthorized/offline, faults as keywords)."""
+    made: list[LoopbackAdbDevice] = []
+    pending: list[subprocess.Popen] = []
+
+    def make(mode: str = "device", rootfs: Path | None = None, **faults) -> LoopbackAdbDevice:
+        dev = LoopbackAdbDevice(tmp_path / f"sandbox{len(made)}", rootfs=rootfs, mode=mode, **faults)
+        made.append(dev)
+        if mode == "offline":  # adb connect waits 10 s for a CNXN that never comes; the device is listed at once
+            pending.append(subprocess.Popen(["adb", "connect", dev.serial], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for _ in range(50):
+                if dev.serial in adb("devices").stdout:
+                    break
+                time.sleep(0.1)
+        else:
+            connect(dev.serial)
+        return dev
+
+    yield make
+    for dev in made:
+        disconnect(dev.serial)
+        dev.close()
+    for p in pending:
+        p.kill()
+        p.wait()
+
+
+def host_device(dev: LoopbackAdbDevice, **kw) -> AndroidDevice:
+    """The AndroidDevice for a host-mode loopback device (its Python is this venv's)."""
+    return AndroidDevice(f"{dev.serial}?python={sys.executable}", **kw)
+
+
+def test_devices_lists_every_state(loopback, capsys):
+    ok, unauth, off = loopback(), loopback("unauthorized"), loopback("offline")
+    assert main(["devices", "--json"]) == 0
+    import json
+
+    listed = {d["serial"]: d for d in json.loads(capsys.readouterr().out)["android"]}
+    assert listed[ok.serial]["state"] == "device" and listed[ok.serial]["model"] == "SSC_Loopback"
+    assert listed[unauth.serial]["state"] == "unauthorized"
+    assert listed[off.serial]["state"] == "offline"
+    assert main(["devices"]) == 0
+    table = capsys.readouterr().out
+    assert f"android:{ok.serial}" in table and "unauthorized" in table and "arm64-emulated" in table
+
+
+def test_info_stage_run_and_cleanup(loopback, tmp_path):
+    dev = loopback()
+    model, inputs = tiny_onnx(tmp_path / "tiny.onnx"), tiny_inputs(tmp_path / "in.npz")
+    with host_device(dev) as android:
+        info = android.info()
+        assert info.kind == "android" and info.name == f"android:{dev.serial}"
+        assert info.model == "SSC Loopback"  # from the adb banner: this device has no getprop
+        assert info.abi == "unknown" and "not Android" in info.os
+        assert info.cores >= 1 and info.python and "onnxruntime" in info.runtimes
+        paths = android.stage([model, inputs, RUNNER])
+        assert all(p.startswith("/data/local/tmp/ssc-deploy/") for p in paths.values())
+        staged = dev.host_path(paths[model])
+        assert staged.read_bytes() == model.read_bytes()
+        res = android.run_runner(
+            ["--artifact", paths[model], "--runtime", "onnxruntime", "--threads", "1", "--warmup", "1",
+             "--runs", "3", "--inputs", paths[inputs]], timeout=120,
+        )
+        assert res["ok"] is True, res
+        assert res["parity"]["max_abs_diff"] < 1e-5 and res["top1"] == 1.0
+        pulled = tmp_path / "back.onnx"
+        android.pull(paths[model], pulled)
+        assert pulled.read_bytes() == model.read_bytes()
+    assert not staged.exists() and not (dev.sandbox / "ssc-deploy").exists()  # cleaned up after
+    android.cleanup()  # twice is fine
+
+
+def test_native_tool_through_adb(loopback, tmp_path):
+    """A real executable in benchmark_model's format, pushed and run (under qemu when the
+    arm64 rootfs is set up), with core pinning; its output parsed."""
+    emu = emulated_status()
+    arch = "aarch64" if emu.state == "ready" else "x86_64"
+    tool = build_fake_benchmark_model(tmp_path / "tools", arch)
+    if tool is None:
+        pytest.skip(f"no compiler for {arch} (.ci/setup-devices.sh installs gcc-aarch64-linux-gnu)")
+    dev = loopback(rootfs=emu.root if arch == "aarch64" else None)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"TFL3 stand-in")
+    with AndroidDevice(dev.serial, command_timeout=120) as android:
+        assert android.info().machine == arch
+        art = android.stage([model])[model]
+        res = run_native(android, "tflite", tool, art, threads=2, warmup=1, runs=20, pin_cores="0", timeout=120)
+    assert res["source"] == "native-tool" and res["tool"] == tool.name
+    assert res["latency_ms"]["mean"] == pytest.approx(4.0105) and "median" not in res["latency_ms"]
+    assert res["init_ms"] == pytest.approx(12.345) and res["peak_memory_mb"] == pytest.approx(10.25)
+    assert res["command"].startswith("taskset -c 0 /data/local/tmp/ssc-deploy/")
+    graph = art if arch == "aarch64" else str(dev.host_path(art))  # host mode rewrites /data/local/tmp
+    assert f"arg --graph={graph}" in res["raw"] and "arg --num_threads=2" in res["raw"]
+    assert any(c.startswith("( taskset -c 0") for c in dev.commands)
+
+
+# -- faults: one clear line each, through the library and the CLI ----------------------------
+
+
+def test_no_device(tmp_path, capsys):
+    with private_adb_server():
+        with pytest.raises(DeviceError, match="no Android device attached"):
+            AndroidDevice().info()
+        assert main(["device", "info", "android"]) != 0
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: android: no Android device attached") and "\n" not in err
+
+
+@pytest.mark.parametrize("mode,needle", [("unauthorized", "device unauthorized"), ("offline", "device offline")])
+def test_unauthorized_or_offline(loopback, capsys, mode, needle):
+    dev = loopback(mode)
+    assert main(["device", "info", f"android:{dev.serial}"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: android:{dev.serial}: {needle}") and "\n" not in err
+
+
+def test_unknown_serial(loopback, capsys):
+    dev = loopback()
+    assert main(["device", "info", "android:emulator-5554"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "android:emulator-5554: not attached" in err and dev.serial in err and "\n" not in err
+
+
+def test_hung_command_times_out(loopback):
+    dev = loopback(hang_on="sleepy")
+    android = host_device(dev)
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match=r"'echo sleepy' timed out after 2 s"):
+        android.run_command(["echo", "sleepy"], timeout=2)
+    assert time.monotonic() - t0 < 10
+
+
+def test_device_gone_mid_run(loopback):
+    dev = loopback()
+    android = host_device(dev)
+    assert android.run_command(["echo", "hi"], timeout=30) == (0, "hi\n", "")
+    threading.Timer(1.0, dev.vanish).start()
+    with pytest.raises(DeviceError, match=r"connection closed while running 'sleep 20'"):
+        android.run_command(["sleep", "20"], timeout=30)
+    with pytest.raises(DeviceError, match="device offline|not found|device gone"):
+        android.run_command(["echo", "again"], timeout=30)
+
+
+def test_no_space_on_push(loopback, tmp_path):
+    dev = loopback(no_space=True)
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    with host_device(dev) as android:
+        with pytest.raises(DeviceError, match="no space left on the device while pushing tiny.onnx"):
+            android.stage([model])
+
+
+def test_wrong_abi_and_missing_tool(loopback, tmp_path):
+    dev = loopback()
+    arm = build_fake_benchmark_model(tmp_path, "aarch64")
+    with host_device(dev) as android:
+        with pytest.raises(DeviceError, match="native tool not found"):
+            run_native(android, "tflite", tmp_path / "benchmark_model", "/data/local/tmp/m.tflite")
+        if arm is None:
+            pytest.skip("aarch64-linux-gnu-gcc is not installed")
+        with pytest.raises(DeviceError, match="built for aarch64, but the device is x86_64"):
+            run_native(android, "tflite", arm, "/data/local/tmp/m.tflite")
+        # A tool that cannot start on the device (exec error) is named, not parsed.
+        broken = tmp_path / "benchmark_model"
+        broken.write_bytes(b"\x00\x01 not a program")
+        with pytest.raises(DeviceError, match="cannot execute benchmark_model"):
+            run_native(android, "tflite", broken, "/data/local/tmp/m.tflite")
+
+
+def test_no_python_on_the_device(loopback, tmp_path):
+    dev = loopback()
+    with AndroidDevice(f"{dev.serial}?python=/nonexistent/python3") as android:
+        with pytest.raises(DeviceError, match="no Python at '/nonexistent/python3' on the device"):
+            android.run_runner(["--artifact", "x.onnx"], timeout=30)
