@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +111,11 @@ def _safe_torch_load(path: Path) -> Any:
         raise SscDeployError(f"{path}: is a directory, not a checkpoint file")
     if path.stat().st_size == 0:
         raise SscDeployError(f"{path}: empty file, not a checkpoint")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive; a few legacy files are a raw pickle (protocol 2: 0x80 0x02).
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        raise SscDeployError(f"{path}: not a PyTorch checkpoint (it is neither a zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -122,7 +126,7 @@ def _safe_torch_load(path: Path) -> Any:
                 "data (it could run code), so it was not loaded"
             ) from None
         raise SscDeployError(f"{path}: not a readable checkpoint ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - the weights-only unpickler runs no code; any failure means a bad file
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "Weights only load failed" in str(err):
             raise SscDeployError(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ssc_deploy.cli import main
+from ssc_deploy.devices.adb import parse_devices_l
 from ssc_deploy.devices.android import AndroidDevice
 from ssc_deploy.devices.base import DeviceError
 from ssc_deploy.devices.emulated import emulated_status
@@ -23,13 +24,16 @@ from support.adb_device import LoopbackAdbDevice
 from support.adb_server import adb, adb_unavailable, connect, disconnect, private_adb_server
 from support.fake_tools import build_fake_benchmark_model, tiny_inputs, tiny_onnx
 
-pytestmark = pytest.mark.skipif(adb_unavailable() is not None, reason=adb_unavailable() or "")
+needs_adb = pytest.mark.skipif(adb_unavailable() is not None, reason=adb_unavailable() or "")
 
 RUNNER = Path(__file__).resolve().parent.parent / "ssc_deploy" / "runtime_bench" / "device_runner.py"
 
 
 @pytest.fixture(scope="module")
 def adb_server():
+    reason = adb_unavailable()
+    if reason:
+        pytest.skip(reason)
     with private_adb_server() as port:
         yield port
 
@@ -60,6 +64,21 @@ def loopback(adb_server, tmp_path):
     for p in pending:
         p.kill()
         p.wait()
+
+
+def test_parse_devices_l():
+    text = (
+        "* daemon not running; starting now at tcp:5037\n* daemon started successfully\n"
+        "List of devices attached\n"
+        "R58M123ABC             device usb:1-1 product:a51nsxx model:SM_A515F device:a51 transport_id:3\n"
+        "emulator-5554          offline transport_id:4\n"
+        "0123456789ABCDEF       no permissions (user in plugdev group; are your udev rules wrong?); "
+        "see [http://developer.android.com/tools/device.html] usb:1-2 transport_id:5\n\n"
+    )
+    phone, emu, noperm = parse_devices_l(text)
+    assert (phone.serial, phone.state, phone.model, phone.props["product"]) == ("R58M123ABC", "device", "SM A515F", "a51nsxx")
+    assert (emu.serial, emu.state) == ("emulator-5554", "offline")
+    assert noperm.state.startswith("no permissions (user in plugdev group") and noperm.props["usb"] == "1-2"
 
 
 def host_device(dev: LoopbackAdbDevice, **kw) -> AndroidDevice:
@@ -134,6 +153,7 @@ def test_native_tool_through_adb(loopback, tmp_path):
 # -- faults: one clear line each, through the library and the CLI ----------------------------
 
 
+@needs_adb
 def test_no_device(tmp_path, capsys):
     with private_adb_server():
         with pytest.raises(DeviceError, match="no Android device attached"):
@@ -208,3 +228,43 @@ def test_no_python_on_the_device(loopback, tmp_path):
     with AndroidDevice(f"{dev.serial}?python=/nonexistent/python3") as android:
         with pytest.raises(DeviceError, match="no Python at '/nonexistent/python3' on the device"):
             android.run_runner(["--artifact", "x.onnx"], timeout=30)
+
+
+def test_bench_keeps_finished_results_and_marks_partial(loopback, tmp_path, capsys):
+    """``ssc-deploy bench`` on the loopback phone and the host in parallel: the phone hangs on the
+    second model; the first model's figures are kept, the run is marked partial, rows say where."""
+    import json
+
+    a, b = tiny_onnx(tmp_path / "a.onnx"), tiny_onnx(tmp_path / "b.onnx")
+    dev = loopback(hang_on="b.onnx")
+    phone = f"android:{dev.serial}"
+    out = tmp_path / "out.json"
+    rc = main(["bench", str(a), str(b), "--baselines", "", "--runs", "2", "--warmup", "0", "--n-eval", "4",
+               "--no-store", "--timeout", "5", "--json", str(out),
+               "--device", f"{phone}?python={sys.executable}", "--device", "host"])
+    assert rc != 0
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: 1 of 4 measurements did not pass")
+    result = json.loads(out.read_text())
+    assert result["status"] == "partial"
+    rows = {(r["device"], r["model"]): r for r in result["rows"]}
+    assert rows[(phone, "a")]["status"] == "ok" and rows[(phone, "a")]["latency_median_ms"] > 0
+    assert rows[(phone, "a")]["source"] == "device-runner" and rows[(phone, "a")]["device_kind"] == "android"
+    assert rows[(phone, "b")]["status"] == "failed" and "timed out after 5 s" in rows[(phone, "b")]["reason"]
+    assert rows[("host", "a")]["status"] == rows[("host", "b")]["status"] == "ok"
+    assert not (dev.sandbox / "ssc-deploy").exists()  # the phone was cleaned up after the fault
+
+
+@pytest.mark.emulated
+@pytest.mark.skipif(emulated_status().state != "ready", reason=f"arm64-emulated is {emulated_status().state}: {emulated_status().detail}")
+def test_runner_through_adb_on_arm64(loopback, tmp_path):
+    """The Python device runner pushed through adb and run in the arm64 userland under qemu."""
+    dev = loopback(rootfs=emulated_status().root)
+    model, inputs = tiny_onnx(tmp_path / "tiny.onnx"), tiny_inputs(tmp_path / "in.npz")
+    with AndroidDevice(dev.serial, command_timeout=120) as android:
+        info = android.info()
+        assert info.machine == "aarch64" and info.python and "onnxruntime" in info.runtimes
+        paths = android.stage([model, inputs])  # the runner is staged from the package on first use
+        res = android.run_runner(["--artifact", paths[model], "--runtime", "onnxruntime", "--threads", "1",
+                                  "--warmup", "1", "--runs", "2", "--inputs", paths[inputs]], timeout=300)
+    assert res["ok"] is True and res["machine"] == "aarch64"
+    assert res["parity"]["max_abs_diff"] < 1e-5

@@ -20,8 +20,7 @@ app.add_typer(device_app, name="device")
 def devices(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (adb devices and the emulated device) instead of a table."),
 ) -> None:
-    """List Android devices attached through adb (with their state: device, unauthorized,
-    offline) and whether the emulated arm64 device is ready."""
+    """List Android devices attached through adb (state: device, unauthorized, offline) and whether the emulated arm64 device is ready."""
     from ssc_deploy.devices.adb import list_devices
     from ssc_deploy.devices.emulated import emulated_status
 
@@ -103,16 +102,17 @@ def device_setup(
     ),
     mirror: str = typer.Option("http://deb.debian.org/debian", "--mirror", help="Debian mirror for debootstrap."),
 ) -> None:
-    """Build the emulated arm64 device once (about 5 minutes; needs root, qemu-user-static,
-    debootstrap and binfmt_misc) and cache it under $SSC_DEPLOY_CACHE or ~/.cache/ssc-deploy.
-    Run again to reuse the cache (seconds)."""
+    """Build the emulated arm64 device once (about 5 minutes; needs root, qemu-user-static, debootstrap and binfmt_misc) and cache it under $SSC_DEPLOY_CACHE or ~/.cache/ssc-deploy; run again to reuse the cache (seconds).
+
+    Its timings are emulated (50-400x slower, unevenly by runtime): it checks that artifacts run on aarch64 and match PyTorch, never how fast ARM is.
+    """
     if target != "arm64-emulated":
         raise SscDeployError(f"unknown setup target '{target}' (only arm64-emulated can be set up)")
     from rich.console import Console
 
     from ssc_deploy.devices.emulated import emulated_status, setup_rootfs
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     with console.status("arm64-emulated: starting") as status:
         def on_step(step: str) -> None:
             status.update(f"arm64-emulated: {step}")

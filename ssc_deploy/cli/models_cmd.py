@@ -17,7 +17,9 @@ def models_command(
     ),
     num_classes: int = typer.Option(10, "--num-classes", help="Classes of the classifier head the counts assume."),
     in_size: int = typer.Option(32, "--in-size", help="Input height and width in pixels the MAC counts assume."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of {name, family, params, macs, ...} instead of a table."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print a JSON list of {name, family, params, macs, ...} instead of a table."
+    ),
 ) -> None:
     """List the model zoo with parameters and multiply-accumulates (MACs) per image."""
     from rich.console import Console
@@ -31,7 +33,8 @@ def models_command(
     check_size(num_classes, in_size)
     wanted = list(names) if names else list_models()
     rows = []
-    with Progress(console=Console(stderr=True), transient=True) as progress:
+    err_console = Console(stderr=True)
+    with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
         task = progress.add_task("counting", total=len(wanted))
         for name in wanted:
             progress.update(task, description=f"counting {name}")

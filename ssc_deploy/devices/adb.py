@@ -29,6 +29,7 @@ _DEVICE_FAULTS = (
 
 
 _RC_MARK = "__ssc_deploy_exit_status="
+_DEVICE_PROPS = ("usb", "product", "model", "device", "transport_id", "features")
 
 
 def adb_executable() -> str:
@@ -68,9 +69,9 @@ def parse_devices_l(text: str) -> list[AdbDeviceEntry]:
         state_words = []
         props = {}
         for word in rest:
-            if ":" in word:
-                k, _, v = word.partition(":")
-                props[k] = v
+            key, sep, val = word.partition(":")
+            if sep and key in _DEVICE_PROPS:
+                props[key] = val
             else:
                 state_words.append(word)
         out.append(AdbDeviceEntry(serial, " ".join(state_words) or "unknown", props))

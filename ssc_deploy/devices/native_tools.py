@@ -200,6 +200,8 @@ def check_tool(tool_path: str | Path, device_machine: str) -> Path:
     machine = elf_machine(path)
     norm = {"arm64": "aarch64", "arm64-v8a": "aarch64", "amd64": "x86_64"}
     want = norm.get(device_machine, device_machine)
+    if want.startswith("armv") or want == "armeabi-v7a":
+        want = "arm"
     if machine is not None and want and machine != want:
         raise DeviceError(f"native tool {path.name} is built for {machine}, but the device is {want}: build it for {want}")
     return path

@@ -25,6 +25,7 @@ RUNTIMES = ("onnx", "executorch", "tflite")
 _EXCLUDED: frozenset[str] = frozenset()
 
 Runner = Callable[[np.ndarray], np.ndarray]
+_et_threads: int | None = None  # ExecuTorch's process-wide XNNPACK thread count, as last set here
 
 
 def _target(runtime: str):
@@ -71,10 +72,12 @@ def load_runner(runtime: str, path: Path, threads: int = 1) -> Runner:
             _unsafe_reset_threadpool = None
 
         def run_et(x: np.ndarray) -> np.ndarray:
-            # The XNNPACK thread pool is process-wide: pin it before every call, so runners with
-            # different thread counts can be interleaved.
-            if _unsafe_reset_threadpool is not None:
+            # The XNNPACK thread pool is process-wide: re-pin it whenever another runner changed it,
+            # so runners with different thread counts can be interleaved.
+            global _et_threads
+            if _unsafe_reset_threadpool is not None and _et_threads != threads:
                 _unsafe_reset_threadpool(threads)
+                _et_threads = threads
             return method.execute([torch.from_numpy(x)])[0].numpy()
 
         return run_et
@@ -206,10 +209,9 @@ def autotune(
                 run = load_runner(runtime, path, threads)
                 out = np.concatenate([run(images[i : i + 1]) for i in range(len(images))], 0)
                 diff = float(np.abs(out - reference).max())
-            except SscDeployError:
-                raise
             except Exception as err:  # noqa: BLE001 - one bad candidate must not stop the search
-                results[name] = CandidateResult(name, False, error=f"{type(err).__name__}: {err}".splitlines()[0])
+                text = str(err) if isinstance(err, SscDeployError) else f"{type(err).__name__}: {err}"
+                results[name] = CandidateResult(name, False, error=(text.splitlines() or [""])[0][:300])
                 continue
             ok = diff <= atol * scale
             results[name] = CandidateResult(name, ok, max_abs_diff=diff,

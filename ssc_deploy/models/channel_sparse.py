@@ -20,10 +20,9 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .layers import MaskedConv2d, random_channel_mask
+from .layers import MaskedConv2d, conv_bn, random_channel_mask
 from .registry import register_model
 from .resnet import STAGE_WIDTHS, STEM_CHANNELS, CifarResNet, check_blocks_expansion
-from .layers import conv_bn
 from .ssc_net import check_size
 
 MASK_SEED = 20170101
@@ -83,8 +82,7 @@ def channel_sparse_resnet(
 @register_model(
     "channel-sparse-resnet-B-rho",
     family="channel-sparse",
-    description="ResNet-B-9 with channel-wise sparse 3x3 convs at density rho, 1/sqrt(rho) wider "
-    "(Changpinyo et al. 2017)",
+    description="channel-sparse ResNet, density rho (Changpinyo et al. 2017)",
     pattern=r"channel-sparse-resnet-(?P<blocks>\d+)-(?P<density>\d*\.?\d+)",
     examples=("channel-sparse-resnet-9-0.5", "channel-sparse-resnet-9-0.25"),
 )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -22,18 +20,29 @@ def count_params(model: nn.Module) -> int:
 def output_shapes(model: nn.Module, in_size: int = 32, in_channels: int = 3) -> dict[str, tuple[int, ...]]:
     """Output shape of every Conv2d and Linear for one 1 x in_channels x in_size x in_size input.
 
-    Runs a copy of the model on PyTorch's ``meta`` device: shapes only, no arithmetic.
+    Runs the model with its parameters and buffers swapped for PyTorch ``meta`` tensors
+    (``torch.func.functional_call``): shapes only, no arithmetic, the model is untouched.
     """
-    meta = copy.deepcopy(model).to("meta").eval()
     shapes: dict[str, tuple[int, ...]] = {}
     handles = []
-    for name, m in meta.named_modules():
+
+    def record(name: str):
+        return lambda _module, _inputs, out: shapes.__setitem__(name, tuple(out.shape))
+
+    for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            handles.append(m.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape))))
-    with torch.no_grad():
-        meta(torch.empty(1, in_channels, in_size, in_size, device="meta"))
-    for h in handles:
-        h.remove()
+            handles.append(m.register_forward_hook(record(name)))
+    tensors = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
+    tensors.update({n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()})
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            torch.func.functional_call(model, tensors, (torch.empty(1, in_channels, in_size, in_size, device="meta"),))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
     return shapes
 
 
@@ -69,16 +78,17 @@ def count_macs(model: nn.Module, in_size: int = 32, in_channels: int = 3) -> int
 
 def model_summary(name: str, num_classes: int = 10, in_size: int = 32) -> dict:
     """Name, family, parameters, MACs and description of one registered model, as plain data."""
-    from .registry import _lookup, create_model
+    from .registry import create_model, model_family, registry_entries
 
-    entry, _ = _lookup(name)
+    family = model_family(name)
+    description = next((e.description for e in registry_entries() if e.family == family), "")
     model = create_model(name, num_classes=num_classes, in_size=in_size)
     return {
         "name": model.model_name,
-        "family": entry.family,
+        "family": family,
         "params": count_params(model),
         "macs": count_macs(model, in_size),
         "num_classes": num_classes,
         "in_size": in_size,
-        "description": entry.description,
+        "description": description,
     }

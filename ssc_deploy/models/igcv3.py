@@ -70,7 +70,7 @@ def igcv3_d(multiplier: float = 1.0, num_classes: int = 10, in_size: int = 32) -
     if not 0.0 < multiplier <= 1.0:
         raise SscDeployError(f"IGCV3-D multiplier must be in (0, 1], got {multiplier}")
     width = math.sqrt(multiplier)
-    settings = [(t, _even(c * width), n, s) for (t, c, _, s), n in zip(CIFAR_SETTINGS, DEEP_BLOCKS)]
+    settings = [(t, _even(c * width), n, s) for (t, c, _, s), n in zip(CIFAR_SETTINGS, DEEP_BLOCKS, strict=True)]
     net = InvertedResidualNet(
         IGCV3Block, settings, num_classes=num_classes, in_size=in_size, stem_channels=_even(STEM_CHANNELS * width)
     )
@@ -81,7 +81,7 @@ def igcv3_d(multiplier: float = 1.0, num_classes: int = 10, in_size: int = 32) -
 @register_model(
     "igcv3-d-Sx",
     family="igcv3",
-    description="IGCV3-D for CIFAR (Sun et al. 2018): 2-group 1x1 convs + permutations, deeper MobileNetV2",
+    description="IGCV3-D for CIFAR (Sun et al. 2018), S x params",
     pattern=r"igcv3-d-(?P<multiplier>\d+(?:\.\d+)?)x",
     examples=("igcv3-d-0.5x", "igcv3-d-0.7x", "igcv3-d-1.0x"),
 )

@@ -108,7 +108,7 @@ def mobilenetv2(num_classes: int = 10, in_size: int = 32) -> InvertedResidualNet
 @register_model(
     "mobilenetv2",
     family="mobilenetv2",
-    description="MobileNetV2 for CIFAR (Sandler et al. 2018): stride-1 stem, 1.0x width",
+    description="MobileNetV2 for CIFAR (Sandler et al. 2018)",
 )
 def _build(num_classes: int = 10, in_size: int = 32) -> InvertedResidualNet:
     return mobilenetv2(num_classes=num_classes, in_size=in_size)

@@ -103,7 +103,7 @@ def resnet(blocks: int, expansion: int = 9, num_classes: int = 10, in_size: int 
 @register_model(
     "resnet-B-e",
     family="resnet",
-    description="ResNet-B-e for CIFAR (ResNet-56 layout at B=9): 3x3 blocks with inner width e*w/9",
+    description="ResNet-B-e, as sized against Shift-Net (Wu et al. 2017)",
     pattern=r"resnet-(?P<blocks>\d+)-(?P<expansion>\d+)",
     examples=("resnet-9-1", "resnet-9-3", "resnet-9-6", "resnet-9-9"),
 )

@@ -52,7 +52,7 @@ def shift_resnet(blocks: int, expansion: int, num_classes: int = 10, in_size: in
 @register_model(
     "shift-resnet-B-e",
     family="shift-resnet",
-    description="ShiftResNet-B-e / Shift-Net-B-e (Wu et al. 2017): 1x1-shift-1x1 blocks, expansion e",
+    description="ShiftResNet-B-e / Shift-Net (Wu et al. 2017)",
     pattern=r"shift-(?:resnet|net)-(?P<blocks>\d+)-(?P<expansion>\d+)",
     examples=("shift-resnet-9-1", "shift-resnet-9-3", "shift-resnet-9-6", "shift-resnet-9-9"),
 )

@@ -25,7 +25,7 @@ As in Table 1, no shuffle sits between the 2nd SSC's G-group 1x1 and the final C
 Network (ResNet-56 CIFAR layout, "the other details remain the same with ResNet56"):
 
 - stem: ResNet-56's 3x3 conv, 3 -> 16 channels, BN, ReLU (the paper does not say; a stem
-  of M channels would cost 6.5 k more parameters and push SSC-Net-6-9 at 1000 classes
+  of M channels would cost 5.7 k more parameters and push SSC-Net-6-9 at 1000 classes
   over 5 % of the paper's 1.4 M);
 - 3 stages at in_size, in_size/2, in_size/4 px (32/16/8 for CIFAR) of B modules each;
   stage s has width M_s = G*C*2**s and G*2**s groups in its G-group convs (C channels a
@@ -172,9 +172,11 @@ def ssc_net(blocks: int, groups: int, num_classes: int = 10, in_size: int = 32) 
 @register_model(
     "ssc-net-B-G",
     family="ssc-net",
-    description="SSC-Net-B-G (Lu et al. 2019): B SSC modules a stage, G groups in stage 1",
+    description="SSC-Net (Lu et al. 2019): B modules a stage, G groups",
     pattern=r"ssc-net-(?P<blocks>\d+)-(?P<groups>\d+)",
-    examples=("ssc-net-1-9", "ssc-net-2-9", "ssc-net-3-9", "ssc-net-6-9", "ssc-net-9-9", "ssc-net-3-18", "ssc-net-4-18"),
+    examples=(
+        "ssc-net-1-9", "ssc-net-2-9", "ssc-net-3-9", "ssc-net-6-9", "ssc-net-9-9", "ssc-net-3-18", "ssc-net-4-18",
+    ),
 )
 def _build(blocks: str, groups: str, num_classes: int = 10, in_size: int = 32) -> SSCNet:
     return ssc_net(int(blocks), int(groups), num_classes=num_classes, in_size=in_size)

@@ -155,7 +155,7 @@ def show_cmd(run_id: int, db: Path | None) -> None:
 
 
 def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) -> int:
-    """Print B against A row by row; return 1 when any row regressed (for CI), else 0."""
+    """Print B against A row by row; a regression ends in a one-line error with exit code 1 (for CI)."""
     from rich.table import Table
 
     from .store import compare_runs
@@ -189,7 +189,7 @@ def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) 
         write_text_atomic(json_out, json.dumps(comp, indent=2) + "\n")
     n = sum(c["regression"] for c in comp)
     if n:
-        console.print(f"[red]{n} regression(s)[/] (more than 10% slower, or lower top-1)")
-        return 1
+        raise SscDeployError(f"{n} regression(s) in run {run_b} against run {run_a} (more than 10% slower, "
+                             "or lower top-1)", exit_code=1)
     console.print("no regressions")
     return 0

@@ -208,8 +208,7 @@ def train_model(
     d = _dist_info()
     out = Path(out)
     resume_path = Path(resume) if resume else None
-    if d.is_main:
-        _check_out(out, resume_path, force)
+    _check_out(out, resume_path, force)
     kind, _ = parse_spec(data)
     state: dict[str, Any] | None = None
     start_ckpt: Checkpoint | None = None
@@ -285,7 +284,7 @@ def train_model(
 
     provenance = {
         "tool_version": ssc_deploy.__version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "data": data,
         "data_name": train_set.name,
         "train_size": len(train_set),

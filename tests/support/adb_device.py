@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shlex
 import socket
 import stat
 import struct
@@ -373,5 +372,3 @@ class LoopbackAdbDevice:
                 msg = f"unsupported sync request {tag!r}".encode()
                 reply(b"FAIL", len(msg), data=msg)
                 return
-
-

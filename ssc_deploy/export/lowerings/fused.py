@@ -27,9 +27,12 @@ from .registry import register_lowering
 Pass = Callable[[fx.GraphModule], fx.GraphModule]
 
 
-def pipeline(shift: str, shuffle_mac_ratio: float = 1.0) -> Callable[[nn.Module], nn.Module]:
+def pipeline(
+    shift: str, shuffle_mac_ratio: float = 1.0, shuffle: str = "reshape"
+) -> Callable[[nn.Module], nn.Module]:
     """A lowering: merge linear 1x1 chains, lower shifts by ``shift`` ('conv', 'depthwise',
-    'pad-slice'), fold shuffles costing at most ``shuffle_mac_ratio`` x the conv, reshape the rest."""
+    'pad-slice'), fold shuffles costing at most ``shuffle_mac_ratio`` x the conv, and lower the
+    rest by ``shuffle`` ('reshape': NCHW reshape/transpose, 'channel-last': NHWC one)."""
 
     def run(model: nn.Module) -> nn.Module:
         name = getattr(model, "model_name", None)
@@ -41,7 +44,7 @@ def pipeline(shift: str, shuffle_mac_ratio: float = 1.0) -> Callable[[nn.Module]
             gm = gp.shifts_to_depthwise(gm)
         gm = gp.shifts_to_pad_slice(gm)
         gm = gp.fold_shuffles(gm, shuffle_mac_ratio)
-        gm = gp.shuffles_to_reshape(gm)
+        gm = gp.shuffles_to_channel_last(gm) if shuffle == "channel-last" else gp.shuffles_to_reshape(gm)
         if name is not None:
             gm.model_name = name
         return gm.eval()
@@ -72,3 +75,7 @@ register_lowering(
     "pad-slice-foldshuffle",
     "pad + slices per direction, and each shuffle folded into the next conv's weights",
 )(pipeline("pad-slice", _FOLD_ALL))
+register_lowering(
+    "dwconv-nhwc",
+    "as dwconv, with each shuffle done in channel-last order (for runtimes that keep NHWC)",
+)(pipeline("depthwise", shuffle="channel-last"))

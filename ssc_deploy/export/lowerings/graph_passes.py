@@ -27,7 +27,7 @@ class _Tracer(fx.Tracer):
     """Keeps shift and shuffle modules opaque: their forward reads shapes at run time."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, (Shift, ChannelShuffle, PadSliceShift, ReshapeShuffle)):
+        if isinstance(m, (Shift, ChannelShuffle, PadSliceShift, ReshapeShuffle, ChannelLastShuffle)):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -115,6 +115,34 @@ def shuffles_to_reshape(gm: fx.GraphModule) -> fx.GraphModule:
         mod = _mod(gm, node)
         if isinstance(mod, ChannelShuffle):
             _set_module(gm, node, ReshapeShuffle(mod.groups))
+    return _finish(gm)
+
+
+class ChannelLastShuffle(nn.Module):
+    """Channel shuffle computed in channel-last order: permute to NHWC, reshape the channels to
+    (g, C/g), swap them, permute back. Converters that keep tensors NHWC (LiteRT, XNNPACK) can
+    cancel the outer permutes against their own layout transposes, leaving one transpose."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = (int(v) for v in x.shape)
+        g = self.groups
+        y = x.permute(0, 2, 3, 1).reshape(n, h, w, g, c // g).transpose(3, 4).reshape(n, h, w, c)
+        return y.permute(0, 3, 1, 2)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+def shuffles_to_channel_last(gm: fx.GraphModule) -> fx.GraphModule:
+    """Every remaining ``ChannelShuffle`` becomes :class:`ChannelLastShuffle`."""
+    for node in gm.graph.nodes:
+        mod = _mod(gm, node)
+        if isinstance(mod, ChannelShuffle):
+            _set_module(gm, node, ChannelLastShuffle(mod.groups))
     return _finish(gm)
 
 

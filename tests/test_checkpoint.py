@@ -1,0 +1,171 @@
+"""Checkpoints: round trip, safe loading (no code runs), and one-line errors for bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssc_deploy.checkpoint import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
+from ssc_deploy.cli import main
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.models import create_model
+
+MODEL = "ssc-net-1-9"
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _make_ckpt(num_classes: int = 10) -> tuple[Checkpoint, torch.nn.Module]:
+    torch.manual_seed(0)
+    model = create_model(MODEL, num_classes=num_classes).eval()
+    ckpt = Checkpoint(
+        model_name=MODEL,
+        config={"num_classes": num_classes, "in_size": 32},
+        state_dict=model.state_dict(),
+        classes=[f"c{i}" for i in range(num_classes)],
+        mean=[0.1, 0.2, 0.3],
+        std=[0.4, 0.5, 0.6],
+        input_shape=[3, 32, 32],
+        metrics={"test_top1": 0.5, "history": [{"epoch": 1, "train_loss": 1.0}]},
+        provenance={"tool_version": "0.1.0", "data": "digits"},
+        training_state={"epoch": 1, "optimizer": {"state": {0: {"momentum_buffer": torch.ones(2)}},
+                                                  "param_groups": [{"lr": 0.1, "nesterov": True, "foreach": None, "params": [0]}]},
+                        "torch_rng": torch.get_rng_state()},
+    )
+    return ckpt, model
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_round_trip_rebuilds_the_same_network(tmp_path: Path):
+    ckpt, model = _make_ckpt()
+    path = tmp_path / "m.pt"
+    save_checkpoint(ckpt, path)
+    back = load_checkpoint(path)
+    assert back.model_name == MODEL and back.classes == ckpt.classes and back.num_classes == 10
+    assert back.mean == ckpt.mean and back.std == ckpt.std and back.input_shape == [3, 32, 32]
+    assert back.metrics["test_top1"] == 0.5 and back.provenance["data"] == "digits"
+    assert back.training_state["optimizer"]["param_groups"][0]["nesterov"] is True
+    assert len(back.sha256) == 64 and back.path == str(path)
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(back.build_model()(x), model(x))
+    # the raw file is plain data: a strict weights_only load needs no extra allowances
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT and raw["format_version"] == 1
+
+
+def test_failed_save_keeps_the_old_file(tmp_path: Path):
+    ckpt, _ = _make_ckpt()
+    path = tmp_path / "m.pt"
+    save_checkpoint(ckpt, path)
+    before = path.read_bytes()
+    ckpt.metrics = {"bad": lambda: None}  # torch.save cannot pickle a lambda
+    with pytest.raises(Exception):
+        save_checkpoint(ckpt, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no temporary left behind
+
+
+def test_pickled_code_is_refused_and_never_runs(tmp_path: Path, capsys):
+    marker = tmp_path / "payload-ran"
+    ckpt, _ = _make_ckpt()
+    evil = ckpt.to_dict()
+    evil["metrics"] = {"x": _Payload(marker)}
+    path = tmp_path / "evil.pt"
+    torch.save(evil, path)
+    with pytest.raises(SscDeployError, match="refused"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    assert main(["ckpt-info", str(path)]) != 0
+    assert "refused" in _one_error_line(capsys)
+    assert main(["train", "--resume", str(path), "--no-progress"]) != 0
+    assert "refused" in _one_error_line(capsys)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["truncated", "text", "empty", "missing", "directory"])
+def test_bad_files_are_one_line(tmp_path: Path, capsys, kind: str):
+    ckpt, _ = _make_ckpt()
+    path = tmp_path / "bad.pt"
+    if kind == "truncated":
+        save_checkpoint(ckpt, path)
+        path.write_bytes(path.read_bytes()[:5000])
+        expected = "truncated or not a PyTorch checkpoint"
+    elif kind == "text":
+        path.write_text("this is a text file, not a checkpoint\n")
+        expected = "not a PyTorch checkpoint"
+    elif kind == "empty":
+        path.write_bytes(b"")
+        expected = "empty file"
+    elif kind == "missing":
+        expected = "no such checkpoint file"
+    else:
+        path.mkdir()
+        expected = "is a directory"
+    with pytest.raises(SscDeployError, match=expected):
+        load_checkpoint(path)
+    assert main(["ckpt-info", str(path)]) != 0
+    line = _one_error_line(capsys)
+    assert str(path) in line
+
+
+def test_mismatched_architecture_names_first_key_and_shapes(tmp_path: Path, capsys):
+    ckpt, _ = _make_ckpt(num_classes=10)
+    ckpt.config = {"num_classes": 12, "in_size": 32}
+    path = tmp_path / "m.pt"
+    save_checkpoint(ckpt, path)
+    with pytest.raises(SscDeployError, match=r"'[\w.]+' has shape \(10, \d+\) in the file, \(12, \d+\) in the model"):
+        load_checkpoint(path).build_model()
+    ckpt.config = {"num_classes": 10, "in_size": 32}
+    ckpt.model_name = "ssc-net-2-9"
+    save_checkpoint(ckpt, path)
+    with pytest.raises(SscDeployError, match="does not match the architecture: missing key '"):
+        load_checkpoint(path).build_model()
+    assert main(["ckpt-info", str(path)]) != 0
+    assert "does not match the architecture" in _one_error_line(capsys)
+
+
+def test_bare_state_dict_needs_model(tmp_path: Path, capsys):
+    _, model = _make_ckpt()
+    path = tmp_path / "sd.pt"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(SscDeployError, match="pass --model"):
+        load_checkpoint(path)
+    assert main(["ckpt-info", str(path)]) != 0
+    assert "pass --model" in _one_error_line(capsys)
+    back = load_checkpoint(path, model_name=MODEL)
+    assert back.num_classes == 10
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(back.build_model()(x), model(x))
+    assert main(["ckpt-info", str(path), "--model", MODEL, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == MODEL and info["parameters"] == sum(p.numel() for p in model.parameters())
+    assert main(["ckpt-info", str(path), "--model", "ssc-net-3-9"]) != 0
+    assert "does not match the architecture" in _one_error_line(capsys)
+
+
+def test_unsupported_format_version(tmp_path: Path):
+    ckpt, _ = _make_ckpt()
+    d = ckpt.to_dict()
+    d["format_version"] = 99
+    path = tmp_path / "v99.pt"
+    torch.save(d, path)
+    with pytest.raises(SscDeployError, match="format version 99 is not supported"):
+        load_checkpoint(path)
