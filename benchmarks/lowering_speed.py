@@ -46,7 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--after", default=None,
                    help="'after' lowering for every runtime, or runtime=name pairs (onnx=pad-slice,tflite=dwconv)")
     p.add_argument("--rounds", type=int, default=20, help="interleaved rounds (each runs every contender 5 times)")
-    p.add_argument("--workdir", default="benchmarks/.cache", help="where exported files are kept and reused")
+    p.add_argument("--workdir", default="benchmarks/.cache",
+                   help="where exported files are kept and reused (named model.lowering.suffix)")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete the cached exports first (needed after changing model or lowering code)")
+    p.add_argument("--export-only", action="store_true", help="export (fill the cache) and stop")
     p.add_argument("--json", default=None, help="write all rows as JSON here")
     p.add_argument("--markdown", default=None, help="write the table as Markdown here")
     return p.parse_args(argv)
@@ -108,13 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     from ssc_deploy.models import create_model
     from ssc_deploy.models.complexity import count_macs, count_params
 
-    console = Console()
+    console = Console(width=200)
     models = [m for m in args.models.split(",") if m]
     baselines = [REFERENCE] + [b for b in args.baselines.split(",") if b and b != REFERENCE]
     runtimes = [r for r in args.runtimes.split(",") if r]
     threads = [int(t) for t in args.threads.split(",") if t]
     after = after_map(args.after)
     workdir = Path(args.workdir)
+    if args.fresh and workdir.exists():
+        import shutil
+
+        shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
     info = {}
@@ -131,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(task, description=f"export {rt}: {model} ({lowering})")
                 files[(rt, model, lowering)] = export_cached(rt, model, lowering, workdir)
                 bar.advance(task)
+    if args.export_only:
+        console.print(f"exported {len(files)} files to {workdir}")
+        return 0
 
     sgemm = {t: [] for t in threads}
     results = []

@@ -95,11 +95,21 @@ def sha256_file(path: str | Path) -> str:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> None:
-    """Write atomically: the old file survives any failure."""
+    """Write atomically: the old file survives any failure.
+
+    The written bytes are read back with ``weights_only=True`` before they replace
+    ``path``, so a checkpoint that could not be loaded safely (say, one holding a
+    ``TorchVersion`` or another non-plain object) is never written.
+    """
     import torch
 
     with atomic_path(path) as tmp:
         torch.save(ckpt.to_dict(), tmp)
+        try:
+            torch.load(tmp, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any failure: do not replace the file
+            lines = [ln for ln in str(err).splitlines() if "Unsupported global" in ln] or str(err).splitlines() or [type(err).__name__]
+            raise SscDeployError(f"{path}: not written: the checkpoint would not load with weights_only=True ({lines[0].strip()})") from None
 
 
 def _safe_torch_load(path: Path) -> Any:

@@ -47,7 +47,7 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name in ("bench-tiny", "bench-tiny-wide"):
         ckpt = d / f"{name}.pt"
-        train_model(name, epochs=2, out=ckpt, progress=False, batch_size=64, lr=0.05)
+        train_model(name, epochs=1, out=ckpt, progress=False, batch_size=64, lr=0.05, max_batches=8)
         out[f"{name}.pt"] = ckpt
         for res in export_model(str(ckpt), targets=("onnx", "tflite"), out_dir=d / "art", progress=False):
             out[f"{name}.{res.target}"] = Path(res.artifact)

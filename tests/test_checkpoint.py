@@ -83,6 +83,18 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # no temporary left behind
 
 
+def test_unsafe_content_is_never_written(tmp_path: Path):
+    ckpt, _ = _make_ckpt()
+    path = tmp_path / "m.pt"
+    save_checkpoint(ckpt, path)
+    before = path.read_bytes()
+    ckpt.provenance = {"torch_version": torch.__version__}  # a TorchVersion, not a str
+    with pytest.raises(SscDeployError, match="not written: .*TorchVersion"):
+        save_checkpoint(ckpt, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
 def test_pickled_code_is_refused_and_never_runs(tmp_path: Path, capsys):
     marker = tmp_path / "payload-ran"
     ckpt, _ = _make_ckpt()

@@ -213,3 +213,26 @@ def test_autotune_skips_a_failing_candidate_and_rejects_bad_input(images):
     assert result.best == "dwconv"
     bad = next(c for c in result.candidates if c.lowering == "no-such-lowering")
     assert not bad.ok and "unknown lowering" in bad.error
+
+
+def test_cli_export_with_auto_lowering_records_the_winner(tmp_path):
+    import json
+
+    from ssc_deploy.cli import main
+
+    rc = main(["export", "--model", "ssc-net-1-9", "--in-size", "16", "--target", "onnx", "--lowering", "auto",
+               "--out", str(tmp_path), "--n-verify", "2", "--no-progress"])
+    assert rc == 0
+    manifest = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert manifest["model"]["lowering"] in {"pad-slice", "dwconv", "dwconv-aligned"}
+    assert manifest["parity"]
+
+
+def test_cli_rejects_an_unknown_lowering_in_one_line(tmp_path, capsys):
+    from ssc_deploy.cli import main
+
+    rc = main(["export", "--model", "ssc-net-1-9", "--target", "onnx", "--lowering", "fastest-please",
+               "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and err.startswith("error: unknown lowering 'fastest-please'") and "\n" not in err
+    assert "dwconv" in err and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -224,8 +224,8 @@ def test_every_example_registered_and_builds_with_attributes():
 def test_real_forward_at_32px(name):
     net = create_model(name, num_classes=10).eval()
     with torch.no_grad():
-        out = net(torch.randn(2, 3, 32, 32))
-    assert out.shape == (2, 10) and torch.isfinite(out).all()
+        out = net(torch.randn(1, 3, 32, 32))
+    assert out.shape == (1, 10) and torch.isfinite(out).all()
 
 
 def test_bad_names_and_sizes_raise_one_clear_error():

@@ -31,7 +31,7 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
-    x, _ = eval_batch(None, 16, DEFAULT_MEAN, DEFAULT_STD, 32)
+    x, _ = eval_batch(None, 4, DEFAULT_MEAN, DEFAULT_STD, 32)
     return torch.from_numpy(x)
 
 

@@ -98,7 +98,7 @@ def device_setup(
     target: str = typer.Argument(..., help="What to set up: arm64-emulated (a Debian arm64 userland under qemu-user)."),
     with_executorch: bool = typer.Option(
         False, "--with-executorch",
-        help="Also install ExecuTorch for aarch64 (pulls torch 2.10.0 aarch64, about 560 MB); off by default.",
+        help="Also install ExecuTorch 1.1.0 for aarch64 with torch 2.10.0 (about 900 MB more; each emulated ExecuTorch run then spends about 2 minutes importing torch); off by default.",
     ),
     mirror: str = typer.Option("http://deb.debian.org/debian", "--mirror", help="Debian mirror for debootstrap."),
 ) -> None:

@@ -31,7 +31,8 @@ def export_cmd(
     out: Path = typer.Option(Path("exports"), "--out", "-o", help="Directory the artifacts and manifests are written to."),
     lowering: str = typer.Option(
         "pad-slice", "--lowering",
-        help="How Shift and ChannelShuffle become plain graph ops (see `ssc-deploy export --list-lowerings`)."),
+        help="How Shift and ChannelShuffle become plain graph ops (see `ssc-deploy export --list-lowerings`); "
+             "'auto' exports each candidate, checks parity, times it on this host and keeps the fastest per target."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     nhwc: bool = typer.Option(False, "--nhwc", help="TFLite only: channel-last (N, H, W, C) input instead of NCHW."),
     strict: bool = typer.Option(

@@ -35,11 +35,18 @@ BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
 MARKER = ".ssc-deploy-ready.json"
 ARMSITE = "/opt/armsite"
-# Runtime wheels installed for aarch64 from the host (pip --platform); ExecuTorch is opt-in
-# because its Python runtime needs torch 2.10.0 for aarch64 (about 560 MB).
+# Runtime wheels installed for aarch64 from the host (pip --platform). ExecuTorch is opt-in:
+# its Python runtime links against torch, and the registry's only CPU-only aarch64 torch is
+# 2.10.0 (newer aarch64 torch wheels are CUDA builds of about 5 GB). ExecuTorch 1.5.1 loads
+# beside torch 2.10.0 but fails at execution ("tensor does not have a device"); 1.1.0, built
+# for torch 2.10, runs .pte files exported by 1.5.1 here. About 900 MB more in the rootfs, and
+# every runner process spends about 2 minutes importing torch under emulation.
 BASE_PACKAGES = ["numpy", "onnxruntime==1.32.0", "ai-edge-litert==2.3.0"]
-EXECUTORCH_PACKAGES = ["torch==2.10.0", "executorch==1.5.1"]
-EXECUTORCH_DEPS = ["flatbuffers", "packaging", "pyyaml", "ruamel.yaml", "sympy", "typing-extensions", "tabulate"]
+EXECUTORCH_PACKAGES = ["torch==2.10.0", "executorch==1.1.0"]
+# Installed --no-deps (its declared dependencies evaluate x86-only extras on the host): what
+# torch and the ExecuTorch runtime need to import.
+EXECUTORCH_DEPS = ["flatbuffers", "packaging", "pyyaml", "ruamel.yaml", "sympy", "mpmath", "typing-extensions",
+                   "tabulate", "filelock", "fsspec", "jinja2", "markupsafe", "networkx"]
 CPUINFO_CORE = (
     "processor\t: {i}\nBogoMIPS\t: 50.00\n"
     "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"
@@ -187,9 +194,12 @@ def setup_rootfs(
     if marker.is_file() and (not with_executorch or "executorch" in json.loads(marker.read_text()).get("runtimes", {})):
         step("cached")
         return root
-    if shutil.which("debootstrap") is None and not (root.is_dir() or root.with_suffix(".partial").is_dir()):
+    partial = root.with_name(root.name + ".partial")
+    if shutil.which("debootstrap") is None and not (root.is_dir() or partial.is_dir()):
         raise SscDeployError("cannot set up arm64-emulated: 'debootstrap' is not installed (apt-get install debootstrap)")
-    work = root if root.is_dir() else root.with_name(root.name + ".partial")
+    work = root if root.is_dir() else partial
+    if marker.exists():  # adding ExecuTorch to a complete rootfs: not "ready" until it is done again
+        marker.unlink()
     work.parent.mkdir(parents=True, exist_ok=True)
     log = work.parent / "arm64-setup.log"
     if not (work / "usr" / "bin" / "python3").exists() or (work / "debootstrap").exists():
@@ -210,9 +220,8 @@ def setup_rootfs(
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *_pip_platform_args(), "--target", str(site), "--upgrade"]
     _run_step(pip + packages, "installing aarch64 wheels (numpy, onnxruntime, ai-edge-litert)", log=log)
     if with_executorch:
-        step("ExecuTorch + torch 2.10.0 (aarch64, ~560 MB)")
-        _run_step(pip + ["--no-deps", *EXECUTORCH_PACKAGES, *EXECUTORCH_DEPS, "mpmath", "filelock", "fsspec", "jinja2", "networkx", "markupsafe"],
-                  "installing aarch64 ExecuTorch", log=log)
+        step("ExecuTorch 1.1.0 + torch 2.10.0 (aarch64, about 900 MB)")
+        _run_step(pip + ["--no-deps", *EXECUTORCH_PACKAGES, *EXECUTORCH_DEPS], "installing aarch64 ExecuTorch", log=log)
     pth = work / "usr" / "lib" / "python3" / "dist-packages" / "ssc-deploy-armsite.pth"
     pth.parent.mkdir(parents=True, exist_ok=True)
     pth.write_text(ARMSITE + "\n")
@@ -223,10 +232,15 @@ def setup_rootfs(
         "import json, platform, importlib.metadata as md\n"
         "import numpy, onnxruntime, ai_edge_litert.interpreter\n"
         "rt = {'numpy': numpy.__version__, 'onnxruntime': onnxruntime.__version__, 'tflite': md.version('ai-edge-litert')}\n"
-        "try:\n import executorch.runtime; rt['executorch'] = md.version('executorch')\nexcept Exception: pass\n"
-        "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'runtimes': rt}))\n"
+        "errors = {}\n"
+        "try:\n import executorch.runtime; rt['executorch'] = md.version('executorch')\n"
+        "except Exception as exc: errors['executorch'] = f'{type(exc).__name__}: {exc}'[:300]\n"
+        "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'runtimes': rt, 'errors': errors}))\n"
     )
-    rc, out, err = run_local(_chroot_argv(work, f"python3 -c {shlex.quote(probe)}"), 600, "arm64-emulated runtime check")
+    try:
+        rc, out, err = run_local(_chroot_argv(work, f"python3 -c {shlex.quote(probe)}"), 900, "arm64-emulated runtime check")
+    except DeviceError as exc:
+        raise SscDeployError(str(exc)) from None
     lines = out.strip().splitlines()
     if rc != 0 or not lines:
         last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
@@ -234,6 +248,10 @@ def setup_rootfs(
     meta = json.loads(lines[-1])
     if meta.get("machine") != "aarch64":
         raise SscDeployError(f"the rootfs reports machine '{meta.get('machine')}', not aarch64: is binfmt_misc working?")
+    if with_executorch and "executorch" not in meta["runtimes"]:
+        raise SscDeployError(f"ExecuTorch was installed in the rootfs but does not load under emulation: "
+                             f"{meta.get('errors', {}).get('executorch', 'unknown error')}")
+    meta.pop("errors", None)
     meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if work != root:
         os.replace(work, root)

@@ -21,8 +21,12 @@ import numpy as np
 from ssc_deploy.errors import SscDeployError
 
 RUNTIMES = ("onnx", "executorch", "tflite")
-# Lowerings never offered to auto: none today (every registered lowering is a candidate).
-_EXCLUDED: frozenset[str] = frozenset()
+AUTO = "auto"
+# Measured slower than dwconv / pad-slice on all three runtimes on the x86 host
+# (benchmarks/RESULTS.md), so auto does not spend exports on them; name them explicitly to compare.
+_EXCLUDED: frozenset[str] = frozenset(
+    {"shift-conv", "shift-conv-foldshuffle", "dwconv-foldshuffle", "pad-slice-foldshuffle"}
+)
 
 Runner = Callable[[np.ndarray], np.ndarray]
 _et_threads: int | None = None  # ExecuTorch's process-wide XNNPACK thread count, as last set here
@@ -226,3 +230,12 @@ def autotune(
         results[name].median_ms = statistics.median(ts)
     best = min(runners, key=lambda n: results[n].median_ms)
     return AutotuneResult(runtime, best, [results[n] for n in names])
+
+
+def choose_lowerings(model, lowering: str, targets: Iterable[str], images: np.ndarray, **kwargs) -> dict[str, str]:
+    """The lowering each target gets: ``lowering`` for all, or with ``"auto"`` each target's
+    :func:`autotune` winner (``kwargs`` go to :func:`autotune`)."""
+    targets = list(targets)
+    if lowering != AUTO:
+        return {t: lowering for t in targets}
+    return {t: autotune(model, t, images, **kwargs).best for t in targets}

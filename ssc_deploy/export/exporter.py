@@ -18,6 +18,7 @@ from ssc_deploy import __version__
 from ssc_deploy.errors import SscDeployError
 
 from ._quiet import quiet_native
+from .autotune import choose_lowerings
 from .lowerings import DEFAULT_LOWERING, get_lowering
 from .manifest import SCHEMA, dumps, manifest_path
 from .targets import TARGETS
@@ -205,7 +206,8 @@ def export_model(
     import torch
 
     names = resolve_targets(targets)
-    get_lowering(lowering)
+    if lowering != "auto":  # auto: chosen per target by measurement (export/autotune.py)
+        get_lowering(lowering)
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
         raise SscDeployError(f"opset {opset} is not supported (use {MIN_OPSET}..{MAX_OPSET})")
     if not (atol > 0 and np.isfinite(atol)):
@@ -235,7 +237,8 @@ def export_model(
             images, data_spec = _eval_images(src, data, n_verify)
             x = torch.from_numpy(images)
             reference = src.model.eval()(x).numpy()
-            net = deployment_rewrite(src.model, lowering)
+            chosen = choose_lowerings(src.model, lowering, names, images)
+            net = deployment_rewrite(src.model, chosen[names[0]])
             rewrite_parity = compare(reference, net(x).numpy(), atol, data_spec)
             if not rewrite_parity.passed:
                 raise SscDeployError(
@@ -253,7 +256,8 @@ def export_model(
                 metadata = {"ssc_deploy_model": src.name, "classes": src.classes, "mean": src.mean,
                             "std": src.std, "scale": "pixel/255", "output": "logits"}
                 try:
-                    info = mod.export(net, example, path, opset=opset, nhwc=nhwc, strict=strict, metadata=metadata)
+                    tnet = net if chosen[t] == chosen[names[0]] else deployment_rewrite(src.model, chosen[t])
+                    info = mod.export(tnet, example, path, opset=opset, nhwc=nhwc, strict=strict, metadata=metadata)
                     outputs = mod.run(path, images, nhwc=info.layout == "NHWC")
                 except SscDeployError:
                     raise
@@ -274,7 +278,7 @@ def export_model(
                     "runtime_version": mod.runtime_version(),
                     "exporter": info.exporter,
                     "model": {"name": src.name, "family": _family(src.name), "params": params, "macs": macs,
-                              "lowering": lowering, "trained": src.trained},
+                              "lowering": chosen[t], "trained": src.trained},
                     "input": {"name": info.input_name, "shape": info.input_shape, "dtype": "float32",
                               "layout": info.layout, "mean": src.mean, "std": src.std, "scale": "pixel/255"},
                     "output": {"name": info.output_name, "shape": [1, len(src.classes)], "kind": "logits"},

@@ -77,6 +77,7 @@ class Model:
     has_reference: bool = False
     notes: list[str] = field(default_factory=list)
     export_errors: dict[str, str] = field(default_factory=dict)
+    exportable: bool = False  # exported for runtimes it lacks (checkpoints; artifacts only with --runtime)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -220,6 +221,7 @@ def untrained_baseline(name: str, like: Model, work: Path) -> Model:
     save_checkpoint(ckpt, path)
     model = model_from_checkpoint(path, role="baseline")
     model.trained = False
+    model.exportable = True
     model.notes.append("untrained: latency, size and MACs only")
     return model
 
@@ -300,7 +302,7 @@ def export_for(model: Model, runtimes: list[str], out_dir: Path, lowering: str, 
     each target is tried alone so one failing target does not cost the others.
     """
     todo = [rt for rt in runtimes if rt not in model.artifacts]
-    if not todo or model.checkpoint is None:
+    if not todo or model.checkpoint is None or not model.exportable:
         return
     try:
         import ssc_deploy.export  # noqa: F401
@@ -562,6 +564,7 @@ def prepare_models(sources: list[str | Path], settings: BenchSettings, work: Pat
     models: list[Model] = []
     for kind, path in classified:
         m = model_from_artifact(path) if kind == "artifact" else model_from_checkpoint(path)
+        m.exportable = kind == "checkpoint" or bool(settings.runtimes)
         if m.name in baseline_names:
             m.role = "baseline"
         _merge(models, m)
@@ -600,8 +603,8 @@ def plan_jobs(models: list[Model], runtimes: list[str], settings: BenchSettings)
     for m in models:
         for rt in runtimes:
             if rt not in m.artifacts and rt not in m.export_errors:
-                if m.checkpoint is None:
-                    continue  # an artifact-only model runs on its own runtime only
+                if m.checkpoint is None or not m.exportable:
+                    continue  # an artifact-only model runs on its own runtimes only
                 m.export_errors[rt] = "no artifact for this runtime"
             for t in settings.threads:
                 jobs.append(Job(m, rt, t))

@@ -63,7 +63,20 @@ def _dist_info() -> _Dist:
 
 
 def _set_threads(threads: int | None, procs_per_host: int) -> int:
-    n = threads or max(1, (os.cpu_count() or 1) // max(1, procs_per_host))
+    """``threads``, or this process's share of the cores that are not already busy.
+
+    On a shared machine, more intra-op threads than idle cores makes every op wait on
+    the slowest thread (measured here: 2 threads on 2 busy cores ran 4-8x slower than 1).
+    """
+    if threads:
+        n = int(threads)
+    else:
+        cores = os.cpu_count() or 1
+        try:
+            busy = int(os.getloadavg()[0])
+        except OSError:
+            busy = 0
+        n = max(1, min(cores, cores - busy) // max(1, procs_per_host))
     torch.set_num_threads(n)
     return n
 
@@ -213,7 +226,13 @@ def train_model(
     state: dict[str, Any] | None = None
     start_ckpt: Checkpoint | None = None
     if resume_path is not None:
-        start_ckpt = load_checkpoint(resume_path)
+        try:
+            start_ckpt = load_checkpoint(resume_path)
+        except SscDeployError as err:
+            if "bare state_dict" in str(err):
+                raise SscDeployError(f"{resume_path}: a bare state_dict holds no training state to resume "
+                                     f"(start from its weights with --init {resume_path} --model NAME)") from None
+            raise
         state = start_ckpt.training_state
         if not state or "epoch" not in state or "optimizer" not in state:
             raise SscDeployError(f"{resume_path}: holds no training state to resume (use --init to start from its weights)")
@@ -346,7 +365,7 @@ def train_model(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                totals += torch.tensor([float(loss) * len(y), float((out_logits.argmax(1) == y).sum()), len(y)],
+                totals += torch.tensor([float(loss.detach()) * len(y), float((out_logits.argmax(1) == y).sum()), len(y)],
                                        dtype=torch.float64)
                 if bar is not None:
                     n = max(float(totals[2]), 1.0)

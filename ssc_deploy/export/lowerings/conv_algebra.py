@@ -65,14 +65,10 @@ def largest_groups(dense: torch.Tensor) -> int:
     """The largest ``g`` for which ``dense`` (Cout, Cin, kh, kw) is exactly block-diagonal in g blocks."""
     cout, cin = dense.shape[:2]
     nonzero = dense.abs().sum(dim=(2, 3)) != 0
-    for g in sorted({d for d in range(1, min(cout, cin) + 1) if cout % d == 0 and cin % d == 0}, reverse=True):
-        if g == 1:
-            return 1
-        co, ci = cout // g, cin // g
-        mask = torch.zeros_like(nonzero)
-        for i in range(g):
-            mask[i * co : (i + 1) * co, i * ci : (i + 1) * ci] = True
-        if not bool((nonzero & ~mask).any()):
+    rows, cols = torch.arange(cout), torch.arange(cin)
+    for g in sorted({d for d in range(2, min(cout, cin) + 1) if cout % d == 0 and cin % d == 0}, reverse=True):
+        inside = (rows[:, None] // (cout // g)) == (cols[None, :] // (cin // g))
+        if not bool((nonzero & ~inside).any()):
             return g
     return 1
 
@@ -126,12 +122,12 @@ def shift_into_conv(offsets: list[tuple[int, int]], conv: nn.Conv2d) -> nn.Conv2
     cout, cin_g = conv.out_channels, conv.in_channels // g
     w1 = conv.weight.detach()[:, :, 0, 0]
     w = w1.new_zeros(cout, cin_g, k, k)
-    cout_g = cout // g
-    for o in range(cout):
-        base = (o // cout_g) * cin_g
-        for i in range(cin_g):
-            dy, dx = offsets[base + i]
-            w[o, i, dy + p, dx + p] = w1[o, i]
+    # input channel of weight column i in output row o: its group's base + i
+    channel = (torch.arange(cout)[:, None] // (cout // g)) * cin_g + torch.arange(cin_g)[None, :]
+    off = torch.tensor(offsets, dtype=torch.long)[channel] + p
+    rows = torch.arange(cout)[:, None].expand(cout, cin_g)
+    cols = torch.arange(cin_g)[None, :].expand(cout, cin_g)
+    w[rows, cols, off[..., 0], off[..., 1]] = w1
     new = nn.Conv2d(conv.in_channels, cout, k, conv.stride, p, groups=g, bias=conv.bias is not None)
     with torch.no_grad():
         new.weight.copy_(w)
@@ -146,10 +142,11 @@ def shift_as_depthwise(offsets: list[tuple[int, int]]) -> nn.Conv2d:
     p = max((max(abs(dy), abs(dx)) for dy, dx in offsets), default=0)
     k = 2 * p + 1
     conv = nn.Conv2d(c, c, k, 1, p, groups=c, bias=False)
+    off = torch.tensor(offsets, dtype=torch.long).reshape(c, 2) + p
+    weight = torch.zeros(c, 1, k, k)
+    weight[torch.arange(c), 0, off[:, 0], off[:, 1]] = 1.0
     with torch.no_grad():
-        conv.weight.zero_()
-        for ch, (dy, dx) in enumerate(offsets):
-            conv.weight[ch, 0, dy + p, dx + p] = 1.0
+        conv.weight.copy_(weight)
     return conv.eval()
 
 

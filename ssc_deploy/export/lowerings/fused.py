@@ -31,6 +31,7 @@ def pipeline(
     shift: str, shuffle_mac_ratio: float = 1.0, shuffle: str = "reshape"
 ) -> Callable[[nn.Module], nn.Module]:
     """A lowering: merge linear 1x1 chains, lower shifts by ``shift`` ('conv', 'depthwise',
+    'depthwise-aligned': depthwise where the channels are a multiple of 4, else pad-slice;
     'pad-slice'), fold shuffles costing at most ``shuffle_mac_ratio`` x the conv, and lower the
     rest by ``shuffle`` ('reshape': NCHW reshape/transpose, 'channel-last': NHWC one)."""
 
@@ -42,6 +43,8 @@ def pipeline(
             gm = gp.fuse_shift_into_conv(gm)
         elif shift == "depthwise":
             gm = gp.shifts_to_depthwise(gm)
+        elif shift == "depthwise-aligned":
+            gm = gp.shifts_to_depthwise(gm, _ORT_CHANNEL_ALIGNMENT)
         gm = gp.shifts_to_pad_slice(gm)
         gm = gp.fold_shuffles(gm, shuffle_mac_ratio)
         gm = gp.shuffles_to_channel_last(gm) if shuffle == "channel-last" else gp.shuffles_to_reshape(gm)
@@ -52,6 +55,9 @@ def pipeline(
     return run
 
 
+# onnxruntime's x86 NCHWc layout transformer takes a depthwise conv only when its channels are a
+# multiple of 4; other depthwise convs run a slow generic path (measured, see benchmarks/RESULTS.md).
+_ORT_CHANNEL_ALIGNMENT = 4
 # A shuffle folded into a C-group conv makes it dense: C = 9 times its MACs.
 _FOLD_ALL = 9.0
 
@@ -78,4 +84,11 @@ register_lowering(
 register_lowering(
     "dwconv-nhwc",
     "as dwconv, with each shuffle done in channel-last order (for runtimes that keep NHWC)",
+    runtimes=("executorch", "tflite"),
 )(pipeline("depthwise", shuffle="channel-last"))
+register_lowering(
+    "dwconv-aligned",
+    "shifts over a multiple of 4 channels as depthwise 3x3 convs (onnxruntime's NCHWc path takes them), "
+    "the others as pad + slices",
+    runtimes=("onnx",),
+)(pipeline("depthwise-aligned"))

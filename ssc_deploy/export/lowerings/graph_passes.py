@@ -91,11 +91,12 @@ def fuse_shift_into_conv(gm: fx.GraphModule) -> fx.GraphModule:
     return _finish(gm)
 
 
-def shifts_to_depthwise(gm: fx.GraphModule) -> fx.GraphModule:
-    """Every remaining ``Shift`` becomes a depthwise k x k conv with one-hot kernels."""
+def shifts_to_depthwise(gm: fx.GraphModule, channel_multiple: int = 1) -> fx.GraphModule:
+    """Every remaining ``Shift`` over a multiple of ``channel_multiple`` channels becomes a
+    depthwise k x k conv with one-hot kernels."""
     for node in gm.graph.nodes:
         shift = _mod(gm, node)
-        if isinstance(shift, Shift):
+        if isinstance(shift, Shift) and shift.channels % channel_multiple == 0:
             _set_module(gm, node, alg.shift_as_depthwise(shift.offsets))
     return _finish(gm)
 
@@ -166,7 +167,9 @@ def fold_shuffles(gm: fx.GraphModule, max_mac_ratio: float = 1.0) -> fx.GraphMod
         # consumer side
         users = list(node.users)
         convs = [_mod(gm, u) for u in users]
-        if users and all(alg.is_plain_conv(c) and u.args[0] is node for c, u in zip(convs, users)):
+        # a grouped conv's permuted weight is at best dense: ``groups`` times the MACs
+        if users and all(alg.is_plain_conv(c) and u.args[0] is node and c.groups <= max_mac_ratio
+                         for c, u in zip(convs, users)):
             news = [alg.permute_inputs(c, perm) for c in convs]
             if all(alg.conv_macs(n) <= max_mac_ratio * alg.conv_macs(c) for n, c in zip(news, convs)):
                 for u, n in zip(users, news):
@@ -180,7 +183,7 @@ def fold_shuffles(gm: fx.GraphModule, max_mac_ratio: float = 1.0) -> fx.GraphMod
             chain.append(chain[-1].args[0])
         producer = chain[-1]
         conv = _mod(gm, producer)
-        if alg.is_plain_conv(conv) and all(len(n.users) == 1 for n in chain):
+        if alg.is_plain_conv(conv) and conv.groups <= max_mac_ratio and all(len(n.users) == 1 for n in chain):
             new = alg.permute_outputs(conv, perm)
             if alg.conv_macs(new) <= max_mac_ratio * alg.conv_macs(conv):
                 _set_module(gm, producer, new)

@@ -1,0 +1,264 @@
+"""Export to ONNX / ExecuTorch / TFLite through the library API, verified in the real runtimes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ssc_deploy.checkpoint import Checkpoint, save_checkpoint, sha256_file
+from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, eval_batch
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.export import MANIFEST_SCHEMA, export_model, inspect_artifact, load_manifest
+from ssc_deploy.export import executorch_target, onnx_target
+from ssc_deploy.models import create_model
+
+# The ops the issue allows in an exported SSC-Net ONNX graph.
+SSC_ONNX_OPS = {"Conv", "Pad", "Slice", "Concat", "Reshape", "Transpose", "Relu", "Add", "GlobalAveragePool",
+                "ReduceMean", "Flatten", "Gemm", "MatMul"}
+# Small configuration of every zoo family (the ResNets at B=1).
+FAMILY_CONFIGS = ["mobilenetv2", "igcv3-d-0.5x", "resnet-1-1", "shift-resnet-1-1", "channel-sparse-resnet-1-0.5"]
+CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
+                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+                m.weight.copy_(0.8 + 0.4 * torch.rand(c, generator=g))
+                m.bias.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
+    return model.eval()
+
+
+def make_checkpoint(path, name: str = "ssc-net-1-9", top1: float = 0.5) -> Checkpoint:
+    model = randomize_bn(create_model(name, num_classes=10, in_size=32))
+    ckpt = Checkpoint(model_name=name, config={"num_classes": 10, "in_size": 32}, state_dict=model.state_dict(),
+                      classes=CLASSES, mean=list(DEFAULT_MEAN), std=list(DEFAULT_STD), input_shape=[3, 32, 32],
+                      metrics={"test_top1": top1}, provenance={"data": "digits"})
+    save_checkpoint(ckpt, path)
+    return ckpt
+
+
+@pytest.fixture(scope="session")
+def ssc_export(tmp_path_factory):
+    """ssc-net-1-9 from a checkpoint, exported once to all three targets."""
+    root = tmp_path_factory.mktemp("ssc_export")
+    ckpt_path = root / "ssc.pt"
+    make_checkpoint(ckpt_path)
+    out = root / "out"
+    results = export_model(ckpt_path, targets="all", out_dir=out, n_verify=16, progress=False)
+    return {"ckpt": ckpt_path, "out": out, "results": {r.target: r for r in results}}
+
+
+def test_all_writes_three_verified_artifacts_with_manifests(ssc_export):
+    results, out = ssc_export["results"], ssc_export["out"]
+    assert set(results) == {"onnx", "executorch", "tflite"}
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"ssc-net-1-9.{ext}{m}" for ext in ("onnx", "pte", "tflite") for m in ("", ".manifest.json"))
+    runtimes = {"onnx": "onnxruntime", "executorch": "executorch", "tflite": "tflite"}
+    for target, r in results.items():
+        m = load_manifest(r.artifact)
+        assert m == json.loads(r.manifest_path.read_text()) == r.manifest
+        assert m["schema"] == MANIFEST_SCHEMA and m["file"] == r.artifact.name and m["target"] == target
+        assert m["runtime"] == runtimes[target] and m["runtime_version"]
+        assert m["sha256"] == sha256_file(r.artifact) and m["bytes"] == r.artifact.stat().st_size
+        assert m["model"]["name"] == "ssc-net-1-9" and m["model"]["family"] == "ssc-net"
+        assert m["model"]["trained"] is True and m["model"]["lowering"] == "pad-slice"
+        assert m["model"]["params"] == sum(p.numel() for p in create_model("ssc-net-1-9").parameters())
+        assert m["input"]["shape"] == [1, 3, 32, 32] and m["input"]["layout"] == "NCHW"
+        assert m["input"]["mean"] == list(DEFAULT_MEAN) and m["input"]["scale"] == "pixel/255"
+        assert m["output"] == {"name": m["output"]["name"], "shape": [1, 10], "kind": "logits"}
+        assert m["classes"] == CLASSES
+        assert m["source"] == {"checkpoint": str(ssc_export["ckpt"]), "checkpoint_sha256": sha256_file(ssc_export["ckpt"]),
+                               "test_top1": 0.5}
+        p = m["parity"]
+        assert p["passed"] and p["data"] == "digits" and p["n_images"] == 16 and p["atol"] == 1e-4
+        assert p["max_abs_diff"] < 1e-4 and p["top1_agreement"] == 1.0
+
+
+def test_onnx_graph_uses_only_plain_ops_and_carries_metadata(ssc_export):
+    import onnx
+
+    model = onnx.load(str(ssc_export["results"]["onnx"].artifact))
+    ops = {n.op_type for n in model.graph.node}
+    assert ops <= SSC_ONNX_OPS, ops - SSC_ONNX_OPS
+    assert {"Pad", "Slice", "Concat", "Transpose"} <= ops  # shifts and shuffles really lowered
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["ssc_deploy_model"] == "ssc-net-1-9" and json.loads(meta["classes"]) == CLASSES
+    assert json.loads(meta["mean"]) == list(DEFAULT_MEAN) and json.loads(meta["std"]) == list(DEFAULT_STD)
+    onnx.checker.check_model(model)
+
+
+def test_artifacts_reproduce_pytorch_logits_on_real_images(ssc_export):
+    from ssc_deploy.checkpoint import load_checkpoint
+    from ssc_deploy.export.targets import TARGETS
+
+    net = load_checkpoint(ssc_export["ckpt"]).build_model()
+    x, _ = eval_batch("digits", 8, DEFAULT_MEAN, DEFAULT_STD, 32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    for target, r in ssc_export["results"].items():
+        out = TARGETS[target].run(r.artifact, x)
+        assert np.abs(out - ref).max() < 1e-4, target
+        assert (out.argmax(1) == ref.argmax(1)).all()
+
+
+def test_executorch_delegates_everything_for_ssc_net(ssc_export):
+    r = ssc_export["results"]["executorch"]
+    d = r.manifest["delegation"]
+    assert d["by_op"]["aten_convolution_default"] == {"delegated": 22, "not_delegated": 0}
+    assert d["portable_compute_ops"] == [] and r.warnings == []
+    ops = inspect_artifact(r.artifact)["op_histogram"]
+    assert ops.get("delegate:XnnpackBackend", 0) >= 1
+    assert not any(k.startswith("convolution") for k in ops)
+
+
+def test_tflite_op_histogram_read_from_the_file(ssc_export):
+    r = ssc_export["results"]["tflite"]
+    info = inspect_artifact(r.artifact)
+    assert info["manifest"] == r.manifest
+    assert info["op_histogram"] == r.manifest["op_histogram"]
+    ops = info["op_histogram"]
+    assert ops["CONV_2D"] == 22 and ops["PAD"] == 6 and "TRANSPOSE" in ops
+    assert not {"GATHER", "GATHER_ND", "DELEGATE"} & set(ops)
+
+
+def test_tflite_nhwc_input_and_transposes(ssc_export, tmp_path):
+    (r,) = export_model(None, targets="tflite", model_name="ssc-net-1-9", out_dir=tmp_path, nhwc=True,
+                        n_verify=8, progress=False)
+    m = r.manifest
+    assert m["input"]["layout"] == "NHWC" and m["input"]["shape"] == [1, 32, 32, 3]
+    assert m["model"]["trained"] is False and m["source"]["test_top1"] is None and m["parity"]["passed"]
+    nchw = ssc_export["results"]["tflite"].manifest["op_histogram"]["TRANSPOSE"]
+    assert m["op_histogram"].get("TRANSPOSE", 0) <= nchw
+
+
+def test_existing_output_is_refused_and_kept(ssc_export):
+    out = ssc_export["out"]
+    before = {p.name: sha256_file(p) for p in out.iterdir()}
+    with pytest.raises(SscDeployError, match="already exists .*--force"):
+        export_model(ssc_export["ckpt"], targets="onnx", out_dir=out, progress=False)
+    assert {p.name: sha256_file(p) for p in out.iterdir()} == before
+
+
+def test_failed_parity_leaves_nothing_and_keeps_old_files(ssc_export, tmp_path):
+    old = ssc_export["results"]["onnx"].artifact
+    kept = tmp_path / old.name
+    kept.write_bytes(old.read_bytes())
+    with pytest.raises(SscDeployError, match=r"onnx: output 'logits' differs from PyTorch by .* > atol 1e-12") as err:
+        export_model(ssc_export["ckpt"], targets="onnx", out_dir=tmp_path, atol=1e-12, force=True, progress=False)
+    assert err.value.exit_code == 3
+    assert [p.name for p in tmp_path.iterdir()] == [old.name]
+    assert kept.read_bytes() == old.read_bytes()
+
+
+def test_force_overwrites(ssc_export, tmp_path):
+    (tmp_path / "ssc-net-1-9.onnx").write_bytes(b"old")
+    (r,) = export_model(ssc_export["ckpt"], targets=["onnx"], out_dir=tmp_path, force=True, n_verify=4,
+                        opset=13, progress=False)
+    assert r.artifact.read_bytes() != b"old" and r.manifest["exporter"]["opset"] == 13
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"targets": "coreml"}, "unknown target 'coreml'"),
+        ({"lowering": "nope"}, "unknown lowering 'nope'"),
+        ({"opset": 7}, "opset 7 is not supported"),
+        ({"atol": -1.0}, "atol must be a positive number"),
+        ({"model_name": "no-such-net", "source": None}, "unknown model 'no-such-net'"),
+        ({"source": None}, "nothing to export"),
+    ],
+)
+def test_bad_arguments_fail_before_writing(kwargs, message, tmp_path):
+    args = {"source": None, "model_name": "ssc-net-1-9", "out_dir": tmp_path / "out", "progress": False, **kwargs}
+    if kwargs.get("source", 0) is None and "model_name" not in kwargs:
+        args["model_name"] = None
+    with pytest.raises(SscDeployError, match=message):
+        export_model(**args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_checkpoints_are_one_line_errors(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(SscDeployError, match="garbage.pt"):
+        export_model(garbage, out_dir=tmp_path / "out", progress=False)
+    bare = tmp_path / "bare.pt"
+    torch.save(create_model("ssc-net-1-9").state_dict(), bare)
+    with pytest.raises(SscDeployError, match="does not match the architecture"):
+        export_model(bare, model_name="resnet-1-1", out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SscDeployError, match="not a directory"):
+        export_model(None, model_name="ssc-net-1-9", out_dir=tmp_path / "file", progress=False)
+    with pytest.raises(SscDeployError, match="cannot create the output directory"):
+        export_model(None, model_name="ssc-net-1-9", out_dir=tmp_path / "file" / "sub", progress=False)
+
+
+def test_missing_runtime_package_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "litert_torch", None)  # import litert_torch now raises ImportError
+    with pytest.raises(SscDeployError, match=r"'litert-torch' is not installed: pip install 'ssc-deploy\[tflite\]'"):
+        export_model(None, model_name="ssc-net-1-9", targets="all", out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+class _PortableMean(nn.Module):
+    """mean over (H, W) without keepdim: XNNPACK leaves it to the portable kernels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_executorch_warns_or_fails_on_portable_compute_ops(tmp_path):
+    net, x = _PortableMean().eval(), torch.randn(1, 3, 8, 8)
+    info = executorch_target.export(net, x, tmp_path / "a.pte")
+    assert info.extra["delegation"]["portable_compute_ops"] == ["aten_mean_dim"]
+    assert "aten_mean_dim x1" in info.warnings[0]
+    with pytest.raises(SscDeployError, match="not delegated to XNNPACK.*aten_mean_dim.*--strict"):
+        executorch_target.export(net, x, tmp_path / "b.pte", strict=True)
+    assert not (tmp_path / "b.pte").exists()
+
+
+def test_onnx_opset_and_checker_on_a_tiny_net(tmp_path):
+    net = _PortableMean().eval()
+    info = onnx_target.export(net, torch.randn(1, 3, 8, 8), tmp_path / "t.onnx", opset=13, metadata={"k": "v"})
+    assert info.exporter["opset"] == 13 and info.input_name == "input" and info.output_name == "logits"
+    out = onnx_target.run(tmp_path / "t.onnx", np.zeros((2, 3, 8, 8), np.float32))
+    assert out.shape == (2, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAMILY_CONFIGS)
+def test_every_family_exports_to_all_targets(name, tmp_path):
+    ckpt = tmp_path / "c.pt"
+    make_checkpoint(ckpt, name)
+    results = export_model(ckpt, targets="all", out_dir=tmp_path / "out", n_verify=4, progress=False)
+    assert [r.target for r in results] == ["onnx", "executorch", "tflite"]
+    for r in results:
+        assert r.manifest["parity"]["passed"] and r.manifest["parity"]["max_abs_diff"] < 1e-4
+        assert r.artifact.exists() and r.manifest_path.exists()
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(results[0].artifact)).graph.node}
+    assert "BatchNormalization" not in ops and "GatherElements" not in ops and "Gather" not in ops
+    delegation = results[1].manifest["delegation"]
+    assert delegation["by_op"]["aten_convolution_default"]["not_delegated"] == 0

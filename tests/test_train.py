@@ -1,0 +1,149 @@
+"""Training: recipe, self-describing checkpoints, exact resume, DDP with 2 CPU processes, accuracy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssc_deploy.checkpoint import load_checkpoint
+from ssc_deploy.cli import main
+from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.train import DEFAULT_EPOCHS, default_recipe, params_sha256, train_model
+
+MODEL = "ssc-net-1-9"
+# Tiny runs: 2 batches of 16 images an epoch, 1 thread (deterministic and fast on a shared host).
+TINY = dict(batch_size=16, max_batches=2, progress=False, threads=1)
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_recipe_follows_the_paper():
+    cifar = default_recipe("cifar10")
+    assert (cifar.epochs, cifar.batch_size, cifar.lr, cifar.weight_decay) == (160, 128, 0.1, 2e-4)
+    assert cifar.milestones == (80, 120) and cifar.momentum == 0.9 and cifar.nesterov
+    assert [cifar.lr_at(e) for e in (0, 79, 80, 119, 120, 159)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    imnet = default_recipe("imagenet32")
+    assert (imnet.epochs, imnet.lr, imnet.weight_decay, imnet.milestones) == (40, 0.01, 1e-4, (10, 20, 30))
+    assert default_recipe("digits").epochs == DEFAULT_EPOCHS["digits"]
+    assert default_recipe("cifar100", epochs=4, lr=0.05).milestones == (2, 3)
+    with pytest.raises(SscDeployError, match="--epochs must be at least 1"):
+        default_recipe("digits", epochs=0)
+
+
+def test_train_writes_a_self_describing_checkpoint(tmp_path: Path):
+    out = tmp_path / "m.pt"
+    ckpt = train_model(MODEL, data="digits", epochs=2, out=out, seed=1, **TINY)
+    back = load_checkpoint(out)
+    assert back.model_name == MODEL and back.classes == [str(i) for i in range(10)]
+    assert back.mean == list(DEFAULT_MEAN) and back.std == list(DEFAULT_STD) and back.input_shape == [3, 32, 32]
+    m = back.metrics
+    assert m["epochs_done"] == 2 and len(m["history"]) == 2 and 0.0 <= m["test_top1"] <= m["test_top5"] <= 1.0
+    assert [h["lr"] for h in m["history"]] == pytest.approx([0.1, 0.01])  # divided by 10 at 50 % of the run
+    p = back.provenance
+    assert p["data"] == "digits" and p["train_size"] == 1437 and p["test_size"] == 360 and p["seed"] == 1
+    assert p["augmentation"] == {"pad": 4, "flip": False}  # a mirrored digit is another symbol
+    assert back.training_state["epoch"] == 2 and back.training_state["recipe"]["batch_size"] == 16
+    assert all(torch.equal(v, back.state_dict[k]) for k, v in ckpt.state_dict.items())
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m.pt"]  # no temporaries left
+
+
+def test_interrupted_run_resumes_exactly(tmp_path: Path):
+    """Kill a real `ssc-deploy train` after its first epoch's checkpoint, resume, compare."""
+    straight = train_model(MODEL, epochs=3, out=tmp_path / "straight.pt", **TINY)
+    out = tmp_path / "killed.pt"
+    cmd = [str(Path(sys.executable).parent / "ssc-deploy"), "train", "--model", MODEL, "--epochs", "3", "--out", str(out),
+           "--batch-size", "16", "--max-batches", "2", "--threads", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not out.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = load_checkpoint(out).training_state["epoch"]
+    assert 1 <= done < 3, f"the run was not interrupted mid-way (epoch {done})"
+    resumed = train_model(None, resume=out, progress=False, threads=1)
+    assert resumed.metrics["epochs_done"] == 3 and len(resumed.metrics["history"]) == 3
+    for key, value in straight.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key
+    assert resumed.metrics["test_top1"] == straight.metrics["test_top1"]
+
+
+def test_init_from_bare_state_dict_and_bad_resume(tmp_path: Path, capsys):
+    first = train_model(MODEL, epochs=1, out=tmp_path / "a.pt", **TINY)
+    sd = tmp_path / "sd.pt"
+    torch.save(first.state_dict, sd)
+    with pytest.raises(SscDeployError, match="bare state_dict holds no training state"):
+        train_model(MODEL, resume=sd, out=tmp_path / "b.pt", **TINY)
+    tuned = train_model(MODEL, init=sd, epochs=1, out=tmp_path / "c.pt", lr=1e-9, **TINY)
+    w = "stem.0.weight"
+    assert torch.allclose(tuned.state_dict[w], first.state_dict[w], atol=1e-6)  # started from those weights
+    assert main(["train", "--model", "ssc-net-2-9", "--resume", str(tmp_path / "a.pt"), "--no-progress"]) != 0
+    assert "was trained as 'ssc-net-1-9'" in _one_error_line(capsys)
+
+
+def test_cli_bad_inputs_are_one_line_and_touch_nothing(tmp_path: Path, capsys):
+    out = tmp_path / "keep.pt"
+    out.write_bytes(b"precious")
+    cases = [
+        (["--model", "no-such-net"], "unknown model 'no-such-net'"),
+        (["--model", MODEL, "--data", f"cifar10:{tmp_path / 'missing'}"], "does not exist"),
+        (["--model", MODEL, "--data", "mnist"], "unknown data set"),
+        (["--model", MODEL, "--epochs", "0"], "--epochs must be at least 1"),
+        (["--model", MODEL, "--out", str(out)], "already exists"),
+        (["--model", MODEL, "--resume", str(tmp_path / "nope.pt")], "no such checkpoint file"),
+        (["--epochs", "1"], "--model"),
+        (["--model", MODEL, "--data", "digits", "--download"], "--download works with"),
+        (["--model", MODEL, "--device", "tpu"], "unknown --device"),
+    ]
+    for args, expected in cases:
+        rc = main(["train", *args, "--no-progress", "--max-batches", "1"] + ([] if "--out" in args else ["--out", str(tmp_path / "x.pt")]))
+        assert rc != 0, args
+        assert expected in _one_error_line(capsys), args
+    assert out.read_bytes() == b"precious"
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_train_then_ckpt_info_json(tmp_path: Path, capsys):
+    import json
+
+    out = tmp_path / "cli.pt"
+    rc = main(["train", "--model", MODEL, "--epochs", "1", "--batch-size", "16", "--max-batches", "1", "--threads", "1",
+               "--out", str(out), "--no-progress", "--json"])
+    assert rc == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == MODEL and info["metrics"]["epochs_done"] == 1 and info["resumable"]
+    assert main(["ckpt-info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["parameters"] > 100_000
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path: Path, capsys):
+    out = tmp_path / "ddp.pt"
+    rc = main(["train", "--model", MODEL, "--epochs", "1", "--batch-size", "32", "--max-batches", "2", "--threads", "1",
+               "--nproc", "2", "--out", str(out), "--no-progress", "--json"])
+    assert rc == 0, capsys.readouterr().err
+    ckpt = load_checkpoint(out)
+    ddp = ckpt.provenance["distributed"]
+    assert ddp["backend"] == "gloo" and ddp["world_size"] == 2
+    assert len(ddp["rank_params_sha256"]) == 2 and len(set(ddp["rank_params_sha256"])) == 1
+    assert params_sha256(ckpt.build_model()) == ddp["rank_params_sha256"][0]
+    assert ckpt.training_state["recipe"]["batch_size"] == 32  # global batch: 16 per rank
+    assert ckpt.metrics["history"][0]["epoch"] == 1 and 0 <= ckpt.metrics["test_top1"] <= 1
+
+
+@pytest.mark.slow
+def test_ssc_net_1_9_reaches_90_percent_on_digits(tmp_path: Path):
+    ckpt = train_model(MODEL, data="digits", out=tmp_path / "ssc19.pt", seed=0, progress=False)
+    assert ckpt.metrics["test_top1"] >= 0.90, ckpt.metrics["test_top1"]
