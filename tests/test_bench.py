@@ -153,7 +153,9 @@ def test_bad_input_gets_one_line(zoo, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hi")
     _one_line_error(capsys, ["bench", str(tmp_path / "notes.txt"), *nb], "not an artifact (.onnx, .pte, .tflite)")
     _one_line_error(capsys, ["bench", onnx, "--runtime", "openvino", *nb], "unknown runtime 'openvino'")
-    _one_line_error(capsys, ["bench", onnx, "--runtime", "tflite", *nb], "nothing to measure")
+    bare = tmp_path / "bare.onnx"  # no manifest, so no checkpoint to export a TFLite file from
+    shutil.copy(onnx, bare)
+    _one_line_error(capsys, ["bench", str(bare), "--runtime", "tflite", *nb], "nothing to measure")
     _one_line_error(capsys, ["bench", onnx, "--threads", "0,x", *nb], "--threads takes comma-separated")
     _one_line_error(capsys, ["bench", onnx, "--runner", "tflite", *nb], "--runner takes KIND=PATH")
     _one_line_error(capsys, ["bench", onnx, "--runner", "coreml=/x", *nb], "unknown kind 'coreml'")

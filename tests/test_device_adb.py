@@ -93,6 +93,7 @@ def test_devices_lists_every_state(loopback, capsys):
 
     listed = {d["serial"]: d for d in json.loads(capsys.readouterr().out)["android"]}
     assert listed[ok.serial]["state"] == "device" and listed[ok.serial]["model"] == "SSC_Loopback"
+    assert listed[ok.serial]["abi"] == "unknown"  # no getprop on the loopback device
     assert listed[unauth.serial]["state"] == "unauthorized"
     assert listed[off.serial]["state"] == "offline"
     assert main(["devices"]) == 0

@@ -50,12 +50,12 @@ def test_ssc_module_follows_table_1():
     assert isinstance(module.shuffle, ChannelShuffle) and module.shuffle.groups == 9
     order = [name for name, _ in module.named_children()]
     assert order[:7] == ["conv1", "conv2", "ssc1", "shuffle", "conv3", "ssc2", "conv4"]
-    # every conv is followed by a BN (foldable at export); the last conv of the module has no ReLU
-    for _, seq in [("c", module.conv1), ("c", module.conv2), ("c", module.ssc1[1]), ("c", module.conv4)]:
-        assert isinstance(seq[1], nn.BatchNorm2d)
-    assert len(module.conv4) == 2 and isinstance(module.conv3[2], nn.ReLU)
-    assert isinstance(module.shortcut, nn.Sequential)  # 16 -> 81 channels: projection
-    assert isinstance(net.stage1[0].shortcut[0], nn.Conv2d)
+    # every conv is followed by a BN (foldable at export), then a ReLU except the module's last
+    units = [module.conv1, module.conv2, module.ssc1[1], module.conv3, module.ssc2[1], module.conv4]
+    assert all(isinstance(u[1], nn.BatchNorm2d) for u in units)
+    assert all(isinstance(u[2], nn.ReLU) for u in units[:-1]) and len(units[-1]) == 2
+    # the stem has 16 channels, so the first module's shortcut is a 1x1 projection to 81
+    assert isinstance(module.shortcut[0], nn.Conv2d) and module.shortcut[0].in_channels == 16
 
 
 @pytest.mark.parametrize("groups", [9, 18])

@@ -21,7 +21,7 @@ def devices(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (adb devices and the emulated device) instead of a table."),
 ) -> None:
     """List Android devices attached through adb (state: device, unauthorized, offline) and whether the emulated arm64 device is ready."""
-    from ssc_deploy.devices.adb import list_devices
+    from ssc_deploy.devices.adb import device_abi, list_devices
     from ssc_deploy.devices.emulated import emulated_status
 
     adb_note = ""
@@ -29,10 +29,11 @@ def devices(
         entries = list_devices()
     except SscDeployError as exc:
         entries, adb_note = [], str(exc)
+    abis = {e.serial: device_abi(e.serial) if e.state == "device" else "" for e in entries}
     emu = emulated_status()
     if as_json:
         payload = {
-            "android": [{"serial": e.serial, "state": e.state, **e.props} for e in entries],
+            "android": [{"serial": e.serial, "state": e.state, "abi": abis[e.serial] or None, **e.props} for e in entries],
             "adb_error": adb_note or None,
             "arm64_emulated": {"state": emu.state, "detail": emu.detail},
         }
@@ -45,19 +46,19 @@ def devices(
     table = Table(title="Devices")
     table.add_column("--device", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    for col in ("model", "product", "notes"):
+    for col in ("model", "ABI", "notes"):
         table.add_column(col)
     hints = {"unauthorized": "accept the USB debugging prompt on the phone", "offline": "reconnect it (adb reconnect)"}
     for e in entries:
         style = "green" if e.state == "device" else "yellow"
-        table.add_row(f"android:{e.serial}", f"[{style}]{e.state}[/]", e.model or "-", e.props.get("product", "-"),
+        table.add_row(f"android:{e.serial}", f"[{style}]{e.state}[/]", e.model or "-", abis[e.serial] or "-",
                       hints.get(e.state, ""))
     if adb_note:
         table.add_row("android", "[red]adb unavailable[/]", "-", "-", adb_note)
     elif not entries:
         table.add_row("android", "none attached", "-", "-", "check the cable and USB debugging; adb devices -l")
     emu_style = {"ready": "green", "not set up": "yellow"}.get(emu.state, "red")
-    table.add_row("arm64-emulated", f"[{emu_style}]{emu.state}[/]", "qemu-user (timings emulated)", "-", emu.detail)
+    table.add_row("arm64-emulated", f"[{emu_style}]{emu.state}[/]", "qemu-user (timings emulated)", "aarch64", emu.detail)
     console.print(table)
 
 

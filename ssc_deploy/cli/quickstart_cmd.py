@@ -1,3 +1,60 @@
-"""CLI: the `quickstart` command(s). Thin: parse options, call the library, print."""
+"""CLI: ``quickstart`` - train, export, benchmark and report in one command. Thin: the work is in
+:mod:`ssc_deploy.runtime_bench.quickstart`."""
 
-from .app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ssc_deploy.errors import SscDeployError
+
+from .app import app
+from .bench_cmd import split_list
+
+
+@app.command("quickstart")
+def quickstart(
+    out: Path = typer.Option(Path("ssc-deploy-quickstart"), "--out", "-o", help="Directory for checkpoints, "
+                             "artifacts, bench.json/csv and the report (must be empty unless --force)."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke run of the whole chain (about 2 minutes): one short "
+                               "epoch per model and few timed runs; accuracies are not meaningful."),
+    minutes: float = typer.Option(10.0, "--minutes", help="Time budget; training epochs are fitted to it from a "
+                                  "short timed probe of each model on this machine."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Train every model this many epochs instead of "
+                                         "fitting them to --minutes."),
+    models: str = typer.Option("ssc-net-1-9,mobilenetv2,igcv3-d-0.7x", "--models", help="Comma-separated zoo names: "
+                               "the first is the model under test, the others its baselines."),
+    data: str = typer.Option("digits", "--data", help="Training and evaluation data (digits is embedded, offline)."),
+    runtime: str = typer.Option("onnxruntime,executorch,tflite", "--runtime", "-r", help="Comma-separated runtimes "
+                                "to export for and benchmark."),
+    runs: int = typer.Option(30, "--runs", help="Timed inferences per measurement."),
+    warmup: int = typer.Option(5, "--warmup", help="Untimed inferences before timing."),
+    n_eval: int = typer.Option(0, "--n-eval", help="Test images for accuracy and parity (0: the whole test split)."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty --out, replacing earlier results."),
+    db: Optional[Path] = typer.Option(None, "--db", help="Results store to append the run to (default "
+                                      "~/.cache/ssc-deploy/results.sqlite)."),
+    no_store: bool = typer.Option(False, "--no-store", help="Do not append the run to the results store."),
+) -> None:
+    """Train the default SSC-Net, MobileNetV2 and IGCV3 briefly, export all three to ONNX, ExecuTorch and TFLite, benchmark them on this host and write the report."""
+    from ssc_deploy.runtime_bench.quickstart import QuickstartOptions, run_quickstart
+
+    names = split_list(models)
+    if not names:
+        raise SscDeployError("--models needs at least one model name")
+    opts = QuickstartOptions(out=out, models=[n.lower() for n in names], data=data, minutes=minutes, epochs=epochs,
+                             quick=quick, runtimes=split_list(runtime), runs=runs, warmup=warmup, n_eval=n_eval,
+                             force=force, db=db, store=not no_store)
+    from ssc_deploy.runtime_bench.harness import RUNTIMES
+
+    bad = [r for r in opts.runtimes if r not in RUNTIMES]
+    if bad or not opts.runtimes:
+        raise SscDeployError(f"unknown runtime '{bad[0] if bad else runtime}' (use {', '.join(RUNTIMES)})")
+    if opts.runs < 1 or opts.warmup < 0:
+        raise SscDeployError("--runs must be at least 1 and --warmup at least 0")
+    result = run_quickstart(opts)
+    failed = [r for r in result["rows"] if r["status"] != "ok"]
+    if failed:
+        raise SscDeployError(f"{len(failed)} of {len(result['rows'])} measurements did not pass (see the table); "
+                             f"the rest is in {out}", exit_code=1)

@@ -86,6 +86,15 @@ def list_devices(timeout: float = 30.0) -> list[AdbDeviceEntry]:
     return parse_devices_l(out)
 
 
+def device_abi(serial: str, timeout: float = 10.0) -> str:
+    """The device's primary ABI (``getprop ro.product.cpu.abi``); "unknown" where unreadable."""
+    try:
+        rc, out, _ = AdbClient(serial).shell("getprop ro.product.cpu.abi 2>/dev/null", timeout)
+    except DeviceError:
+        return "unknown"
+    return out.strip() if rc == 0 and out.strip() else "unknown"
+
+
 def classify_adb_error(text: str) -> str | None:
     """A clear description when adb's message means the device failed, else None."""
     low = text.lower()
@@ -155,4 +164,4 @@ def _short(command: str, n: int = 60) -> str:
     return command if len(command) <= n else command[: n - 3] + "..."
 
 
-__all__ = ["AdbClient", "AdbDeviceEntry", "adb_executable", "classify_adb_error", "list_devices", "parse_devices_l"]
+__all__ = ["AdbClient", "AdbDeviceEntry", "adb_executable", "classify_adb_error", "device_abi", "list_devices", "parse_devices_l"]

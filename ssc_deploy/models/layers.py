@@ -69,14 +69,14 @@ class Shift(nn.Module):
         return len(self.offsets)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.pad
         h, w = x.shape[-2:]
-        xp = F.pad(x.index_select(1, self._gather), (p, p, p, p))
+        # Pad each direction's channels on their own: one pad of the whole tensor with nine
+        # slices of it makes backward zero-fill the full padded tensor nine times.
+        chunks = torch.split(x.index_select(1, self._gather), self._sizes, 1)
         parts = []
-        start = 0
-        for (dy, dx), n in zip(self._dirs, self._sizes):
-            parts.append(xp[:, start : start + n, p + dy : p + dy + h, p + dx : p + dx + w])
-            start += n
+        for (dy, dx), chunk in zip(self._dirs, chunks):
+            shifted = F.pad(chunk, (max(-dx, 0), max(dx, 0), max(-dy, 0), max(dy, 0)))
+            parts.append(shifted[:, :, max(dy, 0) : max(dy, 0) + h, max(dx, 0) : max(dx, 0) + w])
         return torch.cat(parts, 1).index_select(1, self._scatter)
 
     def extra_repr(self) -> str:

@@ -646,14 +646,19 @@ def run_bench(
         work = Path(work_dir)
         work.mkdir(parents=True, exist_ok=True)
     try:
-        models, runtimes = prepare_models(sources, settings, work)
-        host_names = [d.info().name for d in devices if d.info().kind == "host"]
-        if host_names:
+        from ssc_deploy.devices.base import DeviceError
+
+        try:
+            infos = [d.info() for d in devices]
+        except DeviceError as err:
+            raise SscDeployError(str(err)) from None
+        if settings.runtimes and any(i.kind == "host" for i in infos):
             installed = installed_runtimes()
-            missing = [rt for rt in runtimes if rt not in installed]
-            if missing and settings.runtimes:
-                dist, extra = RUNTIME_PACKAGE[missing[0]]
+            missing = [rt for rt in settings.runtimes if rt in RUNTIMES and rt not in installed]
+            if missing:
+                extra = RUNTIME_PACKAGE[missing[0]][1]
                 raise SscDeployError(f"runtime '{missing[0]}' is not installed on this host: pip install 'ssc-deploy[{extra}]'")
+        models, runtimes = prepare_models(sources, settings, work)
         for m in models:
             write_inputs(m, settings.data, settings.n_eval, work)
         jobs = plan_jobs(models, runtimes, settings)
