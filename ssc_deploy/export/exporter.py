@@ -220,8 +220,10 @@ def export_model(
             TARGETS[name].check_installed()
 
     src = _load_source(source, model_name, num_classes, in_size)
+    images, data_spec = _eval_images(src, data, n_verify)
     out_dir = Path(out_dir)
     finals = {t: out_dir / f"{src.name}{TARGETS[t].SUFFIX}" for t in names}
+    created = not out_dir.exists()
     _prepare_out_dir(out_dir)
     if not force:
         existing = [p for t in names for p in (finals[t], manifest_path(finals[t])) if p.exists()]
@@ -235,7 +237,6 @@ def export_model(
     try:
         with _progress(progress) as bar, quiet_native(), torch.no_grad():
             task = bar.add_task(f"{src.name}: rewrite", total=1 + len(names)) if bar else None
-            images, data_spec = _eval_images(src, data, n_verify)
             x = torch.from_numpy(images)
             reference = src.model.eval()(x).numpy()
             chosen = choose_lowerings(src.model, lowering, names, images)
@@ -306,6 +307,9 @@ def export_model(
             results.append(ExportResult(t, final, manifest_path(final), manifest, parity, warns, seconds))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if created and not results:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only succeeds when empty: a directory we made for nothing goes again
     return results
 
 

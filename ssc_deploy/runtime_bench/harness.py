@@ -589,8 +589,6 @@ def prepare_models(sources: list[str | Path], settings: BenchSettings, work: Pat
         if like is None:
             like = Model(name="", family="", role="candidate", trained=False, input_shape=[3, 32, 32])
         models.append(untrained_baseline(name, like, work))
-    if not any(m.role == "candidate" for m in models) and classified:
-        pass  # only baselines given: still a valid latency comparison
     check_same_input(models)
     for m in models:
         export_for(m, runtimes, work / "exports", settings.lowering, settings.data)

@@ -98,7 +98,7 @@ def plan_epochs(opts: QuickstartOptions, console) -> dict[str, dict[str, Any]]:
             console.print(f"  timing a {PROBE_BATCHES}-batch probe of {model} ...", highlight=False)
             per_epoch = probe_seconds_per_epoch(model, opts.data, Path(tmp))
             epochs = max(1, min(cap, int(budget * share // max(per_epoch, 1e-3))))
-            plan[model] = {"epochs": epochs, "max_batches": None, "seconds_per_epoch": per_epoch,
+            plan[model] = {"epochs": epochs, "max_batches": None, "seconds_per_epoch": per_epoch, "cap": cap,
                            "why": f"{per_epoch:.0f} s/epoch here, {budget * share / 60:.1f} min of the budget"}
     return plan
 
@@ -134,6 +134,12 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
     plan = plan_epochs(opts, console)
     for m, p in plan.items():
         console.print(f"  {m}: {p['epochs']} epoch(s) ({p['why']})", highlight=False)
+    first = plan[opts.models[0]]
+    if "seconds_per_epoch" in first and first["epochs"] < first.get("cap", 0):
+        need = first["seconds_per_epoch"] * first["cap"] / 60 / 0.5 / (1 - NON_TRAINING_SHARE)
+        console.print(f"  [yellow]note:[/] {opts.models[0]} gets {first['epochs']} of the recipe's {first['cap']} epochs "
+                      f"in this budget, so its accuracy will be below what it can reach; --minutes {need:.0f} "
+                      "would allow all of them on this machine as loaded now", highlight=False)
 
     console.rule("[bold]2/4 train")
     from ssc_deploy.train import train_model
