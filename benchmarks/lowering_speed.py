@@ -20,6 +20,7 @@ Untrained weights: latency does not depend on the weight values.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -152,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             for t in threads:
                 bar.update(task, description=f"time {rt}, {t} thread(s)")
                 sgemm[t].append(sgemm_gmacs(threads=t))
+                runners = None
+                gc.collect()  # drop the previous phase's programs before ExecuTorch resizes its pool
                 runners = {label: load_runner(rt, files[(rt, model, lowering)], t)
                            for label, model, lowering in plan[rt]}
                 times = time_interleaved(runners, x, rounds=args.rounds)

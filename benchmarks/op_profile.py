@@ -1,126 +1,129 @@
-"""Where the time goes, per op class, on any of the three runtimes.
+"""Where the time goes: onnxruntime's own per-node profile, summed by op class.
 
-onnxruntime has a per-node profiler; the ExecuTorch and LiteRT Python wheels do not (their
-per-op profilers live in the native ``executor_runner`` / ``benchmark_model`` builds). So this
-script profiles by isolation: every distinct layer of the lowered net (same module, same input
-shape) is exported on its own, all of them are timed interleaved on the target runtime, and
-each layer's median is multiplied by how often it occurs. The sum is compared with the whole
-net's measured latency, and each op class gets its share and its achieved GMAC/s.
+Each model is lowered, exported to ONNX and run with onnxruntime's profiler (1 thread by
+default); node times from the optimized graph are summed by class (op type, conv groups and
+kernel), with each class's share and achieved GMAC/s. The ExecuTorch and LiteRT Python wheels
+carry no per-op profiler (theirs are in the native ``executor_runner`` / ``benchmark_model``
+builds), so this is the per-op view available on the host.
 
-    python benchmarks/op_profile.py --model ssc-net-3-9 --lowering dwconv --runtime executorch
-    python benchmarks/op_profile.py --model mobilenetv2 --runtime tflite
+    python benchmarks/op_profile.py --models ssc-net-3-9:dwconv-aligned,mobilenetv2:pad-slice
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 
-def op_class(mod: nn.Module, in_shape: tuple[int, ...]) -> str:
-    """A readable class for a layer: dense/grouped/depthwise conv with kernel and group width."""
-    if isinstance(mod, nn.Conv2d):
-        k = "x".join(map(str, mod.kernel_size))
-        if mod.groups == 1:
-            kind = "dense"
-        elif mod.groups == mod.in_channels:
-            kind = "depthwise"
-        else:
-            kind = f"grouped ({mod.in_channels // mod.groups} ch/group)"
-        return f"conv {k} {kind}"
-    return type(mod).__name__
+def conv_class(op_type: str, attrs: dict, weight_dims: list[int] | None) -> str:
+    """'Conv 1x1 dense', 'Conv 3x3 depthwise', 'Conv 1x1 grouped (9 ch/group)' or the op type."""
+    if "Conv" not in op_type or not weight_dims or len(weight_dims) != 4:
+        return op_type
+    group = int(attrs.get("group", 1))
+    k = f"{weight_dims[2]}x{weight_dims[3]}"
+    if group == 1:
+        kind = "dense"
+    elif weight_dims[1] == 1:
+        kind = "depthwise"
+    else:
+        kind = f"grouped ({weight_dims[1]} ch/group)"
+    layout = " NCHWc" if op_type.startswith("com.microsoft.nchwc") else ""
+    return f"Conv {k} {kind}{layout}"
 
 
-def conv_macs(mod: nn.Module, out_shape: tuple[int, ...]) -> int:
-    if isinstance(mod, nn.Conv2d):
-        kh, kw = mod.kernel_size
-        return int(np.prod(out_shape[1:])) * (mod.in_channels // mod.groups) * kh * kw
-    if isinstance(mod, nn.Linear):
-        return mod.in_features * mod.out_features
-    return 0
-
-
-def layers(net: nn.Module, x: torch.Tensor):
-    """(module, input shape, output shape) of every leaf module call in one forward pass."""
-    calls = []
-    hooks = [m.register_forward_hook(lambda m, i, o: calls.append((m, tuple(i[0].shape), tuple(o.shape))))
-             for m in net.modules() if not list(m.children())]
-    with torch.no_grad():
-        net(x)
-    for h in hooks:
-        h.remove()
-    return calls
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="ssc-net-3-9", help="registered model name")
-    p.add_argument("--lowering", default="pad-slice", help="lowering to apply before profiling")
-    p.add_argument("--runtime", default="executorch", help="onnx, executorch or tflite")
-    p.add_argument("--threads", type=int, default=1, help="threads for every run")
-    p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds")
-    args = p.parse_args(argv)
-
-    from rich.console import Console
-    from rich.table import Table
+def profile(model_name: str, lowering: str, threads: int, runs: int, workdir: Path) -> tuple[dict, float]:
+    """{op class: [ms per run, nodes, MACs per run]} and the mean wall time per run in ms."""
+    import onnx
+    import onnxruntime as ort
+    import torch
 
     from ssc_deploy.export._quiet import quiet_native
-    from ssc_deploy.export.autotune import export_to, load_runner, time_interleaved
+    from ssc_deploy.export.autotune import export_to
     from ssc_deploy.export.rewrite import deployment_rewrite
     from ssc_deploy.models import create_model
 
     torch.manual_seed(0)
-    net = deployment_rewrite(create_model(args.model).eval(), args.lowering)
+    net = deployment_rewrite(create_model(model_name).eval(), lowering)
     x = torch.randn(1, 3, 32, 32)
-    calls = layers(net, x)
-    distinct: dict[str, tuple[nn.Module, tuple, tuple, int]] = {}
-    for mod, ins, outs in calls:
-        if isinstance(mod, (nn.ReLU, nn.Identity)) or len(ins) != 4:
-            continue  # ReLUs fuse into the conv before them; the classifier is not 4-D
-        key = f"{mod!r}|{ins}"
-        m, i, o, n = distinct.get(key, (mod, ins, outs, 0))
-        distinct[key] = (m, i, o, n + 1)
+    with quiet_native():
+        path = export_to("onnx", net, x, workdir / f"{model_name}.{lowering}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(workdir / f"prof-{model_name}")
+        opts.optimized_model_filepath = str(workdir / f"opt-{model_name}.onnx")
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(opts.optimized_model_filepath)
+    inits = {i.name: list(i.dims) for i in optimized.graph.initializer}
+    classes = {}
+    for node in optimized.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        weight = inits.get(node.input[1]) if len(node.input) > 1 else None
+        op = f"{node.domain}.{node.op_type}" if node.domain else node.op_type
+        classes[node.name] = conv_class(op, attrs, weight)
+    feed = {sess.get_inputs()[0].name: x.numpy()}
+    import time
 
-    runners = {}
-    with tempfile.TemporaryDirectory() as tmp, quiet_native():
-        whole = export_to(args.runtime, net, x, Path(tmp) / "whole")
-        runners["whole net"] = load_runner(args.runtime, whole, args.threads)
-        for j, (key, (mod, ins, _, _)) in enumerate(distinct.items()):
-            path = export_to(args.runtime, nn.Sequential(mod).eval(), torch.randn(ins), Path(tmp) / f"l{j}")
-            runners[key] = load_runner(args.runtime, path, args.threads)
-        feeds = {k: np.random.default_rng(0).standard_normal(distinct[k][1]).astype(np.float32) for k in distinct}
-        times = {k: [] for k in runners}
-        for _ in range(max(1, args.rounds // 5)):
-            t = time_interleaved({"whole net": runners["whole net"]}, x.numpy(), rounds=5)
-            times["whole net"] += t["whole net"]
-            for k in distinct:
-                times[k] += time_interleaved({k: runners[k]}, feeds[k], rounds=5)[k]
+    for _ in range(10):
+        sess.run(None, feed)
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        sess.run(None, feed)
+    wall = (time.perf_counter() - t0) * 1e3 / runs
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    total_runs = runs + 10
+    out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0.0])
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        name = e["name"][: -len("_kernel_time")]
+        row = out[classes.get(name, e["args"].get("op_name", "?"))]
+        row[0] += e["dur"] / 1e3 / total_runs
+        row[1] += 1 / total_runs
+        out_shape = e["args"].get("output_type_shape") or []
+        weight = None
+        for n in optimized.graph.node:
+            if n.name == name and len(n.input) > 1:
+                weight = inits.get(n.input[1])
+                break
+        if weight and len(weight) == 4 and out_shape:
+            dims = list(out_shape[0].values())[0]
+            spatial = int(np.prod(dims[2:4])) if len(dims) >= 4 else 1
+            row[2] += spatial * weight[0] * weight[1] * weight[2] * weight[3] / total_runs
+    return dict(out), wall
 
-    by_class: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0])
-    for key, (mod, ins, outs, n) in distinct.items():
-        ms = statistics.median(times[key])
-        row = by_class[op_class(mod, ins)]
-        row[0] += ms * n
-        row[1] += n
-        row[2] += conv_macs(mod, outs) * n
-    total = sum(r[0] for r in by_class.values())
-    whole_ms = statistics.median(times["whole net"])
-    table = Table(title=f"{args.model} ({args.lowering}) on {args.runtime}, {args.threads} thread(s): "
-                        f"whole net {whole_ms:.2f} ms, sum of isolated layers {total:.2f} ms")
-    for col in ("op class", "layers", "ms", "share", "MMACs", "GMAC/s"):
-        table.add_column(col, justify="left" if col == "op class" else "right")
-    for name, (ms, n, macs) in sorted(by_class.items(), key=lambda kv: -kv[1][0]):
-        table.add_row(name, str(n), f"{ms:.2f}", f"{100 * ms / total:.0f}%", f"{macs / 1e6:.1f}",
-                      f"{macs / ms / 1e6:.1f}" if macs else "-")
-    Console(width=160).print(table)
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="ssc-net-3-9:dwconv-aligned,ssc-net-3-9:pad-slice,mobilenetv2:pad-slice",
+                   help="model:lowering pairs, comma-separated")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--runs", type=int, default=50, help="profiled runs per model")
+    args = p.parse_args(argv)
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=160)
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in args.models.split(","):
+            model, _, lowering = pair.partition(":")
+            rows, wall = profile(model, lowering or "pad-slice", args.threads, args.runs, Path(tmp))
+            total = sum(r[0] for r in rows.values())
+            table = Table(title=f"{model} ({lowering}), onnxruntime, {args.threads} thread(s): "
+                                f"{wall:.2f} ms a run, {total:.2f} ms in kernels")
+            for col in ("op class", "nodes", "ms/run", "share", "MMACs", "GMAC/s"):
+                table.add_column(col, justify="left" if col == "op class" else "right")
+            for name, (ms, n, macs) in sorted(rows.items(), key=lambda kv: -kv[1][0]):
+                table.add_row(name, f"{n:.0f}", f"{ms:.3f}", f"{100 * ms / total:.0f}%",
+                              f"{macs / 1e6:.1f}" if macs else "-", f"{macs / ms / 1e6:.1f}" if macs else "-")
+            console.print(table)
     return 0
 
 

@@ -137,6 +137,16 @@ def test_a_failed_row_keeps_the_other_results(zoo, tmp_path, capsys):
     assert "failed: LiteRT could not load" in cap.out
 
 
+def test_a_broken_results_store_still_leaves_the_outputs(zoo, tmp_path, capsys):
+    junk, js = tmp_path / "junk.sqlite", tmp_path / "b.json"
+    junk.write_bytes(b"not sqlite at all" * 64)
+    rc = main(["bench", str(zoo["bench-tiny.onnx"]), "--baselines", "", *FAST, "--json", str(js), "--db", str(junk)])
+    err = capsys.readouterr().err
+    assert rc != 0 and "not a results database" in err and err.count("\n") == 1
+    assert json.loads(js.read_text())["rows"][0]["status"] == "ok"
+    assert junk.read_bytes() == b"not sqlite at all" * 64
+
+
 def _one_line_error(capsys, argv: list[str], needle: str) -> None:
     rc = main(argv)
     err = capsys.readouterr().err
@@ -197,7 +207,7 @@ class _LabelledHost(HostDevice):
         return info
 
 
-def test_devices_run_in_parallel_and_emulated_latency_is_never_a_ratio(zoo, tmp_path):
+def test_several_devices_get_a_device_column_and_emulated_latency_is_never_a_ratio(zoo, tmp_path):
     settings = BenchSettings(runtimes=["onnxruntime"], warmup=1, runs=5, n_eval=20, baselines=["bench-tiny-wide"])
     res = run_bench([zoo["bench-tiny.onnx"], zoo["bench-tiny-wide.onnx"]], settings,
                     devices=[HostDevice(), _LabelledHost("emu", emulated=True)])

@@ -20,7 +20,7 @@ from ssc_deploy.train import DEFAULT_EPOCHS, default_recipe, params_sha256, trai
 
 MODEL = "ssc-net-1-9"
 # Tiny runs: 2 batches of 16 images an epoch, 1 thread (deterministic and fast on a shared host).
-TINY = dict(batch_size=16, max_batches=2, progress=False, threads=1)
+TINY = dict(batch_size=16, max_batches=2, eval_limit=32, progress=False, threads=1)
 
 
 def _one_error_line(capsys) -> str:
@@ -36,7 +36,8 @@ def test_recipe_follows_the_paper():
     assert [cifar.lr_at(e) for e in (0, 79, 80, 119, 120, 159)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
     imnet = default_recipe("imagenet32")
     assert (imnet.epochs, imnet.lr, imnet.weight_decay, imnet.milestones) == (40, 0.01, 1e-4, (10, 20, 30))
-    assert default_recipe("digits").epochs == DEFAULT_EPOCHS["digits"]
+    digits = default_recipe("digits")
+    assert digits.epochs == DEFAULT_EPOCHS["digits"] and digits.batch_size == 32 and digits.lr == 0.1
     assert default_recipe("cifar100", epochs=4, lr=0.05).milestones == (2, 3)
     with pytest.raises(SscDeployError, match="--epochs must be at least 1"):
         default_recipe("digits", epochs=0)
@@ -49,6 +50,7 @@ def test_train_writes_a_self_describing_checkpoint(tmp_path: Path):
     assert back.model_name == MODEL and back.classes == [str(i) for i in range(10)]
     assert back.mean == list(DEFAULT_MEAN) and back.std == list(DEFAULT_STD) and back.input_shape == [3, 32, 32]
     m = back.metrics
+    assert m["test_images"] == 32
     assert m["epochs_done"] == 2 and len(m["history"]) == 2 and 0.0 <= m["test_top1"] <= m["test_top5"] <= 1.0
     assert [h["lr"] for h in m["history"]] == pytest.approx([0.1, 0.01])  # divided by 10 at 50 % of the run
     p = back.provenance
@@ -64,7 +66,7 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path):
     straight = train_model(MODEL, epochs=3, out=tmp_path / "straight.pt", **TINY)
     out = tmp_path / "killed.pt"
     cmd = [str(Path(sys.executable).parent / "ssc-deploy"), "train", "--model", MODEL, "--epochs", "3", "--out", str(out),
-           "--batch-size", "16", "--max-batches", "2", "--threads", "1", "--no-progress"]
+           "--batch-size", "16", "--max-batches", "2", "--eval-limit", "32", "--threads", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while not out.exists() and proc.poll() is None and time.time() < deadline:
@@ -120,7 +122,7 @@ def test_cli_train_then_ckpt_info_json(tmp_path: Path, capsys):
 
     out = tmp_path / "cli.pt"
     rc = main(["train", "--model", MODEL, "--epochs", "1", "--batch-size", "16", "--max-batches", "1", "--threads", "1",
-               "--out", str(out), "--no-progress", "--json"])
+               "--eval-limit", "16", "--out", str(out), "--no-progress", "--json"])
     assert rc == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model"] == MODEL and info["metrics"]["epochs_done"] == 1 and info["resumable"]
@@ -132,7 +134,7 @@ def test_cli_train_then_ckpt_info_json(tmp_path: Path, capsys):
 def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path: Path, capsys):
     out = tmp_path / "ddp.pt"
     rc = main(["train", "--model", MODEL, "--epochs", "1", "--batch-size", "32", "--max-batches", "2", "--threads", "1",
-               "--nproc", "2", "--out", str(out), "--no-progress", "--json"])
+               "--eval-limit", "32", "--nproc", "2", "--out", str(out), "--no-progress", "--json"])
     assert rc == 0, capsys.readouterr().err
     ckpt = load_checkpoint(out)
     ddp = ckpt.provenance["distributed"]

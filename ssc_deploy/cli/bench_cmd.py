@@ -72,7 +72,8 @@ def bench(
     n_eval: int = typer.Option(200, "--n-eval", help="Test images for accuracy and parity (0: all)."),
     device: Optional[list[str]] = typer.Option(None, "--device", "-d", help="Where to run: host (default), "
                                                "android[:SERIAL], ssh://user@host[:port], arm64-emulated. Repeatable: "
-                                               "devices run in parallel and rows get a device column."),
+                                               "rows get a device column; remote devices run in parallel, the host "
+                                               "and the emulated device (same CPU) take turns."),
     runner: Optional[list[str]] = typer.Option(None, "--runner", help="Also time with a native benchmark tool: "
                                                "KIND=PATH, KIND in tflite|onnxruntime|executorch (repeatable)."),
     pin_cores: Optional[str] = typer.Option(None, "--pin-cores", help="CPU list for taskset when running native "

@@ -121,6 +121,10 @@ def _print_results(results) -> None:
             console.print(f"[yellow]warning:[/yellow] {r.target}: {w}")
 
 
+def _mega(n) -> str:
+    return f"{n / 1e6:.1f} M" if isinstance(n, (int, float)) else "?"
+
+
 def _print_delegation(console, delegation: dict) -> None:
     from rich.table import Table
 
@@ -156,7 +160,7 @@ def inspect_cmd(
         p, inp, src = m["parity"], m["input"], m.get("source", {})
         rows = [
             ("model", f"{m['model']['name']} ({m['model'].get('family')}), {m['model'].get('params'):,} params, "
-                      f"{m['model'].get('macs') or '?'} MACs, lowering {m['model'].get('lowering')}"),
+                      f"{_mega(m['model'].get('macs'))} MACs, lowering {m['model'].get('lowering')}"),
             ("trained", str(m["model"].get("trained"))),
             ("runtime", f"{m['runtime']} {m.get('runtime_version')}"),
             ("exporter", ", ".join(f"{k} {v}" for k, v in m.get("exporter", {}).items())),

@@ -91,9 +91,9 @@ def _ckpt_json(ckpt, n_params: int | None = None) -> dict[str, Any]:
 def train(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Architecture to train, e.g. ssc-net-1-9, ssc-net-3-9 (see `ssc-deploy models`). Taken from the checkpoint with --resume."),
     data: str = typer.Option("digits", "--data", "-d", help="Data set: digits (offline default), cifar10:PATH, cifar100:PATH, imagenet32:PATH or folder:PATH (PATH/train/<class>/*, PATH/test/<class>/*)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Total epochs. Default per data set: digits 15, CIFAR 160, ImageNet32 40 (the paper's), folder 160. The learning rate drops 10x at 50% and 75% of them (ImageNet32: every 25%)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Total epochs. Default per data set: digits 6, CIFAR 160, ImageNet32 40 (the paper's), folder 160. The learning rate drops 10x at 50% and 75% of them (ImageNet32: every 25%)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint file to write (rewritten atomically after every epoch). Default: MODEL.pt, or the --resume file."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global mini-batch size (split across --nproc processes). Default 128, as in the paper."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global mini-batch size (split across --nproc processes). Default 128, as in the paper (digits: 32)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Initial learning rate. Default 0.1 (ImageNet32: 0.01), as in the paper."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 weight decay. Default 2e-4 (ImageNet32: 1e-4), as in the paper."),
     seed: int = typer.Option(0, "--seed", help="Seed for initialisation, shuffling and augmentation (runs are reproducible)."),
@@ -105,6 +105,7 @@ def train(
     num_workers: int = typer.Option(0, "--num-workers", help="DataLoader worker processes preparing augmented batches (0: in the training process)."),
     max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop each epoch after this many batches (quick trials and smoke tests)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Also measure test accuracy every N epochs (0: only at the end)."),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Measure test accuracy on only the first N test images (quick trials). Default: all."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process. Default: CPU cores / processes."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda. Default: cuda when available, else cpu."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file (otherwise training refuses to overwrite it)."),
@@ -134,7 +135,7 @@ def train(
     opts: dict[str, Any] = dict(
         model=model, data=data, epochs=epochs, out=str(out), batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         seed=seed, resume=str(resume) if resume else None, init=str(init) if init else None, in_size=in_size,
-        num_workers=num_workers, max_batches=max_batches, eval_every=eval_every, threads=threads, device=device,
+        num_workers=num_workers, max_batches=max_batches, eval_every=eval_every, eval_limit=eval_limit, threads=threads, device=device,
         force=force,
     )
     from ssc_deploy.checkpoint import load_checkpoint

@@ -69,21 +69,25 @@ def load_runner(runtime: str, path: Path, threads: int = 1) -> Runner:
         import torch
         from executorch.runtime import Runtime
 
-        method = Runtime.get().load_program(path).load_method("forward")
         try:
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
         except ImportError:  # pragma: no cover - older runtimes: XNNPACK picks its own threads
             _unsafe_reset_threadpool = None
+        # The XNNPACK thread pool is process-wide and loaded delegates hold on to it: resize it only
+        # before loading (resizing under loaded programs crashes), so every ExecuTorch runner alive
+        # at one time must use the same thread count.
+        global _et_threads
+        if _unsafe_reset_threadpool is not None and _et_threads != threads:
+            _unsafe_reset_threadpool(threads)
+            _et_threads = threads
+        # Keep the program alive as long as its method: the method runs out of the program's memory.
+        program = Runtime.get().load_program(path)
+        method = program.load_method("forward")
 
         def run_et(x: np.ndarray) -> np.ndarray:
-            # The XNNPACK thread pool is process-wide: re-pin it whenever another runner changed it,
-            # so runners with different thread counts can be interleaved.
-            global _et_threads
-            if _unsafe_reset_threadpool is not None and _et_threads != threads:
-                _unsafe_reset_threadpool(threads)
-                _et_threads = threads
             return method.execute([torch.from_numpy(x)])[0].numpy()
 
+        run_et.program = program  # type: ignore[attr-defined]
         return run_et
     if runtime == "tflite":
         from ai_edge_litert.interpreter import Interpreter

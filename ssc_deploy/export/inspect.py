@@ -7,6 +7,7 @@ from typing import Any
 
 from ssc_deploy.errors import SscDeployError
 
+from ._quiet import quiet_native
 from .manifest import SUFFIX, load_manifest, manifest_path
 
 _BY_SUFFIX = {".onnx": "onnx", ".pte": "executorch", ".tflite": "tflite"}
@@ -37,11 +38,10 @@ def inspect_artifact(path: str | Path) -> dict[str, Any]:
         raise SscDeployError(f"{path}: is a directory, not an artifact")
     target = target_of(path)
     mod = TARGETS[target]
-    mod.check_installed()
+    with quiet_native():
+        mod.check_installed()
     manifest = load_manifest(path) if manifest_path(path).exists() else None
     try:
-        from ._quiet import quiet_native
-
         with quiet_native():
             ops = mod.op_histogram(path)
     except SscDeployError:

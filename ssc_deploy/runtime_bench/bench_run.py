@@ -66,11 +66,15 @@ def publish(result: dict[str, Any], json_out: Path | None = None, csv_out: Path 
 
     console = console or _console()
     run_id = None
+    store_error = None
     if store:
         from .store import save_run
 
-        run_id = save_run(result, db)
-        result["run_id"] = run_id
+        try:
+            run_id = save_run(result, db)
+            result["run_id"] = run_id
+        except SscDeployError as err:  # the other outputs are still written first
+            store_error = err
     print_result(result, console)
     if json_out:
         write_json(result, json_out)
@@ -84,6 +88,8 @@ def publish(result: dict[str, Any], json_out: Path | None = None, csv_out: Path 
         console.print(f"report: {write_report(result, report)}")
     if run_id is not None:
         console.print(f"[dim]stored as run {run_id} in {db or _default_db()} (ssc-deploy results)[/]", highlight=False)
+    if store_error is not None:
+        raise store_error
     return run_id
 
 

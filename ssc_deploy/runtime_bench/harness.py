@@ -3,8 +3,9 @@
 ``run_bench`` resolves what to measure (exported artifacts with their manifests,
 checkpoints exported first, baselines by name), writes one inputs ``.npz`` per model
 (real evaluation images, labels, PyTorch reference logits), runs the standalone device
-runner for every combination on every device (devices in parallel, one thread each,
-measurements on a device strictly one after another), and returns a JSON-ready result:
+runner for every combination on every device (remote devices in parallel, one thread each;
+the host and emulated devices, which share this CPU, take turns; measurements on a device
+strictly one after another), and returns a JSON-ready result:
 ``{"schema", "created", "tool_version", "status", "settings", "devices", "models", "rows"}``.
 
 A failure in one row is recorded in that row (``status`` ``failed`` with a ``reason``) and
@@ -664,12 +665,20 @@ def run_bench(
             raise SscDeployError("nothing to measure: no artifact matches the runtimes asked (--runtime)")
         if on_plan:
             on_plan(len(jobs) * len(devices))
-        if len(devices) == 1:
-            rows = run_device_jobs(devices[0], jobs, settings, progress)
-        else:
-            with ThreadPoolExecutor(max_workers=len(devices)) as pool:
-                parts = list(pool.map(lambda d: run_device_jobs(d, jobs, settings, progress), devices))
-            rows = [r for part in parts for r in part]
+        # Devices that use this machine's CPU (the host, qemu emulation) take turns, so one never
+        # slows the other's timings; remote devices run in parallel with them.
+        local = [d for d, i in zip(devices, infos) if i.kind == "host" or i.emulated]
+        groups = ([local] if local else []) + [[d] for d in devices if d not in local]
+
+        def run_group(group: list) -> list[dict[str, Any]]:
+            return [r for d in group for r in run_device_jobs(d, jobs, settings, progress)]
+
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            parts = list(pool.map(run_group, groups))
+        # Every device yields one row per job: put the rows back in --device order.
+        by_device = {id(d): part[k * len(jobs):(k + 1) * len(jobs)]
+                     for group, part in zip(groups, parts) for k, d in enumerate(group)}
+        rows = [r for d in devices for r in by_device[id(d)]]
         baselines = [m.name for m in models if m.role == "baseline"]
         ratio_to = settings.ratio_to or (baselines[0] if baselines else None)
         add_ratios(rows, ratio_to)

@@ -121,9 +121,9 @@ def validate(opts: QuickstartOptions) -> None:
 
 def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
     """Train, export, benchmark and report; return the bench result (also written to ``opts.out``)."""
-    from rich.console import Console
+    from .bench_run import _console
 
-    console = console or Console()
+    console = console or _console()
     out = Path(opts.out)
     validate(opts)
     check_out_dir(out, opts.force)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.atomic import atomic_path, write_text_atomic
+from ssc_deploy.atomic import atomic_path
 from ssc_deploy.errors import missing_package
 
-from .table import STATUS_TEXT
+from .table import STATUS_TEXT, make_readable, write_text_readable
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
 OTHER_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -69,9 +69,11 @@ def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str],
         ax.annotate(r["model"], (x * scale, r["top1"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=7)
     pts = [(r[xkey] * scale, r["top1"] * 100) for r in rows if r.get(xkey) is not None]
     front = pareto_front(pts)
-    if len(front) >= 1:
+    if front:
         xs, ys = zip(*front)
-        ax.step(xs, ys, where="post", linestyle="--", color="grey", linewidth=1, zorder=2, label="Pareto front")
+        ax.step(xs, ys, where="post", linestyle="--", color="grey", linewidth=1, zorder=2)
+        ax.scatter(xs, ys, s=180, facecolors="none", edgecolors="grey", linewidth=1.2, zorder=2,
+                   label="Pareto front")
     ax.grid(True, alpha=0.3)
     ax.set_ylabel("top-1 accuracy (%)")
 
@@ -79,6 +81,7 @@ def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str],
 def _save(fig, path: Path) -> None:
     with atomic_path(path, suffix=".png.tmp") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        make_readable(tmp)
 
 
 def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -104,8 +107,8 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
         _scatter(ax, [r for r in rows if r["runtime"] == rt], "latency_median_ms", colours, by_runtime=False)
         ax.set_xlabel("median latency, batch 1 (ms)" + (" - EMULATED" if emulated else ""))
         ax.set_title(f"{rt}, {rows[0]['threads']} thread(s), {device}")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle("Accuracy against latency")
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Top-1 accuracy against latency", y=1.03)
     path = out_dir / "accuracy_vs_latency.png"
     _save(fig, path)
     plt.close(fig)
@@ -115,14 +118,18 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
         ("bytes", 1e-6, "file size (MB)", "accuracy_vs_size.png", "Accuracy against file size"),
         ("macs", 1e-6, "multiply-accumulates (M)", "accuracy_vs_macs.png", "Accuracy against MACs"),
     ):
-        sel = rows if key == "bytes" else list({r["model"]: r for r in rows}.values())
+        # One point per model: its first runtime's row (file sizes differ little between formats).
+        first = {}
+        for r in rows:
+            first.setdefault(r["model"], r)
+        sel = list(first.values())
         if not any(r.get(key) for r in sel):
             continue
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        _scatter(ax, sel, key, colours, scale=scale, by_runtime=key == "bytes")
-        ax.set_xlabel(xlabel)
-        ax.set_title(title + (" (marker: o onnx, s pte, ^ tflite)" if key == "bytes" else ""), fontsize=10)
-        ax.legend(fontsize=7, loc="lower right")
+        _scatter(ax, sel, key, colours, scale=scale, by_runtime=False)
+        ax.set_xlabel(xlabel + (f" ({sel[0]['runtime']} file)" if key == "bytes" else ""))
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, loc="best")
         path = out_dir / name
         _save(fig, path)
         plt.close(fig)
@@ -132,7 +139,7 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
 
 def _md_table(result: dict[str, Any]) -> str:
     cols = ["device", "model", "runtime", "threads", "status", "size (kB)", "params (M)", "MACs (M)", "median ms",
-            "p10-p90 ms", "top-1", "parity max|diff|", "peak MB", "size ratio", "latency ratio", "top-1 delta"]
+            "p10-p90 ms", "top-1 %", "parity max abs diff", "peak MB", "size ratio", "latency ratio", "top-1 delta"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
     def f(v, fmt):
@@ -214,5 +221,5 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, out)
     path = out / "report.md"
-    write_text_atomic(path, render_markdown(result, plots))
+    write_text_readable(path, render_markdown(result, plots))
     return path

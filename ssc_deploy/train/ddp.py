@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--max-batches", type=int, default=None)
     p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--eval-limit", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--force", action="store_true")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model, data=args.data, epochs=args.epochs, out=args.out, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, seed=args.seed, resume=args.resume, init=args.init, in_size=args.in_size,
             progress=not args.no_progress, num_workers=args.num_workers, max_batches=args.max_batches,
-            eval_every=args.eval_every, threads=args.threads, device="cuda" if use_cuda else "cpu", force=args.force,
+            eval_every=args.eval_every, eval_limit=args.eval_limit, threads=args.threads, device="cuda" if use_cuda else "cpu", force=args.force,
         )
     except SscDeployError as err:
         print(f"error: [rank {dist.get_rank()}] {err}", file=sys.stderr)

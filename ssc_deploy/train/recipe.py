@@ -5,7 +5,7 @@ epochs, learning rate 0.1 divided by 10 at 50 % and 75 % of the epochs (epochs 8
 120), weight decay 2e-4. ImageNet 32x32: 40 epochs, learning rate 0.01 divided by 10
 every 10 epochs (25 % of the run), weight decay 1e-4. Image folders follow CIFAR. The
 digits default uses the CIFAR schedule over fewer epochs (measured to reach >= 90 % test
-accuracy with SSC-Net-1-9; see ``DEFAULT_EPOCHS``).
+accuracy with SSC-Net-1-9; see ``DEFAULT_EPOCHS``) and batches of 32 (``DEFAULT_BATCH_SIZE``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Any
 
 from ssc_deploy.errors import SscDeployError
 
-DEFAULT_EPOCHS = {"digits": 15, "cifar10": 160, "cifar100": 160, "imagenet32": 40, "folder": 160}
+DEFAULT_EPOCHS = {"digits": 6, "cifar10": 160, "cifar100": 160, "imagenet32": 40, "folder": 160}
+# The 1,437 digits images give only 11 steps an epoch at 128; 32 gives 45 (and, measured
+# here, SSC-Net-1-9 passed 90 % test top-1 after 3 epochs at 32 but not at 128).
+DEFAULT_BATCH_SIZE = {"digits": 32}
 DEFAULT_LR = {"imagenet32": 0.01}
 DEFAULT_WEIGHT_DECAY = {"imagenet32": 1e-4}
 CIFAR_LR = 0.1
@@ -68,7 +71,7 @@ def default_recipe(
 ) -> Recipe:
     """The paper's recipe for ``data_kind``; any argument given overrides its default."""
     epochs = DEFAULT_EPOCHS.get(data_kind, 160) if epochs is None else int(epochs)
-    batch_size = BATCH_SIZE if batch_size is None else int(batch_size)
+    batch_size = DEFAULT_BATCH_SIZE.get(data_kind, BATCH_SIZE) if batch_size is None else int(batch_size)
     lr = DEFAULT_LR.get(data_kind, CIFAR_LR) if lr is None else float(lr)
     weight_decay = DEFAULT_WEIGHT_DECAY.get(data_kind, CIFAR_WEIGHT_DECAY) if weight_decay is None else float(weight_decay)
     if epochs < 1:

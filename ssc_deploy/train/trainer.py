@@ -31,11 +31,11 @@ from ssc_deploy.checkpoint import Checkpoint, load_checkpoint, load_state_dict_c
 from ssc_deploy.data import DEFAULT_DATA, DEFAULT_MEAN, DEFAULT_STD, ImageSet, load_dataset, parse_spec
 from ssc_deploy.data.transforms import Augment, augmentation_for, resize_uint8, to_normalized_float
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.models import create_model
+from ssc_deploy.models import create_model, model_family
 
 from .recipe import Recipe, default_recipe
 
-EVAL_BATCH = 256
+EVAL_BATCH = 32  # measured here: per-image cost grows with the batch (memory-bound ops)
 
 
 @dataclass
@@ -191,7 +191,7 @@ def train_model(
     model_name: str | None,
     data: str = DEFAULT_DATA,
     epochs: int | None = None,
-    out: str | Path = "model.pt",
+    out: str | Path | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
     weight_decay: float | None = None,
@@ -203,11 +203,13 @@ def train_model(
     num_workers: int = 0,
     max_batches: int | None = None,
     eval_every: int = 0,
+    eval_limit: int | None = None,
     threads: int | None = None,
     device: str | None = None,
     force: bool = False,
 ) -> Checkpoint:
-    """Train ``model_name`` on ``data`` and return the final :class:`Checkpoint` (also written to ``out``).
+    """Train ``model_name`` on ``data`` and return the final :class:`Checkpoint` (also written to ``out``,
+    by default the ``resume`` file or ``<model>.pt``).
 
     The paper's recipe is the default (:func:`ssc_deploy.train.recipe.default_recipe`);
     ``epochs``/``batch_size``/``lr``/``weight_decay`` override it (``batch_size`` is the
@@ -215,12 +217,17 @@ def train_model(
     atomically after every epoch with its training state, so ``resume=out`` continues an
     interrupted run exactly; a resumed run keeps its stored recipe unless overridden.
     ``init`` starts from the weights of another checkpoint (or a bare ``state_dict``).
-    ``max_batches`` caps the batches per epoch (quick runs); ``eval_every`` > 0 also
-    measures test accuracy every that many epochs (always at the end).
+    ``max_batches`` caps the batches per epoch (quick runs; kept on resume); ``eval_every``
+    > 0 also measures test accuracy every that many epochs (always at the end), on the
+    first ``eval_limit`` test images when given (quick runs), else on all of them.
     """
     d = _dist_info()
-    out = Path(out)
     resume_path = Path(resume) if resume else None
+    if out is None:
+        if resume_path is None and not model_name:
+            raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
+        out = resume_path if resume_path is not None else f"{str(model_name).strip().lower()}.pt"
+    out = Path(out)
     _check_out(out, resume_path, force)
     kind, _ = parse_spec(data)
     state: dict[str, Any] | None = None
@@ -243,20 +250,8 @@ def train_model(
     if not model_name:
         raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
 
-    train_set = load_dataset(data, "train", size=in_size)
-    test_set = load_dataset(data, "test", size=in_size)
-    if kind == "digits":
-        mean, std = list(DEFAULT_MEAN), list(DEFAULT_STD)
-    else:
-        m, s = train_set.channel_stats()
-        mean, std = list(m), [max(v, 1e-6) for v in s]
-    classes = list(train_set.classes)
-
+    model_family(model_name)  # an unknown name fails here, before any data is read
     if state is not None:
-        assert start_ckpt is not None
-        if start_ckpt.classes != classes:
-            raise SscDeployError(f"{resume_path}: was trained on classes {start_ckpt.classes[:5]}..., the data {data} has {classes[:5]}...")
-        mean, std = start_ckpt.mean, start_ckpt.std
         stored = Recipe.from_dict(state["recipe"])
         recipe = default_recipe(
             kind,
@@ -266,11 +261,29 @@ def train_model(
             weight_decay=stored.weight_decay if weight_decay is None else weight_decay,
         )
         seed = int(state.get("seed", seed))
+        if max_batches is None and state.get("max_batches"):
+            max_batches = int(state["max_batches"])
+        if eval_limit is None and state.get("eval_limit"):
+            eval_limit = int(state["eval_limit"])
     else:
         recipe = default_recipe(kind, epochs, batch_size, lr, weight_decay)
+    dev = _resolve_device(device, d)
+
+    train_set = load_dataset(data, "train", size=in_size)
+    test_set = load_dataset(data, "test", size=in_size)
+    classes = list(train_set.classes)
+    if start_ckpt is not None:
+        if start_ckpt.classes != classes:
+            raise SscDeployError(f"{resume_path}: was trained on classes {start_ckpt.classes[:5]}..., "
+                                 f"the data {data} has {classes[:5]}...")
+        mean, std = list(start_ckpt.mean), list(start_ckpt.std)
+    elif kind == "digits":
+        mean, std = list(DEFAULT_MEAN), list(DEFAULT_STD)
+    else:
+        m, s = train_set.channel_stats()
+        mean, std = list(m), [max(v, 1e-6) for v in s]
 
     threads_used = _set_threads(threads, int(os.environ.get("LOCAL_WORLD_SIZE", d.world_size)))
-    dev = _resolve_device(device, d)
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=len(classes), in_size=in_size)
     if init is not None and state is None:
@@ -298,6 +311,9 @@ def train_model(
 
     train_x, train_y = _to_tensor(train_set, in_size)
     test_x, test_y = _to_tensor(test_set, in_size)
+    if eval_limit:
+        test_x, test_y = test_x[:eval_limit], test_y[:eval_limit]
+    provenance_eval = {"test_images": int(len(test_y))}
     augment = augmentation_for(kind)
     per_rank_batch = max(1, recipe.batch_size // d.world_size)
 
@@ -337,6 +353,8 @@ def train_model(
                 "optimizer": optimizer.state_dict(),
                 "recipe": recipe.to_dict(),
                 "seed": seed,
+                "max_batches": max_batches or 0,
+                "eval_limit": eval_limit or 0,
                 "history": [dict(h) for h in history],
                 "torch_rng": torch.get_rng_state(),
             },
@@ -394,7 +412,7 @@ def train_model(
             dist.broadcast(buf, src=0)
         provenance["distributed"] = {"backend": d.backend, "world_size": d.world_size, "rank_params_sha256": digests}
     final = evaluate(model, test_x, test_y, mean, std, dev, d)
-    metrics = {"epochs_done": recipe.epochs, **_train_summary(history), **final}
+    metrics = {"epochs_done": recipe.epochs, **_train_summary(history), **final, **provenance_eval}
     ckpt = make_checkpoint(metrics, recipe.epochs)
     if d.is_main:
         save_checkpoint(ckpt, out)
