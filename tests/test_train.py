@@ -61,6 +61,7 @@ def test_train_writes_a_self_describing_checkpoint(tmp_path: Path):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["m.pt"]  # no temporaries left
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_exactly(tmp_path: Path):
     """Kill a real `ssc-deploy train` after its first epoch's checkpoint, resume, compare."""
     straight = train_model(MODEL, epochs=3, out=tmp_path / "straight.pt", **TINY)

@@ -106,7 +106,7 @@ def train(
     max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop each epoch after this many batches (quick trials and smoke tests)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Also measure test accuracy every N epochs (0: only at the end)."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Measure test accuracy on only the first N test images (quick trials). Default: all."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process. Default: CPU cores / processes."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process. Default: the idle CPU cores (cores minus load average) / processes; on a busy machine more threads than idle cores runs several times slower."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda. Default: cuda when available, else cpu."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file (otherwise training refuses to overwrite it)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with loss and accuracy (on stderr)."),

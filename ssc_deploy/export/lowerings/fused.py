@@ -83,8 +83,9 @@ register_lowering(
 )(pipeline("pad-slice", _FOLD_ALL))
 register_lowering(
     "dwconv-nhwc",
-    "as dwconv, with each shuffle done in channel-last order (for runtimes that keep NHWC)",
-    runtimes=("executorch", "tflite"),
+    "as dwconv, with each shuffle done in channel-last order (LiteRT cancels the permutes against its "
+    "own NHWC transposes; on ExecuTorch the 5-D permute falls back to a portable kernel)",
+    runtimes=("tflite",),
 )(pipeline("depthwise", shuffle="channel-last"))
 register_lowering(
     "dwconv-aligned",
