@@ -8,12 +8,12 @@ latency, ratio to MobileNetV2 on the same runtime and threads, the MAC ratio tha
 not exceed (issue 6's target), achieved GMAC/s (the model's nominal MACs / latency) and that
 rate as a share of SGEMM.
 
-    python benchmarks/lowering_speed.py                       # full table (~15 min on 2 cores)
+    python benchmarks/lowering_speed.py                       # exports once (~30 min), then ~2 min
     python benchmarks/lowering_speed.py --models ssc-net-1-9 --runtimes onnx --threads 1
     python benchmarks/lowering_speed.py --json out.json --markdown out.md
 
 "before" is the straightforward ``pad-slice`` lowering; "after" is, per runtime, the lowering
-named by ``--after`` (default: the one ``--lowering auto`` chose on this host, see RESULTS.md).
+named by ``--after`` (default: the fastest one measured on this host, see RESULTS.md).
 Untrained weights: latency does not depend on the weight values.
 """
 
@@ -32,8 +32,9 @@ BASELINES = ("mobilenetv2", "igcv3-d-0.7x")
 SSC_NETS = ("ssc-net-1-9", "ssc-net-2-9", "ssc-net-3-9", "ssc-net-6-9")
 RUNTIMES = ("onnx", "executorch", "tflite")
 BEFORE = "pad-slice"
-# Chosen by `--lowering auto` on the x86 host (benchmarks/RESULTS.md); pass --after to override.
-AFTER = {"onnx": "pad-slice", "executorch": "dwconv", "tflite": "dwconv"}
+# The fastest lowering per runtime on the x86 host, measured interleaved against every candidate
+# and confirmed by `--lowering auto` (benchmarks/RESULTS.md); pass --after to override.
+AFTER = {"onnx": "dwconv-aligned", "executorch": "dwconv", "tflite": "dwconv-nhwc"}
 REFERENCE = "mobilenetv2"
 
 

@@ -94,8 +94,31 @@ def test_tampered_cifar_pickle_is_refused_and_never_runs(tmp_path: Path):
     assert not marker.exists()
 
 
-def test_download_without_network_is_one_line(tmp_path: Path):
-    # Only the failure path: a download target that cannot be reached.
+def test_download_checks_md5_and_unpacks(tmp_path: Path, monkeypatch):
+    """The real fetch/verify/unpack path, fed from a local tarball through a file:// URL."""
+    import dataclasses
+    import hashlib
+    import tarfile
+
+    from ssc_deploy.data import cifar
+
+    src = write_cifar10(tmp_path / "src")
+    tarball = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(src, arcname="cifar-10-batches-py")
+    good = hashlib.md5(tarball.read_bytes()).hexdigest()
+    url = tarball.as_uri()
+    monkeypatch.setitem(cifar.VARIANTS, "cifar10", dataclasses.replace(cifar.CIFAR10, url=url, md5="0" * 32))
+    with pytest.raises(SscDeployError, match="md5 .* does not match the published"):
+        download(tmp_path / "bad", "cifar10")
+    assert not (tmp_path / "bad").exists()  # nothing half-written
+    monkeypatch.setitem(cifar.VARIANTS, "cifar10", dataclasses.replace(cifar.CIFAR10, url=url, md5=good))
+    got = download(tmp_path / "good", "cifar10")
+    assert got == tmp_path / "good" / "cifar-10-batches-py"
+    assert len(load_dataset(f"cifar10:{got}", "train")) == 20
+
+
+def test_download_rejects_other_sets_and_skips_present_data(tmp_path: Path):
     with pytest.raises(SscDeployError, match="only cifar10, cifar100"):
         download(tmp_path, "imagenet32")
     d = write_cifar10(tmp_path)  # already present: no network touched

@@ -90,7 +90,7 @@ def _ckpt_json(ckpt, n_params: int | None = None) -> dict[str, Any]:
 @app.command("train")
 def train(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Architecture to train, e.g. ssc-net-1-9, ssc-net-3-9 (see `ssc-deploy models`). Taken from the checkpoint with --resume."),
-    data: str = typer.Option("digits", "--data", "-d", help="Data set: digits (offline default), cifar10:PATH, cifar100:PATH, imagenet32:PATH or folder:PATH (PATH/train/<class>/*, PATH/test/<class>/*)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data set: digits (offline default; with --resume, the checkpoint's data), cifar10:PATH, cifar100:PATH, imagenet32:PATH or folder:PATH (PATH/train/<class>/*, PATH/test/<class>/*)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Total epochs. Default per data set: digits 6, CIFAR 160, ImageNet32 40 (the paper's), folder 160. The learning rate drops 10x at 50% and 75% of them (ImageNet32: every 25%)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint file to write (rewritten atomically after every epoch). Default: MODEL.pt, or the --resume file."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global mini-batch size (split across --nproc processes). Default 128, as in the paper (digits: 32)."),
@@ -125,7 +125,7 @@ def train(
     if nproc < 1:
         raise SscDeployError(f"--nproc must be at least 1 (got {nproc})")
     if download:
-        kind, path = parse_spec(data)
+        kind, path = parse_spec(data or "digits")
         if kind not in ("cifar10", "cifar100") or not path:
             raise SscDeployError("--download works with --data cifar10:PATH or cifar100:PATH")
         from ssc_deploy.data.cifar import download as fetch
@@ -158,26 +158,26 @@ def train(
 def _preflight(opts: dict[str, Any]) -> None:
     """Catch bad input in this process, before torchrun starts ranks that would each fail."""
     from ssc_deploy.checkpoint import load_checkpoint
-    from ssc_deploy.data import load_dataset
-    from ssc_deploy.models import create_model
+    from ssc_deploy.data import load_dataset, parse_spec
+    from ssc_deploy.models import model_family
     from ssc_deploy.train.recipe import default_recipe
-    from ssc_deploy.train.trainer import _check_out
-
-    from ssc_deploy.data import parse_spec
+    from ssc_deploy.train.trainer import check_output_path
 
     resume = Path(opts["resume"]) if opts["resume"] else None
-    _check_out(Path(opts["out"]), resume, opts["force"])
-    name = opts["model"]
+    check_output_path(Path(opts["out"]), resume, opts["force"])
+    name, data = opts["model"], opts["data"]
     if resume is not None:
         ckpt = load_checkpoint(resume)
         if not ckpt.training_state:
             raise SscDeployError(f"{resume}: holds no training state to resume (use --init to start from its weights)")
         name = name or ckpt.model_name
+        data = data or str(ckpt.provenance.get("data") or "")
+    data = data or "digits"
     if not name:
         raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
-    create_model(name)
-    default_recipe(parse_spec(opts["data"])[0], opts["epochs"], opts["batch_size"], opts["lr"], opts["weight_decay"])
-    load_dataset(opts["data"], "test", size=opts["in_size"])
+    model_family(name)
+    default_recipe(parse_spec(data)[0], opts["epochs"], opts["batch_size"], opts["lr"], opts["weight_decay"])
+    load_dataset(data, "test", size=opts["in_size"])
     if opts["init"]:
         load_checkpoint(opts["init"], model_name=name)
 

@@ -6,7 +6,11 @@
   to 32x32x3, fixed train/test split;
 - ``cifar10:PATH`` / ``cifar100:PATH``: the python pickle batches;
 - ``imagenet32:PATH``: the downsampled-ImageNet 32x32 batch files;
-- ``folder:PATH``: ``PATH/train/<class>/*.png`` and ``PATH/test/<class>/*.png``.
+- ``folder:PATH``: ``PATH/train/<class>/*`` and ``PATH/test/<class>/*`` (any image format
+  Pillow reads; centre-cropped square and resized).
+
+Pickled batch files (CIFAR, ImageNet32) are read with a restricted unpickler
+(:mod:`ssc_deploy.data.safe_pickle`): a tampered file cannot run code.
 """
 
 from __future__ import annotations

@@ -137,9 +137,6 @@ def download(root: str | Path, name: str = "cifar10", timeout: float = 60.0) -> 
     Does nothing when the batches are already there. Any network or checksum failure is one
     :class:`SscDeployError` line and leaves nothing half-written.
     """
-    import urllib.error
-    import urllib.request
-
     variant = VARIANTS.get(name)
     if variant is None:
         raise SscDeployError(f"cannot download '{name}': only {', '.join(VARIANTS)} can be downloaded")
@@ -147,7 +144,19 @@ def download(root: str | Path, name: str = "cifar10", timeout: float = 60.0) -> 
     target = root / variant.folder
     if (target / variant.meta_file).is_file():
         return target
-    root.mkdir(parents=True, exist_ok=True)
+    created = not root.exists()
+    try:
+        return _fetch(variant, root, target, timeout)
+    except BaseException:
+        if created and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        raise
+
+
+def _fetch(variant: CifarVariant, root: Path, target: Path, timeout: float) -> Path:
+    import urllib.error
+    import urllib.request
+
     with atomic_path(root / Path(variant.url).name) as tmp:
         try:
             with urllib.request.urlopen(variant.url, timeout=timeout) as resp, open(tmp, "wb") as out:

@@ -57,7 +57,10 @@ class Recipe:
 
 
 def milestones_for(data_kind: str, epochs: int) -> tuple[int, ...]:
-    """Epochs at which the learning rate drops: 50 %/75 % (CIFAR), every 25 % (ImageNet32)."""
+    """Epochs at which the learning rate drops: 50 %/75 % (CIFAR), every 25 % (ImageNet32).
+
+    Fractions are rounded half to even (``round``): 160 epochs -> (80, 120), 6 -> (3, 4).
+    """
     fractions = (0.25, 0.5, 0.75) if data_kind == "imagenet32" else (0.5, 0.75)
     return tuple(sorted({max(1, round(f * epochs)) for f in fractions if round(f * epochs) < epochs}))
 

@@ -13,13 +13,14 @@ the batches the uninterrupted run would have drawn.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import os
 import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,16 +181,32 @@ def _resolve_device(device: str | None, d: _Dist) -> torch.device:
     return torch.device("cpu")
 
 
-def _check_out(out: Path, resume: Path | None, force: bool) -> None:
+def check_output_path(out: Path, resume: Path | None, force: bool) -> None:
+    """Refuse to overwrite an existing checkpoint unless it is being resumed or ``force`` is set."""
     if out.is_dir():
         raise SscDeployError(f"--out {out} is a directory; give a file name such as {out / 'model.pt'}")
     if out.exists() and not force and (resume is None or out.resolve() != resume.resolve()):
         raise SscDeployError(f"{out} already exists: pass --resume {out} to continue it or --force to replace it")
 
 
+def _restoring_threads(fn):
+    """Give the caller back its torch thread count (a quickstart benchmarks right after training)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        previous = torch.get_num_threads()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(previous)
+
+    return wrapper
+
+
+@_restoring_threads
 def train_model(
     model_name: str | None,
-    data: str = DEFAULT_DATA,
+    data: str | None = None,
     epochs: int | None = None,
     out: str | Path | None = None,
     batch_size: int | None = None,
@@ -216,6 +233,7 @@ def train_model(
     global batch, split across data-parallel ranks). The checkpoint is rewritten
     atomically after every epoch with its training state, so ``resume=out`` continues an
     interrupted run exactly; a resumed run keeps its stored recipe unless overridden.
+    ``data`` defaults to the digits set, or on resume to the data the checkpoint names.
     ``init`` starts from the weights of another checkpoint (or a bare ``state_dict``).
     ``max_batches`` caps the batches per epoch (quick runs; kept on resume); ``eval_every``
     > 0 also measures test accuracy every that many epochs (always at the end), on the
@@ -228,8 +246,7 @@ def train_model(
             raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
         out = resume_path if resume_path is not None else f"{str(model_name).strip().lower()}.pt"
     out = Path(out)
-    _check_out(out, resume_path, force)
-    kind, _ = parse_spec(data)
+    check_output_path(out, resume_path, force)
     state: dict[str, Any] | None = None
     start_ckpt: Checkpoint | None = None
     if resume_path is not None:
@@ -247,6 +264,9 @@ def train_model(
             raise SscDeployError(f"{resume_path}: was trained as '{start_ckpt.model_name}', not '{model_name}'")
         model_name = start_ckpt.model_name
         in_size = start_ckpt.in_size
+        data = data or str(start_ckpt.provenance.get("data") or DEFAULT_DATA)
+    data = data or DEFAULT_DATA
+    kind, _ = parse_spec(data)
     if not model_name:
         raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
 
@@ -432,7 +452,3 @@ def _train_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
         "history": [dict(h) for h in history],
     }
 
-
-def iter_history(ckpt: Checkpoint) -> Iterator[dict[str, Any]]:
-    """The per-epoch records of a checkpoint (epoch, lr, train loss/top-1, seconds, test metrics)."""
-    yield from ckpt.metrics.get("history", [])

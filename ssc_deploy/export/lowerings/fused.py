@@ -4,15 +4,21 @@ All are exact rewrites of the BN-folded eval net into standard ops (Conv, Pad, S
 Concat, Reshape, Transpose, Relu, Add); they differ in how each ``Shift`` and
 ``ChannelShuffle`` is paid for:
 
-- ``shift-conv``: each shift is folded into the grouped 1x1 conv after it, giving one
-  grouped 3x3 conv with one-hot masked kernels (no pad, slice or concat at run time);
-- ``dwconv``: each shift is a depthwise 3x3 conv with one-hot kernels;
-- ``*-foldshuffle``: each channel shuffle is folded into the next conv's input channels (that
-  conv becomes dense: more MACs, one op and one memory pass less);
-- all of them first merge chains of linear convs (conv -> [shuffle] -> 1x1 conv with no
-  ReLU between) when the merged conv costs no more MACs.
+- ``dwconv``: each shift is a depthwise 3x3 conv with one-hot kernels (fastest on ExecuTorch);
+- ``dwconv-nhwc``: as ``dwconv`` with each shuffle written channel-last, so LiteRT keeps one
+  transpose per shuffle instead of three (fastest on LiteRT);
+- ``dwconv-aligned``: depthwise only where onnxruntime's NCHWc path takes it (channels a
+  multiple of 4), pad + slice elsewhere (fastest on onnxruntime);
+- ``shift-conv``: each shift folded into the grouped 1x1 conv after it, giving one grouped
+  3x3 conv with one-hot masked kernels (9x that conv's MACs; slower everywhere measured);
+- ``*-foldshuffle``: each channel shuffle folded into the next conv's input channels (that
+  conv becomes dense: 9x its MACs, one memory pass less; slower everywhere measured);
+- all of them first merge chains of linear convs (conv -> [shuffle] -> 1x1 conv, no ReLU
+  between) when the merged conv costs no more MACs. In SSC-Nets every conv but the module's
+  last is followed by ReLU and the last feeds the residual add, so no such chain exists there.
 
-Which one is fastest depends on the runtime; ``--lowering auto`` measures.
+Which one is fastest depends on the runtime; ``--lowering auto`` measures
+(``ssc_deploy/export/autotune.py``), and ``benchmarks/RESULTS.md`` has the numbers.
 """
 
 from __future__ import annotations
@@ -63,11 +69,13 @@ _FOLD_ALL = 9.0
 
 register_lowering(
     "shift-conv",
-    "shift + grouped 1x1 as one grouped 3x3 conv with one-hot kernels; shuffles as reshape/transpose",
+    "shift + grouped 1x1 as one grouped 3x3 conv with one-hot kernels; shuffles as reshape/transpose"
+    " (slower on all three runtimes here; auto skips it)",
 )(pipeline("conv"))
 register_lowering(
     "shift-conv-foldshuffle",
-    "as shift-conv, and each shuffle folded into the next conv's weights (that conv becomes dense)",
+    "as shift-conv, and each shuffle folded into the next conv's weights (that conv becomes dense)"
+    " (slower on all three runtimes here; auto skips it)",
 )(pipeline("conv", _FOLD_ALL))
 register_lowering(
     "dwconv",
@@ -75,11 +83,13 @@ register_lowering(
 )(pipeline("depthwise"))
 register_lowering(
     "dwconv-foldshuffle",
-    "as dwconv, and each shuffle folded into the next conv's weights (that conv becomes dense)",
+    "as dwconv, and each shuffle folded into the next conv's weights (that conv becomes dense)"
+    " (slower on all three runtimes here; auto skips it)",
 )(pipeline("depthwise", _FOLD_ALL))
 register_lowering(
     "pad-slice-foldshuffle",
-    "pad + slices per direction, and each shuffle folded into the next conv's weights",
+    "pad + slices per direction, and each shuffle folded into the next conv's weights"
+    " (slower on all three runtimes here; auto skips it)",
 )(pipeline("pad-slice", _FOLD_ALL))
 register_lowering(
     "dwconv-nhwc",
