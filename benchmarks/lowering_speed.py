@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     models = [m for m in args.models.split(",") if m]
     baselines = [REFERENCE] + [b for b in args.baselines.split(",") if b and b != REFERENCE]
     runtimes = [r for r in args.runtimes.split(",") if r]
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        from ssc_deploy.errors import SscDeployError
+
+        raise SscDeployError(f"unknown runtime '{unknown[0]}' (known: {', '.join(RUNTIMES)})")
     threads = [int(t) for t in args.threads.split(",") if t]
     after = after_map(args.after)
     workdir = Path(args.workdir)
@@ -182,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("runtime", "thr", "model", "lowering", "params M", "MMACs", "ms", "x MBV2", "MAC x", "met",
                 "GMAC/s", "% SGEMM"):
         table.add_column(col, justify="left" if col in ("runtime", "model", "lowering") else "right")
-    md = ["| runtime | threads | model | lowering | params (M) | MMACs | median ms | ratio vs MBV2 | MAC ratio "
-          "| target met | GMAC/s | % of SGEMM |", "|" + "---|" * 12]
+    header = ("| runtime | threads | model | lowering | params (M) | MMACs | median ms | ratio vs MBV2 | MAC ratio "
+              "| target met | GMAC/s | % of SGEMM |")
+    md = [header, "|" + "---|" * 12]
     for r in results:
         cells = [r["runtime"], str(r["threads"]), r["label"], r["lowering"], f"{r['params'] / 1e6:.2f}",
                  f"{r['macs'] / 1e6:.0f}", f"{r['median_ms']:.2f}", f"{r['ratio_vs_mobilenetv2']:.2f}",
@@ -205,4 +211,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ssc_deploy.errors import SscDeployError
+
+    try:
+        sys.exit(main())
+    except SscDeployError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)

@@ -94,7 +94,7 @@ def profile(model_name: str, lowering: str, threads: int, runs: int, workdir: Pa
                 weight = inits.get(n.input[1])
                 break
         if weight and len(weight) == 4 and out_shape:
-            dims = list(out_shape[0].values())[0]
+            dims = next(iter(out_shape[0].values()))
             spatial = int(np.prod(dims[2:4])) if len(dims) >= 4 else 1
             row[2] += spatial * weight[0] * weight[1] * weight[2] * weight[3] / total_runs
     return dict(out), wall

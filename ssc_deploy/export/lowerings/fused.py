@@ -23,14 +23,12 @@ Which one is fastest depends on the runtime; ``--lowering auto`` measures
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from torch import fx, nn
+from torch import nn
 
 from . import graph_passes as gp
 from .registry import register_lowering
-
-Pass = Callable[[fx.GraphModule], fx.GraphModule]
 
 
 def pipeline(
