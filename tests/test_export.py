@@ -16,6 +16,7 @@ from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export import MANIFEST_SCHEMA, export_model, inspect_artifact, load_manifest
 from ssc_deploy.export import executorch_target, onnx_target
 from ssc_deploy.models import create_model
+from support.models import randomize_bn
 
 # The ops the issue allows in an exported SSC-Net ONNX graph.
 SSC_ONNX_OPS = {"Conv", "Pad", "Slice", "Concat", "Reshape", "Transpose", "Relu", "Add", "GlobalAveragePool",
@@ -23,19 +24,6 @@ SSC_ONNX_OPS = {"Conv", "Pad", "Slice", "Concat", "Reshape", "Transpose", "Relu"
 # Small configuration of every zoo family (the ResNets at B=1).
 FAMILY_CONFIGS = ["mobilenetv2", "igcv3-d-0.5x", "resnet-1-1", "shift-resnet-1-1", "channel-sparse-resnet-1-0.5"]
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
-                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-                m.weight.copy_(0.8 + 0.4 * torch.rand(c, generator=g))
-                m.bias.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
-    return model.eval()
 
 
 def make_checkpoint(path, name: str = "ssc-net-1-9", top1: float = 0.5) -> Checkpoint:

@@ -13,20 +13,7 @@ from ssc_deploy.export.lowerings.pad_slice import PadSliceShift, ReshapeShuffle
 from ssc_deploy.models import create_model, list_models
 from ssc_deploy.models import layers
 from ssc_deploy.models.layers import ChannelShuffle, Shift, conv_bn, shiftnet_offsets, ssc_offsets
-
-
-def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm non-trivial statistics and affine terms, so folding them can go wrong."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
-                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-                m.weight.copy_(0.8 + 0.4 * torch.rand(c, generator=g))
-                m.bias.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
-    return model.eval()
+from support.models import randomize_bn
 
 
 @pytest.fixture(scope="module")
