@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.atomic import atomic_path
+from ssc_deploy.atomic import atomic_path, write_text_atomic
 from ssc_deploy.errors import missing_package
 
-from .table import STATUS_TEXT, make_readable, write_text_readable
+from .table import STATUS_TEXT
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
 OTHER_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -81,7 +81,6 @@ def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str],
 def _save(fig, path: Path) -> None:
     with atomic_path(path, suffix=".png.tmp") as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        make_readable(tmp)
 
 
 def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -221,5 +220,5 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, out)
     path = out / "report.md"
-    write_text_readable(path, render_markdown(result, plots))
+    write_text_atomic(path, render_markdown(result, plots))
     return path

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.atomic import atomic_path
+from ssc_deploy.atomic import write_text_atomic
 
 STATUS_STYLE = {"ok": "green", "verify-failed": "yellow", "failed": "red"}
 STATUS_TEXT = {"ok": "ok", "verify-failed": "exported, failed verification", "failed": "failed"}
@@ -150,25 +149,11 @@ def to_csv(result: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def make_readable(path: Path) -> None:
-    """Give a freshly written temporary file the usual permissions (0666 less the umask), not 0600."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def write_text_readable(path: str | Path, text: str) -> None:
-    """Write ``text`` atomically, readable like any file the user creates (reports are shared)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-        make_readable(tmp)
-
-
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     """Write the result JSON atomically."""
-    write_text_readable(path, to_json(result))
+    write_text_atomic(path, to_json(result))
 
 
 def write_csv(result: dict[str, Any], path: str | Path) -> None:
     """Write the rows as CSV atomically."""
-    write_text_readable(path, to_csv(result))
+    write_text_atomic(path, to_csv(result))
