@@ -4,15 +4,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # torch is pinned here: an unpinned torch pulls a multi-GB CUDA build from the registry.
+# constraints.txt pins the whole set verified together (regenerate with `pip freeze`).
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?= -n 2 --durations=15
 
 .PHONY: setup devices-setup quickstart test clean
 
-$(BIN)/ssc-deploy: pyproject.toml
+$(BIN)/ssc-deploy: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_PIN)" -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt "$(TORCH_PIN)" -e ".[dev]"
 	touch $@
 
 setup: $(BIN)/ssc-deploy
