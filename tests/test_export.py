@@ -199,7 +199,7 @@ def test_output_dir_that_is_a_file(tmp_path):
 
 def test_missing_runtime_package_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "litert_torch", None)  # import litert_torch now raises ImportError
-    with pytest.raises(SscDeployError, match=r"'litert-torch' is not installed: pip install 'ssc-deploy\[tflite\]'"):
+    with pytest.raises(SscDeployError, match=r"'litert-torch' is not installed: pip install 'ssc-deploy\[export\]'"):
         export_model(None, model_name="ssc-net-1-9", targets="all", out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
 

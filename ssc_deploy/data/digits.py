@@ -23,7 +23,7 @@ def _all() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise missing_package("scikit-learn", "torch") from None
+        raise missing_package("scikit-learn", "train") from None
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0)[..., None]  # (N, 8, 8, 1) in [0, 1]
     x = resize_bilinear(x, 32)

@@ -23,7 +23,7 @@ def _pil():
     try:
         from PIL import Image, ImageOps
     except ImportError:
-        raise missing_package("pillow", "report") from None
+        raise missing_package("pillow", "train") from None
     return Image, ImageOps
 
 

@@ -19,7 +19,7 @@ OUTPUT_NAME = "logits"
 def check_installed() -> None:
     """Raise the one-line missing-package error unless onnx, onnxsim and onnxruntime import."""
     require("onnx", "onnx", "onnx")
-    require("onnxsim", "onnxsim", "onnx")
+    require("onnxsim", "onnxsim", "export")
     require("onnxruntime", "onnxruntime", "onnx")
 
 

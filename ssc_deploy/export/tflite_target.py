@@ -15,7 +15,7 @@ RUNTIME = "tflite"
 
 def check_installed() -> None:
     """Raise the one-line missing-package error unless litert-torch and ai-edge-litert import."""
-    require("litert_torch", "litert-torch", "tflite")
+    require("litert_torch", "litert-torch", "export")
     require("ai_edge_litert.interpreter", "ai-edge-litert", "tflite")
 
 
