@@ -72,6 +72,8 @@ def create_model(name: str, num_classes: int = 10, in_size: int = 32, **kwargs: 
     entry, groups = _lookup(name)
     model = entry.builder(num_classes=num_classes, in_size=in_size, **groups, **kwargs)
     model.model_name = name.strip().lower()
+    model.num_classes = num_classes
+    model.in_size = in_size
     return model
 
 
