@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from ssc_deploy.atomic import write_text_atomic
     from ssc_deploy.export.autotune import load_runner, sgemm_gmacs, time_interleaved
     from ssc_deploy.models import create_model
     from ssc_deploy.models.complexity import count_macs, count_params
@@ -204,9 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     md.append("")
     md.append(f"SGEMM (torch.mm 1024^2, measured in the same run, median of before/after each runtime): {sg}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"sgemm_gmacs_per_s": sgemm_rate, "rows": results}, indent=2))
+        write_text_atomic(args.json, json.dumps({"sgemm_gmacs_per_s": sgemm_rate, "rows": results}, indent=2))
     if args.markdown:
-        Path(args.markdown).write_text("\n".join(md) + "\n")
+        write_text_atomic(args.markdown, "\n".join(md) + "\n")
     return 0
 
 

@@ -21,7 +21,6 @@ Layout (format version 1)::
 from __future__ import annotations
 
 import hashlib
-import io
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +63,12 @@ class Checkpoint:
         from ssc_deploy.models import create_model
 
         extra = {k: v for k, v in self.config.items() if k not in ("num_classes", "in_size")}
-        model = create_model(self.model_name, num_classes=self.num_classes, in_size=self.in_size, **extra)
+        try:
+            model = create_model(self.model_name, num_classes=self.num_classes, in_size=self.in_size, **extra)
+        except (TypeError, ValueError) as err:
+            raise SscDeployError(
+                f"{self.path or 'checkpoint'}: its model config {self.config} does not fit '{self.model_name}' ({err})"
+            ) from None
         load_state_dict_checked(model, self.state_dict, self.path or "checkpoint")
         model.eval()
         return model
@@ -177,6 +181,8 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, num_classes
             )
         except (KeyError, TypeError) as err:
             raise SscDeployError(f"{path}: checkpoint is missing the field {err}") from None
+        if not isinstance(ckpt.state_dict, dict):
+            raise SscDeployError(f"{path}: the checkpoint's state_dict is a {type(ckpt.state_dict).__name__}, not a dict")
     elif isinstance(obj, dict) and obj and all(isinstance(k, str) for k in obj) and _looks_like_state_dict(obj):
         if not model_name:
             raise SscDeployError(f"{path}: a bare state_dict does not say its architecture: pass --model NAME")
@@ -213,10 +219,14 @@ def _guess_num_classes(state_dict: dict) -> int:
 
 def load_state_dict_checked(model, state_dict: dict, source: str) -> None:
     """``load_state_dict(strict=True)`` with one line naming the first mismatch."""
+    import torch
+
     own = model.state_dict()
     for key, value in own.items():
         if key not in state_dict:
             raise SscDeployError(f"{source}: does not match the architecture: missing key '{key}'")
+        if not isinstance(state_dict[key], torch.Tensor):
+            raise SscDeployError(f"{source}: '{key}' is a {type(state_dict[key]).__name__} in the file, not a tensor")
         if tuple(state_dict[key].shape) != tuple(value.shape):
             raise SscDeployError(
                 f"{source}: does not match the architecture: '{key}' has shape "
@@ -227,11 +237,3 @@ def load_state_dict_checked(model, state_dict: dict, source: str) -> None:
             raise SscDeployError(f"{source}: does not match the architecture: unexpected key '{key}'")
     model.load_state_dict(state_dict, strict=True)
 
-
-def checkpoint_bytes(ckpt: Checkpoint) -> bytes:
-    """Serialize a checkpoint to bytes (tests, hashing)."""
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(ckpt.to_dict(), buf)
-    return buf.getvalue()

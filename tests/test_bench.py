@@ -221,6 +221,25 @@ def test_several_devices_get_a_device_column_and_emulated_latency_is_never_a_rat
     assert [d["name"] for d in res["devices"]] == ["host", "emu"]
 
 
+class _CrashingHost(HostDevice):
+    """The real host, except that running the wider net crashes the device layer with a plain exception."""
+
+    def run_runner(self, args, timeout):
+        if any("bench-tiny-wide" in str(a) for a in args):
+            raise ValueError("device layer bug")
+        return super().run_runner(args, timeout)
+
+
+def test_a_crashing_device_call_fails_its_row_only(zoo):
+    settings = BenchSettings(runtimes=["onnxruntime"], warmup=1, runs=5, n_eval=20, baselines=[])
+    res = run_bench([zoo["bench-tiny.onnx"], zoo["bench-tiny-wide.onnx"]], settings, devices=[_CrashingHost()])
+    rows = {r["model"]: r for r in res["rows"]}
+    assert rows["bench-tiny"]["status"] == "ok" and rows["bench-tiny"]["latency_median_ms"] > 0
+    assert rows["bench-tiny-wide"]["status"] == "failed"
+    assert rows["bench-tiny-wide"]["reason"] == "ValueError: device layer bug"
+    assert res["status"] == "partial"
+
+
 def test_native_tool_rows_sit_beside_the_runner_rows(zoo, tmp_path):
     fake_tools = pytest.importorskip("support.fake_tools", reason="needs the devices test support")
     tool = fake_tools.build_fake_benchmark_model(tmp_path / "tools", "x86_64")
@@ -245,3 +264,5 @@ def test_pareto_front():
 def test_run_bench_rejects_bad_settings(zoo):
     with pytest.raises(SscDeployError, match="--runs must be at least 1"):
         run_bench([zoo["bench-tiny.onnx"]], BenchSettings(runs=0, baselines=[]))
+    with pytest.raises(SscDeployError, match="unknown lowering 'fastest-please'"):
+        run_bench([zoo["bench-tiny.pt"]], BenchSettings(lowering="fastest-please", baselines=[]))

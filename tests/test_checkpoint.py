@@ -181,3 +181,29 @@ def test_unsupported_format_version(tmp_path: Path):
     torch.save(d, path)
     with pytest.raises(SscDeployError, match="format version 99 is not supported"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        ("config", r"its model config .* does not fit 'ssc-net-1-9'"),
+        ("value", r"'fc.weight' is a list in the file, not a tensor"),
+        ("state_dict", r"the checkpoint's state_dict is a list, not a dict"),
+    ],
+)
+def test_malformed_contents_are_one_line(tmp_path: Path, capsys, damage: str, expected: str):
+    """A well-formed file whose fields are wrong (hand-edited or from another tool): one line, no traceback."""
+    ckpt, _ = _make_ckpt()
+    d = ckpt.to_dict()
+    if damage == "config":
+        d["model"]["config"]["width"] = 2
+    elif damage == "value":
+        d["state_dict"] = {**d["state_dict"], "fc.weight": [1.0, 2.0]}
+    else:
+        d["state_dict"] = [1, 2]
+    path = tmp_path / "m.pt"
+    torch.save(d, path)
+    with pytest.raises(SscDeployError, match=expected):
+        load_checkpoint(path).build_model()
+    assert main(["ckpt-info", str(path)]) != 0
+    assert str(path) in _one_error_line(capsys)

@@ -156,6 +156,12 @@ def test_imagenet32_bad_labels_and_missing_files(tmp_path: Path):
     (root / "val_data").write_bytes(pickle.dumps({"data": np.zeros((2, 303), np.uint8), "labels": [1, 1]}))
     with pytest.raises(SscDeployError, match="not 3\\*S\\*S"):
         load_dataset(f"imagenet32:{root}", "test")
+    (root / "val_data").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": ["cat", "dog"]}))
+    with pytest.raises(SscDeployError, match="val_data: the labels are not integers"):
+        load_dataset(f"imagenet32:{root}", "test")
+    (root / "val_data").write_bytes(pickle.dumps({"data": np.zeros((2, 3072), np.float32), "labels": [1, 2]}))
+    with pytest.raises(SscDeployError, match="val_data: 'data' holds float32 values"):
+        load_dataset(f"imagenet32:{root}", "test")
 
 
 # ---- image folder --------------------------------------------------------------------

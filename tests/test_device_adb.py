@@ -57,13 +57,17 @@ def loopback(adb_server, tmp_path):
             connect(dev.serial)
         return dev
 
-    yield make
-    for dev in made:
-        disconnect(dev.serial)
-        dev.close()
-    for p in pending:
-        p.kill()
-        p.wait()
+    try:
+        yield make
+    finally:
+        for dev in made:
+            try:
+                disconnect(dev.serial)
+            finally:
+                dev.close()
+        for p in pending:
+            p.kill()
+            p.wait()
 
 
 def test_parse_devices_l():
@@ -269,3 +273,14 @@ def test_runner_through_adb_on_arm64(loopback, tmp_path):
                                   "--warmup", "1", "--runs", "2", "--inputs", paths[inputs]], timeout=300)
     assert res["ok"] is True and res["machine"] == "aarch64"
     assert res["parity"]["max_abs_diff"] < 1e-5
+
+
+def test_devices_without_a_working_adb_still_lists_the_rest(tmp_path, monkeypatch, capsys):
+    """A broken adb (here: SSC_DEPLOY_ADB names no file) is a note in the listing, not a failure."""
+    import json
+
+    monkeypatch.setenv("SSC_DEPLOY_ADB", str(tmp_path / "no-adb"))
+    assert main(["devices", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["android"] == [] and "is not installed" in listed["adb_error"]
+    assert listed["arm64_emulated"]["state"] in ("ready", "not set up", "cannot emulate")

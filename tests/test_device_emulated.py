@@ -93,6 +93,31 @@ def test_commands_run_under_qemu_with_exit_codes():
     assert _mounts_under(dev.root) == []
 
 
+def test_a_timeout_kills_the_children_of_the_command_too():
+    """A command's children (a shell's subshells, the runner under qemu) must not outlive its timeout."""
+    from ssc_deploy.devices.remote import run_local
+
+    marker = f"ssc-deploy-timeout-probe-{os.getpid()}"
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match=r"probe timed out after 1 s"):
+        run_local(["/bin/sh", "-c", f"sh -c 'sleep 30; true' {marker}; echo done"], 1, "probe")
+    assert time.monotonic() - t0 < 10
+    time.sleep(0.2)
+    alive = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert alive == []
+
+
+@pytest.mark.emulated
+@needs_emulation
+def test_an_emulated_timeout_kills_the_whole_command():
+    dev = EmulatedArm64Device()
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match=r"timed out after 2 s"):
+        dev.run_command(["sh", "-c", "sleep 30; echo done"], timeout=2)
+    assert time.monotonic() - t0 < 15
+    assert _mounts_under(dev.root) == []
+
+
 def test_not_set_up_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path / "empty-cache"))
     status = emulated_status()

@@ -100,6 +100,21 @@ def test_hung_command_times_out(sshd):
     assert time.monotonic() - t0 < 10
 
 
+def test_a_timed_out_command_is_killed_on_the_board(sshd):
+    """Closing the connection does not stop a command without a terminal: the board's own deadline does."""
+    import os
+    import subprocess
+
+    marker = f"ssc-deploy-ssh-probe-{os.getpid()}"
+    dev = resolve_device(sshd.url())
+    with pytest.raises(DeviceError, match="timed out after 1 s"):
+        dev.run_command(["sh", "-c", "sleep 30; true", marker], timeout=1)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0:
+        time.sleep(0.2)
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0, "still running on the board"
+
+
 def test_runner_crash_without_json_is_one_line(sshd, tmp_path):
     script = tmp_path / "device_runner.py"
     script.write_text("import sys\nprint('starting')\nsys.exit('Segmentation fault (core dumped)')\n")

@@ -157,6 +157,28 @@ def test_force_overwrites(ssc_export, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
 
 
+def test_force_refuses_a_directory_in_the_way_and_writes_nothing(ssc_export, tmp_path):
+    (tmp_path / "ssc-net-1-9.onnx").write_bytes(b"old onnx")
+    (tmp_path / "ssc-net-1-9.tflite.manifest.json").mkdir()
+    with pytest.raises(SscDeployError, match=r"ssc-net-1-9\.tflite\.manifest\.json: exists and is a directory"):
+        export_model(ssc_export["ckpt"], targets="onnx,tflite", out_dir=tmp_path, force=True, n_verify=2,
+                     progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.tflite.manifest.json"]
+    assert (tmp_path / "ssc-net-1-9.onnx").read_bytes() == b"old onnx"
+
+
+def test_auto_lowering_through_export_model_records_each_winner(tmp_path):
+    from ssc_deploy.export._quiet import quiet_native
+    from ssc_deploy.export.autotune import candidate_lowerings
+
+    with quiet_native():
+        (r,) = export_model(model_name="ssc-net-1-9", in_size=16, targets="onnx", out_dir=tmp_path, lowering="auto",
+                            n_verify=2, progress=False)
+    assert r.manifest["model"]["lowering"] in candidate_lowerings("onnx")
+    assert r.parity.passed and r.manifest["rewrite"]["max_abs_diff"] <= 1e-4
+    assert load_manifest(r.artifact) == r.manifest
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -69,6 +69,17 @@ def test_existing_output_refused_then_force(exported, capsys):
     assert rc == 0
 
 
+def test_force_onto_a_directory_is_one_line_and_keeps_it(tmp_path, capsys):
+    (tmp_path / "ssc-net-1-9.onnx").mkdir()
+    (tmp_path / "ssc-net-1-9.onnx" / "mine.txt").write_text("mine")
+    rc = main(["export", "--model", "ssc-net-1-9", "-t", "onnx", "--out", str(tmp_path), "--n-verify", "2",
+               "--no-progress", "--force"])
+    assert rc != 0
+    assert "ssc-net-1-9.onnx: exists and is a directory; nothing was exported" in _one_error_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["ssc-net-1-9.onnx"]
+    assert (tmp_path / "ssc-net-1-9.onnx" / "mine.txt").read_text() == "mine"
+
+
 def test_parity_failure_exits_nonzero_and_writes_nothing(tmp_path, capsys):
     rc = main(["export", "--model", "ssc-net-1-9", "-t", "onnx", "--out", str(tmp_path / "o"), "--n-verify", "2",
                "--atol", "1e-12", "--no-progress"])

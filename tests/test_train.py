@@ -131,6 +131,24 @@ def test_cli_bad_inputs_are_one_line_and_touch_nothing(tmp_path: Path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.parametrize("damage,expected", [("drop", "holds no training state"), ("garble", "stored training recipe is unreadable")])
+def test_resume_with_a_damaged_training_state_is_one_line(tmp_path: Path, capsys, damage: str, expected: str):
+    from ssc_deploy.checkpoint import Checkpoint, save_checkpoint
+    from ssc_deploy.models import create_model
+
+    state = {"epoch": 1, "optimizer": {"state": {}, "param_groups": []}, "recipe": {"epochs": 3, "colour": "red"}}
+    if damage == "drop":
+        del state["recipe"]
+    ckpt = Checkpoint(MODEL, {"num_classes": 10, "in_size": 32}, create_model(MODEL).state_dict(),
+                      [str(i) for i in range(10)], list(DEFAULT_MEAN), list(DEFAULT_STD), [3, 32, 32], training_state=state)
+    path = tmp_path / "damaged.pt"
+    save_checkpoint(ckpt, path)
+    before = path.read_bytes()
+    assert main(["train", "--resume", str(path), "--no-progress"]) != 0
+    assert expected in _one_error_line(capsys)
+    assert path.read_bytes() == before
+
+
 def test_cli_train_then_ckpt_info_json(tmp_path: Path, capsys):
     import json
 

@@ -91,7 +91,8 @@ def bench(
     no_store: bool = typer.Option(False, "--no-store", help="Do not append this run to the results store."),
     work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep exports of checkpoints and the inputs .npz "
                                             "here (default: a temporary directory, removed afterwards)."),
-    lowering: str = typer.Option("pad-slice", "--lowering", help="How checkpoints' shifts are lowered when exported."),
+    lowering: str = typer.Option("pad-slice", "--lowering", help="How checkpoints' shifts are lowered when exported "
+                                  "(a name from `ssc-deploy export --list-lowerings`, or auto: the fastest measured)."),
 ) -> None:
     """Is the SSC-Net file smaller, faster and as accurate as the MobileNetV2/IGCV3 file it would replace?
 

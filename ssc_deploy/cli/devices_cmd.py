@@ -22,12 +22,13 @@ def devices(
 ) -> None:
     """List Android devices attached through adb (state: device, unauthorized, offline) and whether the emulated arm64 device is ready."""
     from ssc_deploy.devices.adb import device_abi, list_devices
+    from ssc_deploy.devices.base import DeviceError
     from ssc_deploy.devices.emulated import emulated_status
 
     adb_note = ""
     try:
         entries = list_devices()
-    except SscDeployError as exc:
+    except (SscDeployError, DeviceError) as exc:  # adb missing or its server hung: still show the rest
         entries, adb_note = [], str(exc)
     abis = {e.serial: device_abi(e.serial) if e.state == "device" else "" for e in entries}
     emu = emulated_status()

@@ -65,13 +65,29 @@ VARIANTS = {v.name: v for v in (CIFAR10, CIFAR100)}
 
 def rows_to_nhwc(data: np.ndarray, path: Path) -> np.ndarray:
     """Batch rows ``(N, 3*S*S)`` (all red, then green, then blue, each row-major) -> ``(N, S, S, 3)`` uint8."""
-    data = np.asarray(data)
+    try:
+        data = np.asarray(data)
+    except ValueError:
+        data = np.asarray([])
+    if data.dtype.kind not in "ui":
+        raise SscDeployError(f"{path}: 'data' holds {data.dtype} values, expected uint8 pixels")
     if data.ndim != 2 or data.shape[1] % 3:
         raise SscDeployError(f"{path}: 'data' has shape {data.shape}, expected (N, 3*S*S)")
     side = int(round((data.shape[1] // 3) ** 0.5))
     if 3 * side * side != data.shape[1]:
         raise SscDeployError(f"{path}: 'data' rows have {data.shape[1]} values, not 3*S*S for a square image")
     return np.ascontiguousarray(data.astype(np.uint8, copy=False).reshape(-1, 3, side, side).transpose(0, 2, 3, 1))
+
+
+def labels_array(value, path: Path) -> np.ndarray:
+    """A batch file's labels as int64; one line when they are not integers."""
+    try:
+        labels = np.asarray(value, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise SscDeployError(f"{path}: the labels are not integers") from None
+    if labels.ndim != 1:
+        raise SscDeployError(f"{path}: the labels have shape {labels.shape}, expected one per image")
+    return labels
 
 
 def find_root(path: str | Path, variant: CifarVariant) -> Path:
@@ -93,7 +109,7 @@ def _read_batch(file: Path, variant: CifarVariant) -> tuple[np.ndarray, np.ndarr
         raise SscDeployError(f"{variant.name}: missing batch file {file}")
     d = load_pickle(file)
     images = rows_to_nhwc(get_key(d, "data", file), file)
-    labels = np.asarray(get_key(d, variant.label_key, file), dtype=np.int64)
+    labels = labels_array(get_key(d, variant.label_key, file), file)
     if labels.shape != (images.shape[0],):
         raise SscDeployError(f"{file}: {labels.shape[0]} labels for {images.shape[0]} images")
     return images, labels

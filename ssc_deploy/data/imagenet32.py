@@ -18,7 +18,7 @@ import numpy as np
 from ssc_deploy.errors import SscDeployError
 
 from . import ImageSet
-from .cifar import rows_to_nhwc
+from .cifar import labels_array, rows_to_nhwc
 from .safe_pickle import get_key, load_pickle
 
 NUM_CLASSES = 1000
@@ -67,7 +67,7 @@ def load(path: str, split: str) -> ImageSet:
     for f in files:
         d = load_pickle(f)
         x = rows_to_nhwc(get_key(d, "data", f), f)
-        y = np.asarray(get_key(d, "labels", f), dtype=np.int64) - 1
+        y = labels_array(get_key(d, "labels", f), f) - 1
         if y.shape != (x.shape[0],):
             raise SscDeployError(f"{f}: {y.shape[0]} labels for {x.shape[0]} images")
         if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):

@@ -12,16 +12,16 @@ __all__ = ["Device", "DeviceError", "DeviceInfo", "resolve_device"]
 
 
 def resolve_device(spec: str) -> Device:
-    """``host`` | ``android[:SERIAL]`` | ``ssh://user@host[:port]`` | ``arm64-emulated``."""
+    """``host`` | ``android[:SERIAL][?python=PATH]`` | ``ssh://user@host[:port][?...]`` | ``arm64-emulated``."""
     s = spec.strip()
     if s in ("", "host", "local"):
         from .host import HostDevice
 
         return HostDevice()
-    if s == "android" or s.startswith("android:"):
+    if s == "android" or s.startswith(("android:", "android?")):
         from .android import AndroidDevice
 
-        return AndroidDevice(serial=s.partition(":")[2] or None)
+        return AndroidDevice(serial=s[len("android:"):] if s.startswith("android:") else s[len("android"):] or None)
     if s.startswith("ssh://"):
         from .ssh import SshDevice
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,12 +114,7 @@ class AdbClient:
         return [adb_executable(), "-s", self.serial, *args]
 
     def _run(self, args: list[str], timeout: float, what: str) -> tuple[int, str, str]:
-        argv = self._argv(*args)
-        try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise DeviceError(f"{self.label}: {what} timed out after {timeout:g} s (device gone or hung?)") from None
-        return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+        return run_local(self._argv(*args), timeout, f"{self.label}: {what}")
 
     def shell(self, command: str, timeout: float) -> tuple[int, str, str]:
         """Run ``command`` with the device's shell: (rc, stdout, stderr); device faults raise.

@@ -140,6 +140,15 @@ def _run_step(argv: list[str], what: str, timeout: float = 1800, log: Path | Non
         raise SscDeployError(f"{what} failed (exit {proc.returncode}): {last.strip()}" + (f"; log: {log}" if log else ""))
 
 
+def _read_marker(marker: Path) -> dict:
+    """The setup marker's JSON; an unreadable marker reads as empty (the setup is then redone)."""
+    try:
+        meta = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def _pip_platform_args() -> list[str]:
     tags = [f"manylinux_2_{v}_aarch64" for v in range(17, 37)] + ["manylinux2014_aarch64"]
     args = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
@@ -191,7 +200,7 @@ def setup_rootfs(
     ensure_binfmt()
     root = rootfs_dir()
     marker = root / MARKER
-    if marker.is_file() and (not with_executorch or "executorch" in json.loads(marker.read_text()).get("runtimes", {})):
+    if marker.is_file() and (not with_executorch or "executorch" in _read_marker(marker).get("runtimes", {})):
         step("cached")
         return root
     partial = root.with_name(root.name + ".partial")
@@ -245,7 +254,10 @@ def setup_rootfs(
     if rc != 0 or not lines:
         last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
         raise SscDeployError(f"the arm64 rootfs was built but its runtimes do not start: {last.strip()}")
-    meta = json.loads(lines[-1])
+    try:
+        meta = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        raise SscDeployError(f"the arm64 runtime check printed no JSON result: {lines[-1].strip()[:200]}") from None
     if meta.get("machine") != "aarch64":
         raise SscDeployError(f"the rootfs reports machine '{meta.get('machine')}', not aarch64: is binfmt_misc working?")
     if with_executorch and "executorch" not in meta["runtimes"]:
@@ -290,7 +302,10 @@ class EmulatedArm64Device(ShellDevice):
     def _make_work_dir(self) -> str:
         self._ready()
         dev = f"/tmp/ssc-deploy-{uuid.uuid4().hex[:10]}"
-        (self.root / dev.lstrip("/")).mkdir(parents=True)
+        try:
+            (self.root / dev.lstrip("/")).mkdir(parents=True)
+        except OSError as exc:
+            raise DeviceError(f"{self.name}: cannot create {dev} in the rootfs: {exc.strerror or exc}") from None
         return dev
 
     def _push(self, local: Path, remote: str, timeout: float) -> None:
@@ -307,7 +322,7 @@ class EmulatedArm64Device(ShellDevice):
         """The rootfs's Python and runtimes (from the setup marker) and the emulated CPU."""
         if self._info is None:
             self._ready()
-            meta = json.loads((self.root / MARKER).read_text())
+            meta = _read_marker(self.root / MARKER)
             rt = {k: v for k, v in meta.get("runtimes", {}).items() if k != "numpy"}
             self._info = DeviceInfo(
                 name=self.name, kind=self.kind, machine="aarch64", model="qemu-user (emulated)",

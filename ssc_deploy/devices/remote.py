@@ -3,45 +3,62 @@ directory there, and the device runner's JSON on its last stdout line."""
 
 from __future__ import annotations
 
-import json
+import os
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from .base import Device, DeviceError
+from .host import RUNNER
+from .host import parse_runner_output as last_json_object
 
-RUNNER_NAME = "device_runner.py"
-
-
-def default_runner_path() -> Path:
-    """The standalone device runner shipped in the package."""
-    return Path(__file__).resolve().parent.parent / "runtime_bench" / RUNNER_NAME
+RUNNER_NAME = RUNNER.name
 
 
 def parse_runner_output(device: str, stdout: str, stderr: str, rc: int) -> dict[str, Any]:
     """The JSON object on the runner's last non-empty stdout line, or a one-line :class:`DeviceError`."""
-    lines = [ln for ln in stdout.splitlines() if ln.strip()]
-    if lines:
-        try:
-            result = json.loads(lines[-1])
-        except json.JSONDecodeError:
-            result = None
-        if isinstance(result, dict):
-            return result
+    result = last_json_object(stdout)
+    if result is not None:
+        return result
     detail = next((ln.strip() for ln in reversed((stderr or stdout).splitlines()) if ln.strip()), "no output")
     raise DeviceError(f"{device}: the device runner exited with code {rc} without a JSON result: {detail}")
 
 
 def run_local(argv: list[str], timeout: float, what: str, input_bytes: bytes | None = None) -> tuple[int, str, str]:
-    """Run a local client process (adb, ssh, chroot) with a timeout; a timeout becomes :class:`DeviceError`."""
+    """Run a local client process (adb, ssh, chroot) with a timeout; a timeout becomes :class:`DeviceError`.
+
+    The process runs in its own session and a timeout kills that whole process group, so
+    children it started (a shell's subshells, the chrooted runner under qemu) do not keep
+    running after the timeout.
+    """
     try:
-        proc = subprocess.run(argv, input=input_bytes, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise DeviceError(f"{what} timed out after {timeout:g} s (device gone or hung?)") from None
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         raise DeviceError(f"{what}: '{argv[0]}' is not installed") from None
-    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    try:
+        out, err = proc.communicate(input_bytes, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise DeviceError(f"{what} timed out after {timeout:g} s (device gone or hung?)") from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` and every process in its group, reap it and close its pipes."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 class ShellDevice(Device):
@@ -107,7 +124,7 @@ class ShellDevice(Device):
         for local, remote in self._staged.items():
             if local.name == RUNNER_NAME:
                 return remote
-        runner = default_runner_path()
+        runner = RUNNER
         if not runner.is_file():
             raise DeviceError(f"{self.name}: the device runner {runner} is missing from the package")
         return self.stage([runner])[runner]

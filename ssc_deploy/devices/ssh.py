@@ -3,12 +3,15 @@
 
 Authentication is by key only (``BatchMode=yes``: never a password prompt); new host keys
 are accepted once and pinned (``StrictHostKeyChecking=accept-new``). Files are staged in a
-``mktemp -d`` directory on the board, removed by :meth:`SshDevice.cleanup`. The board's
-``python3`` (or ``?python=PATH``, e.g. a venv's interpreter) needs numpy and a runtime.
+``mktemp -d`` directory on the board, removed by :meth:`SshDevice.cleanup`. Every command
+has a timeout on both sides: the client gives up and the board kills the command
+(:func:`remote_deadline`). The board's ``python3`` (or ``?python=PATH``, e.g. a venv's
+interpreter) needs numpy and a runtime.
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
 import subprocess
@@ -20,6 +23,23 @@ from ssc_deploy.errors import SscDeployError
 from .android import info_script, parse_info
 from .base import DeviceError, DeviceInfo
 from .remote import ShellDevice
+
+
+# Seconds the board waits past the client's timeout before it kills the command itself.
+REMOTE_GRACE = 2
+
+
+def remote_deadline(command: str, timeout: float) -> str:
+    """``command`` wrapped so the board kills it too, REMOTE_GRACE s after ``timeout``.
+
+    Closing the ssh connection does not stop a command that has no terminal, so without
+    this a hung runner would keep running on the board. Uses the board's ``timeout``
+    (coreutils or busybox) when it takes ``-s KILL SECS``; otherwise runs the command as is.
+    """
+    secs = int(math.ceil(timeout)) + REMOTE_GRACE
+    inner = shlex.quote(command)
+    return (f"if timeout -s KILL 5 true >/dev/null 2>&1; then exec timeout -s KILL {secs} sh -c {inner}; "
+            f"else exec sh -c {inner}; fi")
 
 
 class SshDevice(ShellDevice):
@@ -90,7 +110,7 @@ class SshDevice(ShellDevice):
 
     def _exec(self, command: str, timeout: float, stdin=None) -> tuple[int, str, str]:
         try:
-            proc = subprocess.run(self._ssh_argv(command), stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            proc = subprocess.run(self._ssh_argv(remote_deadline(command, timeout)), stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                   capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise DeviceError(f"{self.name}: '{command[:60]}' timed out after {timeout:g} s (board gone or hung?)") from None
@@ -112,13 +132,6 @@ class SshDevice(ShellDevice):
             if "no space" in text.lower():
                 raise DeviceError(f"{self.name}: no space left on the board while copying {local.name} to {remote}")
             raise DeviceError(f"{self.name}: cannot copy {local.name} to {remote}: {text.splitlines()[-1] if text else f'exit {rc}'}")
-
-    def pull(self, remote: str, local: Path, timeout: float = 120.0) -> None:
-        """Copy a result file from the board."""
-        rc, out, err = self._exec(f"cat {shlex.quote(remote)}", timeout)
-        if rc != 0:
-            raise DeviceError(f"{self.name}: cannot pull {remote}: {err.strip() or f'exit {rc}'}")
-        Path(local).write_text(out)
 
     def _make_work_dir(self) -> str:
         rc, out, err = self._exec("mktemp -d /tmp/ssc-deploy.XXXXXX", self.command_timeout)

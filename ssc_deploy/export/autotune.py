@@ -191,7 +191,8 @@ def autotune(
     """Return the fastest lowering of ``model`` on ``runtime`` among those that pass parity.
 
     ``images`` (N, C, H, W float32, real data) serve both for parity (max abs diff of the
-    runtime's logits vs the unlowered PyTorch net, at most ``atol`` times the logit scale)
+    runtime's logits vs the BN-folded PyTorch net in the reference pad-slice lowering, at most
+    ``atol`` times the logit scale)
     and, first image, for timing. A candidate that fails to lower, export or match is
     reported with its error and skipped.
     """

@@ -225,10 +225,12 @@ def export_model(
     finals = {t: out_dir / f"{src.name}{TARGETS[t].SUFFIX}" for t in names}
     created = not out_dir.exists()
     _prepare_out_dir(out_dir)
-    if not force:
-        existing = [p for t in names for p in (finals[t], manifest_path(finals[t])) if p.exists()]
-        if existing:
-            raise SscDeployError(f"{existing[0]}: already exists (use --force to overwrite)")
+    existing = [p for t in names for p in (finals[t], manifest_path(finals[t])) if p.exists() or p.is_symlink()]
+    for p in existing:
+        if p.is_dir():  # --force replaces files only: os.replace cannot put a file over a directory
+            raise SscDeployError(f"{p}: exists and is a directory; nothing was exported")
+    if existing and not force:
+        raise SscDeployError(f"{existing[0]}: already exists (use --force to overwrite)")
 
     from .rewrite import deployment_rewrite
 
@@ -239,14 +241,16 @@ def export_model(
             task = bar.add_task(f"{src.name}: rewrite", total=1 + len(names)) if bar else None
             x = torch.from_numpy(images)
             reference = src.model.eval()(x).numpy()
-            chosen = choose_lowerings(src.model, lowering, names, images)
-            net = deployment_rewrite(src.model, chosen[names[0]])
-            # Artifacts are compared with the original net; this check only says when the rewrite is to blame.
-            rewrite_parity = compare(reference, net(x).numpy(), max(atol, REWRITE_ATOL), data_spec)
-            if not rewrite_parity.passed:
-                raise SscDeployError(
-                    f"deployment rewrite ({lowering}) changed the outputs by {rewrite_parity.max_abs_diff:.3g} "
-                    f"(> {rewrite_parity.atol:g}); nothing was exported", exit_code=3)
+            chosen = choose_lowerings(src.model, lowering, names, images, atol=atol)
+            nets, rewrite_parity = {}, {}
+            for low in dict.fromkeys(chosen.values()):
+                nets[low] = deployment_rewrite(src.model, low)
+                # Artifacts are compared with the original net; this check only says when the rewrite is to blame.
+                rewrite_parity[low] = compare(reference, nets[low](x).numpy(), max(atol, REWRITE_ATOL), data_spec)
+                if not rewrite_parity[low].passed:
+                    raise SscDeployError(
+                        f"deployment rewrite ({low}) changed the outputs by {rewrite_parity[low].max_abs_diff:.3g} "
+                        f"(> {rewrite_parity[low].atol:g}); nothing was exported", exit_code=3)
             params, macs = _complexity(src.model, src.in_size)
             example = x[:1].clone()
             staged = []
@@ -259,8 +263,7 @@ def export_model(
                 metadata = {"ssc_deploy_model": src.name, "classes": src.classes, "mean": src.mean,
                             "std": src.std, "scale": "pixel/255", "output": "logits"}
                 try:
-                    tnet = net if chosen[t] == chosen[names[0]] else deployment_rewrite(src.model, chosen[t])
-                    info = mod.export(tnet, example, path, opset=opset, nhwc=nhwc, strict=strict, metadata=metadata)
+                    info = mod.export(nets[chosen[t]], example, path, opset=opset, nhwc=nhwc, strict=strict, metadata=metadata)
                     outputs = mod.run(path, images, nhwc=info.layout == "NHWC")
                 except SscDeployError:
                     raise
@@ -291,7 +294,7 @@ def export_model(
                                "test_top1": src.test_top1},
                     **({"delegation": info.extra["delegation"]} if "delegation" in info.extra else {}),
                     "op_histogram": info.op_histogram,
-                    "rewrite": {"max_abs_diff": rewrite_parity.max_abs_diff},
+                    "rewrite": {"max_abs_diff": rewrite_parity[chosen[t]].max_abs_diff},
                     "warnings": info.warnings,
                     "ssc_deploy_version": __version__,
                     "created": _now(),
@@ -302,8 +305,13 @@ def export_model(
                 bar.update(task, advance=1, description=f"{src.name}: done")
         for t, path, manifest, parity, warns, seconds in staged:
             final = finals[t]
-            os.replace(path, final)
-            os.replace(scratch / manifest_path(final).name, manifest_path(final))
+            try:
+                os.replace(path, final)
+                os.replace(scratch / manifest_path(final).name, manifest_path(final))
+            except OSError as err:
+                done = ", ".join(r.target for r in results) or "none"
+                raise SscDeployError(f"{final}: cannot move the verified {t} artifact into place "
+                                     f"({err.strerror or err}); targets written: {done}") from None
             results.append(ExportResult(t, final, manifest_path(final), manifest, parity, warns, seconds))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

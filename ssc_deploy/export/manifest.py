@@ -63,6 +63,8 @@ def load_manifest(artifact: str | Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SscDeployError(f"{path}: not a valid JSON manifest ({err})") from None
+    except OSError as err:  # a directory or an unreadable file in the manifest's place
+        raise SscDeployError(f"{path}: cannot read the manifest ({err.strerror or err})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise SscDeployError(f"{path}: not an {SCHEMA} manifest")
     missing = [k for k in REQUIRED if k not in data]

@@ -497,8 +497,8 @@ def run_device_jobs(device, jobs: list[Job], settings: BenchSettings, progress: 
     paths: dict[Path, str] = {}
     try:
         paths = device.stage(files) if files else {}
-    except DeviceError as err:
-        stage_error = str(err)
+    except (DeviceError, OSError) as err:
+        stage_error = str(err) if isinstance(err, DeviceError) else f"staging failed: {_one_line(err)}"
     for job in jobs:
         row = _base_row(job, info)
         label = f"{info.get('name')}: {job.model.name} {job.runtime} x{job.threads}"
@@ -515,10 +515,10 @@ def run_device_jobs(device, jobs: list[Job], settings: BenchSettings, progress: 
                 else:
                     res = device.run_runner(runner_args(job, paths, settings.warmup, settings.runs), settings.timeout)
                 row_from_result(row, res, settings.atol)
-            except DeviceError as err:
+            except (DeviceError, SscDeployError) as err:
                 row["reason"] = str(err)
-            except SscDeployError as err:
-                row["reason"] = str(err)
+            except Exception as err:  # noqa: BLE001 - a runner crash or malformed result fails this row only
+                row["status"], row["reason"] = "failed", f"{type(err).__name__}: {_one_line(err)}"
         if job.source == "native-tool" and row["status"] == "ok":
             row["top1"] = row["top5"] = None
         rows.append(row)
@@ -630,6 +630,13 @@ def run_bench(
         raise SscDeployError("--runs must be at least 1 and --warmup at least 0")
     if not settings.threads or any(t < 1 for t in settings.threads):
         raise SscDeployError("--threads takes positive thread counts, e.g. 1,2")
+    if settings.lowering != "auto":
+        try:  # needs torch; a board without it exports nothing, so there is nothing to check
+            from ssc_deploy.export.lowerings import get_lowering
+        except ImportError:
+            pass
+        else:
+            get_lowering(settings.lowering)  # one line up front, not a failed row per checkpoint
     for rt in settings.runners:
         if rt not in RUNTIMES:
             raise SscDeployError(f"--runner: unknown runtime '{rt}' (use {', '.join(RUNTIMES)})")

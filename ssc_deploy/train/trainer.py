@@ -258,7 +258,7 @@ def train_model(
                                      f"(start from its weights with --init {resume_path} --model NAME)") from None
             raise
         state = start_ckpt.training_state
-        if not state or "epoch" not in state or "optimizer" not in state:
+        if not state or any(key not in state for key in ("epoch", "optimizer", "recipe")):
             raise SscDeployError(f"{resume_path}: holds no training state to resume (use --init to start from its weights)")
         if model_name and model_name.strip().lower() != start_ckpt.model_name:
             raise SscDeployError(f"{resume_path}: was trained as '{start_ckpt.model_name}', not '{model_name}'")
@@ -272,7 +272,10 @@ def train_model(
 
     model_family(model_name)  # an unknown name fails here, before any data is read
     if state is not None:
-        stored = Recipe.from_dict(state["recipe"])
+        try:
+            stored = Recipe.from_dict(state["recipe"])
+        except (TypeError, ValueError) as err:
+            raise SscDeployError(f"{resume_path}: its stored training recipe is unreadable ({err})") from None
         recipe = default_recipe(
             kind,
             epochs=stored.epochs if epochs is None else epochs,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import socket
 import stat
 import struct
@@ -227,8 +228,7 @@ class LoopbackAdbDevice:
 
     def _kill_procs(self) -> None:
         for p in self._procs:
-            if p.poll() is None:
-                p.kill()
+            _kill_group(p)
 
     def close(self) -> None:
         self.vanish()
@@ -264,7 +264,7 @@ class LoopbackAdbDevice:
             return
         argv, cwd = self._argv(command)
         proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE if v2 else subprocess.STDOUT)
+                                stderr=subprocess.PIPE if v2 else subprocess.STDOUT, start_new_session=True)
         self._procs.append(proc)
 
         def pump(pipe, pid: int) -> None:
@@ -291,8 +291,7 @@ class LoopbackAdbDevice:
                             proc.stdin.close()
                     except (OSError, ValueError):
                         pass
-            if proc.poll() is None:
-                proc.kill()
+            _kill_group(proc)
 
         pumps = [threading.Thread(target=pump, args=(proc.stdout, ID_STDOUT), daemon=True)]
         if v2:
@@ -372,3 +371,12 @@ class LoopbackAdbDevice:
                 msg = f"unsupported sync request {tag!r}".encode()
                 reply(b"FAIL", len(msg), data=msg)
                 return
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill a shell command and everything it started (it runs in its own session)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

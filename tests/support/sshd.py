@@ -83,7 +83,8 @@ def start_sshd(tmp: Path) -> LoopbackSshd:
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
     log = tmp / "sshd.log"
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    with open(log, "wb") as err:  # sshd keeps its own copy of the descriptor
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 10
     while time.time() < deadline:
         if proc.poll() is not None:
