@@ -165,6 +165,8 @@ def _md_table(result: dict[str, Any]) -> str:
 def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
     """report.md: settings, devices, the table, the plots and how the figures were measured."""
     s = result.get("settings", {})
+    evaluated = max((r.get("n_eval") or 0 for r in result.get("rows", [])), default=0)
+    n_images = f"{evaluated} test images" if evaluated else ("all test images" if not s.get("n_eval") else f"{s.get('n_eval')} test images")
     out = [
         "# ssc-deploy benchmark report",
         "",
@@ -172,7 +174,7 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
         "",
         f"Settings: runtimes {', '.join(s.get('runtimes', []))}; threads {s.get('threads')}; "
         f"{s.get('warmup')} warm-up and {s.get('runs')} timed runs at batch 1; evaluation data "
-        f"`{s.get('data') or 'digits'}` ({s.get('n_eval')} test images); ratios against `{s.get('ratio_to') or 'none'}` "
+        f"`{s.get('data') or 'digits'}` ({n_images}); ratios against `{s.get('ratio_to') or 'none'}` "
         "(model / baseline, below 1 favours the model; top-1 delta in points).",
         "",
         "## Devices",
