@@ -8,6 +8,7 @@ Each pass takes and returns an ``fx.GraphModule`` traced with ``Shift`` and
 from __future__ import annotations
 
 import operator
+from typing import Callable
 
 import torch
 from torch import fx, nn
@@ -60,6 +61,20 @@ def _finish(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
+def _replace_each(
+    gm: fx.GraphModule,
+    kind: type,
+    make: Callable[[nn.Module], nn.Module],
+    when: Callable[[nn.Module], bool] = lambda mod: True,
+) -> fx.GraphModule:
+    """Replace every module of type ``kind`` (for which ``when(mod)``) by ``make(mod)``."""
+    for node in gm.graph.nodes:
+        mod = _mod(gm, node)
+        if isinstance(mod, kind) and when(mod):
+            _set_module(gm, node, make(mod))
+    return _finish(gm)
+
+
 def drop_identities(gm: fx.GraphModule) -> fx.GraphModule:
     """Remove ``nn.Identity`` calls (left behind by BatchNorm folding)."""
     for node in list(gm.graph.nodes):
@@ -94,29 +109,18 @@ def fuse_shift_into_conv(gm: fx.GraphModule) -> fx.GraphModule:
 def shifts_to_depthwise(gm: fx.GraphModule, channel_multiple: int = 1) -> fx.GraphModule:
     """Every remaining ``Shift`` over a multiple of ``channel_multiple`` channels becomes a
     depthwise k x k conv with one-hot kernels."""
-    for node in gm.graph.nodes:
-        shift = _mod(gm, node)
-        if isinstance(shift, Shift) and shift.channels % channel_multiple == 0:
-            _set_module(gm, node, alg.shift_as_depthwise(shift.offsets))
-    return _finish(gm)
+    return _replace_each(gm, Shift, lambda s: alg.shift_as_depthwise(s.offsets),
+                         when=lambda s: s.channels % channel_multiple == 0)
 
 
 def shifts_to_pad_slice(gm: fx.GraphModule) -> fx.GraphModule:
     """Every remaining ``Shift`` becomes pad + slices + concat (:class:`PadSliceShift`)."""
-    for node in gm.graph.nodes:
-        shift = _mod(gm, node)
-        if isinstance(shift, Shift):
-            _set_module(gm, node, PadSliceShift(shift.offsets))
-    return _finish(gm)
+    return _replace_each(gm, Shift, lambda s: PadSliceShift(s.offsets))
 
 
 def shuffles_to_reshape(gm: fx.GraphModule) -> fx.GraphModule:
     """Every remaining ``ChannelShuffle`` becomes reshape / transpose / reshape."""
-    for node in gm.graph.nodes:
-        mod = _mod(gm, node)
-        if isinstance(mod, ChannelShuffle):
-            _set_module(gm, node, ReshapeShuffle(mod.groups))
-    return _finish(gm)
+    return _replace_each(gm, ChannelShuffle, lambda m: ReshapeShuffle(m.groups))
 
 
 class ChannelLastShuffle(nn.Module):
@@ -140,11 +144,7 @@ class ChannelLastShuffle(nn.Module):
 
 def shuffles_to_channel_last(gm: fx.GraphModule) -> fx.GraphModule:
     """Every remaining ``ChannelShuffle`` becomes :class:`ChannelLastShuffle`."""
-    for node in gm.graph.nodes:
-        mod = _mod(gm, node)
-        if isinstance(mod, ChannelShuffle):
-            _set_module(gm, node, ChannelLastShuffle(mod.groups))
-    return _finish(gm)
+    return _replace_each(gm, ChannelShuffle, lambda m: ChannelLastShuffle(m.groups))
 
 
 def fold_shuffles(gm: fx.GraphModule, max_mac_ratio: float = 1.0) -> fx.GraphModule:
