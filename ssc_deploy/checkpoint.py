@@ -132,22 +132,17 @@ def _safe_torch_load(path: Path) -> Any:
         raise SscDeployError(f"{path}: not a PyTorch checkpoint (it is neither a zip archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        if "Weights only load failed" in str(err) or "Unsupported global" in str(err):
-            raise SscDeployError(
-                f"{path}: refused: the file carries pickled Python objects beyond tensors and plain "
-                "data (it could run code), so it was not loaded"
-            ) from None
-        raise SscDeployError(f"{path}: not a readable checkpoint ({first})") from None
     except Exception as err:  # noqa: BLE001 - the weights-only unpickler runs no code; any failure means a bad file
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "Weights only load failed" in str(err):
+        text = str(err).strip()
+        if "Weights only load failed" in text or "Unsupported global" in text:
             raise SscDeployError(
                 f"{path}: refused: the file carries pickled Python objects beyond tensors and plain "
                 "data (it could run code), so it was not loaded"
             ) from None
-        raise SscDeployError(f"{path}: truncated or not a PyTorch checkpoint ({msg})") from None
+        first = text.splitlines()[0] if text else type(err).__name__
+        if isinstance(err, pickle.UnpicklingError):
+            raise SscDeployError(f"{path}: not a readable checkpoint ({first})") from None
+        raise SscDeployError(f"{path}: truncated or not a PyTorch checkpoint ({first})") from None
 
 
 def load_checkpoint(path: str | Path, model_name: str | None = None, num_classes: int | None = None) -> Checkpoint:
