@@ -33,6 +33,8 @@ DEFAULT_MINUTES = 10.0
 # Share of the budget left for exporting 3 x 3 artifacts and benchmarking them.
 NON_TRAINING_SHARE = 0.35
 PROBE_BATCHES = 4
+# The probe only times training; its closing evaluation is cut to a few images.
+PROBE_EVAL_IMAGES = 8
 
 
 @dataclass
@@ -73,7 +75,7 @@ def probe_seconds_per_epoch(model: str, data: str, work: Path) -> float:
     from ssc_deploy.train.recipe import default_recipe
 
     ckpt = train_model(model, data=data, epochs=1, out=work / f"{model}.probe.pt", progress=False,
-                       max_batches=PROBE_BATCHES, force=True)
+                       max_batches=PROBE_BATCHES, eval_limit=PROBE_EVAL_IMAGES, force=True)
     hist = ckpt.metrics.get("history") or [{}]
     seconds = float(hist[-1].get("seconds") or ckpt.metrics.get("train_seconds") or 0.0)
     # The probe ran the recipe's own batch size, so batches an epoch follow from it.
