@@ -8,7 +8,7 @@ import sys
 from ssc_deploy.errors import SscDeployError
 
 from .app import app
-from . import models_cmd, train_cmd, export_cmd, bench_cmd, devices_cmd, quickstart_cmd  # noqa: F401,E402
+from . import models_cmd, train_cmd, export_cmd, bench_cmd, devices_cmd, quickstart_cmd, profile_cmd  # noqa: F401,E402
 
 
 def main(argv: list[str] | None = None) -> int:

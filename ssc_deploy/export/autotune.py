@@ -53,6 +53,23 @@ def export_to(runtime: str, net, example, path: Path) -> Path:
     return path
 
 
+def set_executorch_threads(threads: int) -> None:
+    """Size ExecuTorch's process-wide XNNPACK thread pool (its Python runtime otherwise uses every core).
+
+    Loaded delegates hold on to the pool: it is resized only when the count changes, and every
+    ExecuTorch program alive at one time must use the same thread count (resizing under loaded
+    programs crashes).
+    """
+    global _et_threads
+    try:
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    except ImportError:  # pragma: no cover - older runtimes: XNNPACK picks its own threads
+        return
+    if _et_threads != threads:
+        _unsafe_reset_threadpool(threads)
+        _et_threads = threads
+
+
 def load_runner(runtime: str, path: Path, threads: int = 1) -> Runner:
     """A callable running one NCHW float32 batch through the exported file with ``threads`` threads."""
     path = str(path)
@@ -71,17 +88,7 @@ def load_runner(runtime: str, path: Path, threads: int = 1) -> Runner:
         import torch
         from executorch.runtime import Runtime
 
-        try:
-            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-        except ImportError:  # pragma: no cover - older runtimes: XNNPACK picks its own threads
-            _unsafe_reset_threadpool = None
-        # The XNNPACK thread pool is process-wide and loaded delegates hold on to it: resize it only
-        # before loading (resizing under loaded programs crashes), so every ExecuTorch runner alive
-        # at one time must use the same thread count.
-        global _et_threads
-        if _unsafe_reset_threadpool is not None and _et_threads != threads:
-            _unsafe_reset_threadpool(threads)
-            _et_threads = threads
+        set_executorch_threads(threads)
         # Keep the program alive as long as its method: the method runs out of the program's memory.
         program = Runtime.get().load_program(path)
         method = program.load_method("forward")

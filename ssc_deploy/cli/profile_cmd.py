@@ -1,0 +1,54 @@
+"""CLI: the `profile` command. Thin: call the library's per-op profiler, print a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from .app import app
+
+
+@app.command("profile")
+def profile_cmd(
+    artifact: Path = typer.Argument(..., help="An exported .pte (ExecuTorch) or .onnx (onnxruntime) file."),
+    threads: int = typer.Option(1, "--threads", help="Threads the runtime may use."),
+    runs: int = typer.Option(50, "--runs", help="Profiled runs (times are medians or per-run means over these)."),
+    warmup: int = typer.Option(10, "--warmup", help="Runs before the profiled ones, not counted."),
+    top: int = typer.Option(0, "--top", help="Also list the N slowest single ops in graph order (0: none)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON (classes and every op)."),
+) -> None:
+    """Show where a model's time goes, per op class, from the runtime's own profiler.
+
+    ExecuTorch files are profiled with an ETDump (XNNPACK operators, and any op left to the
+    portable CPU kernels, are listed by name); ONNX files with onnxruntime's session profiler
+    (convs classed as dense / grouped / depthwise, with their MACs and GMAC/s). LiteRT's Python
+    wheel has no per-op profiler: profile the .pte of the same network, which runs the same
+    XNNPACK operators.
+    """
+    from ssc_deploy.runtime_bench.op_profile import profile_file
+
+    prof = profile_file(artifact, threads=threads, runs=runs, warmup=warmup)
+    if as_json:
+        print(json.dumps(prof.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    total = prof.kernel_ms
+    table = Table(title=f"{Path(prof.file).name} on {prof.runtime}, {prof.threads} thread(s): "
+                        f"{prof.wall_ms:.3f} ms a run (median of {prof.runs}), {total:.3f} ms in profiled ops")
+    for col in ("op class", "ops/run", "ms/run", "share", "MMACs", "GMAC/s"):
+        table.add_column(col, justify="left" if col == "op class" else "right")
+    for c in prof.classes:
+        table.add_row(c.name, str(c.nodes), f"{c.ms:.3f}", f"{100 * c.ms / total:.1f}%" if total else "-",
+                      f"{c.macs / 1e6:.2f}" if c.macs else "-", f"{c.gmacs:.1f}" if c.gmacs else "-")
+    console = Console()
+    console.print(table)
+    if top > 0:
+        slow = Table("#", "op", "ms (median)", title=f"{top} slowest single ops")
+        ranked = sorted(enumerate(prof.ops), key=lambda kv: -kv[1].ms)[:top]
+        for i, op in sorted(ranked, key=lambda kv: kv[0]):
+            slow.add_row(str(i), op.name, f"{op.ms:.4f}")
+        console.print(slow)

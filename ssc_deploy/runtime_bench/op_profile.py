@@ -1,0 +1,326 @@
+"""Where an exported model's time goes: each runtime's own per-op profiler, summed by op class.
+
+- ExecuTorch: an ETDump recorded by the runtime (``enable_etdump``) and read back with
+  ``executorch.devtools.Inspector``. The XNNPACK delegate reports each of its operators
+  ("Convolution (NHWC, F32) IGEMM", "Fully Connected (NC, F32) GEMM", "Transpose (ND, X32)",
+  ...); ops left to the portable kernels appear as ``portable <op>`` - a silent CPU fallback
+  shows up here.
+- onnxruntime: its session profiler, node times of the optimized graph; convs are classed by
+  kernel size and grouping (dense / grouped (k ch/group) / depthwise, NCHWc where the layout
+  transformer took them) and their MACs are read from the weights.
+- LiteRT: its Python wheel carries no op profiler (the native ``benchmark_model
+  --enable_op_profiling`` has one); on CPU it runs the same XNNPACK operators ExecuTorch's
+  delegate does, so the ExecuTorch profile of the same network answers for it.
+
+Input values do not change these kernels' run time, so a fixed random input is used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ssc_deploy.errors import SscDeployError, missing_package
+from ssc_deploy.export.inspect import target_of
+
+_EVENT_NUMBER = re.compile(r" #\d+$")
+# ETDump bookkeeping events that wrap the per-op ones.
+_ET_WRAPPERS = {"Method::execute", "DELEGATE_CALL", "OPERATOR_CALL", "Method::init", "Program::load_method"}
+
+
+@dataclass
+class Op:
+    """One op of the graph: its runtime name, op class, median time a run and MACs if known."""
+
+    name: str
+    op_class: str
+    ms: float
+    macs: float | None = None
+
+
+@dataclass
+class OpClass:
+    """One op class: how many ops of it a run executes, their summed median times, and their MACs."""
+
+    name: str
+    nodes: int
+    ms: float
+    macs: float | None = None
+
+    @property
+    def gmacs(self) -> float | None:
+        """Achieved GMAC/s of this class (None without MACs)."""
+        return self.macs / self.ms / 1e6 if self.macs and self.ms > 0 else None
+
+
+@dataclass
+class OpProfile:
+    """A per-op profile of one exported file: every op in graph order, and the op classes."""
+
+    file: str
+    runtime: str
+    threads: int
+    runs: int
+    wall_ms: float
+    ops: list[Op] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[OpClass]:
+        """Ops summed by class, slowest class first (MACs summed where every op of a class has them)."""
+        acc: dict[str, list] = {}
+        for op in self.ops:
+            row = acc.setdefault(op.op_class, [0, 0.0, 0.0, True])
+            row[0] += 1
+            row[1] += op.ms
+            row[2] += op.macs or 0.0
+            row[3] = row[3] and op.macs is not None
+        classes = [OpClass(k, n, ms, macs if known else None) for k, (n, ms, macs, known) in acc.items()]
+        return sorted(classes, key=lambda c: -c.ms)
+
+    @property
+    def kernel_ms(self) -> float:
+        """Time a run spends inside profiled ops (sum of per-op medians)."""
+        return sum(op.ms for op in self.ops)
+
+    def share(self, name: str) -> float:
+        """Fraction of the profiled time spent in op class ``name`` (0 when absent)."""
+        total = self.kernel_ms
+        return sum(op.ms for op in self.ops if op.op_class == name) / total if total else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["kernel_ms"] = self.kernel_ms
+        d["classes"] = [dict(asdict(c), gmacs=c.gmacs) for c in self.classes]
+        return d
+
+
+def profile_file(path: str | Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
+    """Profile an exported ``.pte`` or ``.onnx`` file with its runtime's own profiler."""
+    path = Path(path)
+    if threads < 1 or runs < 1 or warmup < 0:
+        raise SscDeployError("--threads and --runs must be at least 1, --warmup at least 0")
+    if not path.is_file():
+        raise SscDeployError(f"no such file: {path}")
+    target = target_of(path)
+    if target == "executorch":
+        return profile_executorch(path, threads, runs, warmup)
+    if target == "onnx":
+        return profile_onnx(path, threads, runs, warmup)
+    raise SscDeployError(
+        f"{path.name}: LiteRT's Python wheel has no per-op profiler; profile the .pte of the same "
+        "network (LiteRT runs the same XNNPACK operators) or run benchmark_model --enable_op_profiling=true"
+    )
+
+
+def _random_input(shape: tuple[int, ...]) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def profile_executorch(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
+    """ETDump profile of a ``.pte``: XNNPACK operators and portable kernels, per run."""
+    try:
+        import torch
+        from executorch.devtools import Inspector
+        from executorch.extension.pybindings import portable_lib
+    except ImportError as err:
+        raise missing_package("executorch", "executorch") from err
+    from ssc_deploy.export._quiet import quiet_native
+    from ssc_deploy.export.autotune import set_executorch_threads
+
+    try:
+        with quiet_native():
+            set_executorch_threads(threads)
+            module = portable_lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0)
+            meta = module.method_meta("forward").input_tensor_meta(0)
+    except Exception as err:  # the runtime's own message names the problem
+        raise SscDeployError(f"{path.name}: ExecuTorch cannot load it ({err})") from err
+    x = torch.from_numpy(_random_input(tuple(meta.sizes())))
+    # Warm-up runs are recorded too; they are dropped below by keeping only the last ``runs`` runs.
+    for _ in range(warmup + runs):
+        module.forward([x])
+    with tempfile.TemporaryDirectory() as tmp, quiet_native():
+        etdump = Path(tmp) / "profile.etdp"
+        module.write_etdump_result_to_file(str(etdump))
+        inspector = Inspector(etdump_path=str(etdump))
+    ops: list[Op] = []
+    wall: list[float] = []
+    for block in inspector.event_blocks:
+        if block.name != "Execute":
+            continue
+        for ev in block.events:
+            if ev.perf_data is None:
+                continue
+            raw = list(ev.perf_data.raw)[-runs:]
+            if ev.name == "Method::execute":
+                wall = raw
+            elif ev.name not in _ET_WRAPPERS:
+                op_class = _EVENT_NUMBER.sub("", ev.name) if ev.is_delegated_op else (
+                    "portable " + ev.name.removeprefix("native_call_"))
+                ops.append(Op(ev.name, op_class, float(np.median(raw))))
+    if not wall:
+        raise SscDeployError(f"{path.name}: the ETDump holds no execution events")
+    return OpProfile(str(path), "executorch", threads, runs, float(np.median(wall)), ops)
+
+
+def onnx_conv_class(op_type: str, attrs: dict, weight_dims: list[int] | None) -> str:
+    """'Conv 1x1 dense', 'Conv 3x3 depthwise', 'Conv 1x1 grouped (9 ch/group)' or the op type."""
+    if "Conv" not in op_type or not weight_dims or len(weight_dims) != 4:
+        return op_type
+    group = int(attrs.get("group", 1))
+    k = f"{weight_dims[2]}x{weight_dims[3]}"
+    if group == 1:
+        kind = "dense"
+    elif weight_dims[1] == 1:
+        kind = "depthwise"
+    else:
+        kind = f"grouped ({weight_dims[1]} ch/group)"
+    layout = " NCHWc" if op_type.startswith("com.microsoft.nchwc") else ""
+    return f"Conv {k} {kind}{layout}"
+
+
+def _unblocked_weight(nchwc_name: str, graph) -> list[int] | None:
+    """Weight dims of the original conv an NCHWc conv node came from (its own weights are padded
+    to the channel block). The layout transformer names the node after the fused chain's output
+    tensor: a Conv's, or a ReLU/Clip's right after one. None when that chain cannot be traced."""
+    producers = {out: n for n in graph.node for out in n.output}
+    inits = {i.name: list(i.dims) for i in graph.initializer}
+    node = producers.get(nchwc_name.removesuffix("_nchwc"))
+    if node is not None and node.op_type in ("Relu", "Clip"):
+        node = producers.get(node.input[0])
+    if node is None or node.op_type != "Conv" or len(node.input) < 2:
+        return None
+    return inits.get(node.input[1])
+
+
+def profile_onnx(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
+    """onnxruntime profile of a ``.onnx``: node times of the optimized graph, convs with their MACs."""
+    try:
+        import onnx
+        import onnxruntime as ort
+    except ImportError as err:
+        raise missing_package("onnxruntime", "onnx") from err
+    from ssc_deploy.export._quiet import quiet_native
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "prof")
+        try:
+            with quiet_native():
+                sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as err:  # the runtime's own message names the problem
+            raise SscDeployError(f"{path.name}: onnxruntime cannot load it ({err})") from err
+        optimized = onnx.load(opts.optimized_model_filepath)
+        inp = sess.get_inputs()[0]
+        feed = {inp.name: _random_input(tuple(d if isinstance(d, int) else 1 for d in inp.shape))}
+        for _ in range(warmup + runs):
+            sess.run(None, feed)
+        records = json.loads(Path(sess.end_profiling()).read_text())
+    # Keep the node events of the last ``runs`` runs (the profiler records from session creation).
+    run_spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in records if e.get("name") == "model_run")[-runs:]
+    if not run_spans:
+        raise SscDeployError(f"{path.name}: onnxruntime's profile holds no runs")
+    first = run_spans[0][0]
+    records = [e for e in records if e.get("ts", -1) >= first]
+    wall = [(end - start) / 1e3 for start, end in run_spans]
+    inits = {i.name: list(i.dims) for i in optimized.graph.initializer}
+    nodes = {n.name: n for n in optimized.graph.node}
+    source = onnx.load(str(path), load_external_data=False).graph
+    times: dict[str, list[float]] = defaultdict(list)
+    info: dict[str, tuple[str, float | None]] = {}
+    for e in records:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        name = e["name"][: -len("_kernel_time")]
+        times[name].append(e["dur"] / 1e3)
+        if name in info:
+            continue
+        node = nodes.get(name)
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute} if node else {}
+        weight = inits.get(node.input[1]) if node is not None and len(node.input) > 1 else None
+        op = (f"{node.domain}.{node.op_type}" if node.domain else node.op_type) if node else e["args"].get("op_name", "?")
+        if node is not None and node.domain == "com.microsoft.nchwc":
+            true_weight = _unblocked_weight(name, source)
+        else:
+            true_weight = weight
+        macs = None
+        out_shape = e["args"].get("output_type_shape") or []
+        if true_weight and len(true_weight) == 4 and out_shape:
+            dims = next(iter(out_shape[0].values()))
+            spatial = int(np.prod(dims[2:4])) if len(dims) >= 4 else 1
+            macs = float(spatial * int(np.prod(true_weight)))
+        info[name] = (onnx_conv_class(op, attrs, true_weight or weight), macs)
+    ops = [Op(name, info[name][0], float(np.median(v)), info[name][1]) for name, v in times.items()]
+    return OpProfile(str(path), "onnx", threads, runs, float(np.median(wall)), ops)
+
+
+# How ExecuTorch's XNNPACK delegate runs each torch layer (its partitioner turns stride-1 dense
+# 1x1 convs into fully-connected ops; other convs run as indirect GEMM unless depthwise).
+_XNNPACK_FC = "Fully Connected (NC, F32) GEMM"
+_XNNPACK_DW = "Convolution (NHWC, F32) DWConv"
+_XNNPACK_IGEMM = "Convolution (NHWC, F32) IGEMM"
+
+
+def layer_macs(model, example) -> list[tuple[str, str, float]]:
+    """(XNNPACK op class, layer kind, MACs) of every conv and linear layer of ``model``, in execution order."""
+    import torch
+    from torch import nn
+
+    found: list[tuple[str, str, float]] = []
+
+    def hook(mod, inputs, output) -> None:
+        if isinstance(mod, nn.Linear):
+            found.append((_XNNPACK_FC, "linear", float(mod.in_features * mod.out_features * output.shape[0])))
+            return
+        kh, kw = mod.kernel_size
+        macs = float(output[0].numel() * kh * kw * mod.in_channels // mod.groups)
+        stride = "" if tuple(mod.stride) == (1, 1) else f" stride {mod.stride[0]}"
+        if mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1:
+            xnn, kind = _XNNPACK_DW, f"depthwise {kh}x{kw}{stride}"
+        elif mod.groups > 1:
+            xnn, kind = _XNNPACK_IGEMM, f"grouped {kh}x{kw}{stride}, {mod.in_channels // mod.groups} ch/group"
+        elif kh * kw == 1 and not stride and tuple(mod.padding) == (0, 0):
+            xnn, kind = _XNNPACK_FC, "dense 1x1"
+        else:
+            xnn, kind = _XNNPACK_IGEMM, f"dense {kh}x{kw}{stride}"
+        found.append((xnn, kind, macs))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def attribute_macs(profile: OpProfile, model, example) -> bool:
+    """Match an ExecuTorch profile's conv / FC ops to ``model``'s layers: MACs and a finer class.
+
+    The delegate keeps the graph's order, so the i-th op of an XNNPACK class is the i-th layer of
+    that kind; a class is matched only where the counts agree (returns whether all were).
+    """
+    layers: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for xnn, kind, macs in layer_macs(model, example):
+        layers[xnn].append((kind, macs))
+    ops: dict[str, list[Op]] = defaultdict(list)
+    for op in profile.ops:
+        ops[op.op_class].append(op)
+    ok = True
+    for xnn, kinds in layers.items():
+        if len(ops.get(xnn, [])) != len(kinds):
+            ok = False
+            continue
+        for op, (kind, macs) in zip(ops[xnn], kinds):
+            op.op_class, op.macs = f"{xnn}: {kind}", macs
+    return ok
