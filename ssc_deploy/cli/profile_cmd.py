@@ -14,18 +14,14 @@ from .app import app
 def profile_cmd(
     artifact: Path = typer.Argument(..., help="An exported .pte (ExecuTorch) or .onnx (onnxruntime) file."),
     threads: int = typer.Option(1, "--threads", help="Threads the runtime may use."),
-    runs: int = typer.Option(50, "--runs", help="Profiled runs (times are medians or per-run means over these)."),
+    runs: int = typer.Option(50, "--runs", help="Profiled runs (each op's time is its median over these)."),
     warmup: int = typer.Option(10, "--warmup", help="Runs before the profiled ones, not counted."),
     top: int = typer.Option(0, "--top", help="Also list the N slowest single ops in graph order (0: none)."),
     as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON (classes and every op)."),
 ) -> None:
     """Show where a model's time goes, per op class, from the runtime's own profiler.
 
-    ExecuTorch files are profiled with an ETDump (XNNPACK operators, and any op left to the
-    portable CPU kernels, are listed by name); ONNX files with onnxruntime's session profiler
-    (convs classed as dense / grouped / depthwise, with their MACs and GMAC/s). LiteRT's Python
-    wheel has no per-op profiler: profile the .pte of the same network, which runs the same
-    XNNPACK operators.
+    ExecuTorch files are profiled with an ETDump: every XNNPACK operator is listed by name, and any op left to the portable CPU kernels shows up as 'portable <op>'. ONNX files are profiled with onnxruntime's session profiler: convs are classed as dense / grouped / depthwise, with their MACs and GMAC/s. LiteRT's Python wheel has no per-op profiler: profile the .pte of the same network, which runs the same XNNPACK operators.
     """
     from ssc_deploy.runtime_bench.op_profile import profile_file
 
