@@ -34,13 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
     from rich.console import Console
-    from rich.table import Table
 
     from lowering_speed import export_cached
 
     from ssc_deploy.export.rewrite import deployment_rewrite
     from ssc_deploy.models import create_model
-    from ssc_deploy.runtime_bench.op_profile import attribute_macs, profile_file
+    from ssc_deploy.runtime_bench.op_profile import attribute_macs, profile_file, profile_table
 
     console = Console(width=160)
     dumps = []
@@ -59,15 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             prof = profile_file(path, threads=args.threads, runs=args.runs)
             if runtime == "executorch":
                 attribute_macs(prof, net, x)
-            total = prof.kernel_ms
-            table = Table(title=f"{model_name} ({lowering}), {runtime}, {args.threads} thread(s): "
-                                f"{prof.wall_ms:.2f} ms a run, {total:.2f} ms in profiled ops")
-            for col in ("op class", "ops", "ms/run", "share", "MMACs", "GMAC/s"):
-                table.add_column(col, justify="left" if col == "op class" else "right")
-            for c in prof.classes:
-                table.add_row(c.name, str(c.nodes), f"{c.ms:.3f}", f"{100 * c.ms / total:.0f}%",
-                              f"{c.macs / 1e6:.1f}" if c.macs else "-", f"{c.gmacs:.1f}" if c.gmacs else "-")
-            console.print(table)
+            title = (f"{model_name} ({lowering}), {runtime}, {args.threads} thread(s): "
+                     f"{prof.wall_ms:.2f} ms a run, {prof.kernel_ms:.2f} ms in profiled ops")
+            console.print(profile_table(prof, title))
             dumps.append({"model": model_name, "lowering": lowering, **prof.to_dict()})
     if args.json:
         Path(args.json).write_text(json.dumps(dumps, indent=2))

@@ -23,7 +23,7 @@ def profile_cmd(
 
     ExecuTorch files are profiled with an ETDump: every XNNPACK operator is listed by name, and any op left to the portable CPU kernels shows up as 'portable <op>'. ONNX files are profiled with onnxruntime's session profiler: convs are classed as dense / grouped / depthwise, with their MACs and GMAC/s. LiteRT's Python wheel has no per-op profiler: profile the .pte of the same network, which runs the same XNNPACK operators.
     """
-    from ssc_deploy.runtime_bench.op_profile import profile_file
+    from ssc_deploy.runtime_bench.op_profile import profile_file, profile_table
 
     prof = profile_file(artifact, threads=threads, runs=runs, warmup=warmup)
     if as_json:
@@ -32,16 +32,8 @@ def profile_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    total = prof.kernel_ms
-    table = Table(title=f"{Path(prof.file).name} on {prof.runtime}, {prof.threads} thread(s): "
-                        f"{prof.wall_ms:.3f} ms a run (median of {prof.runs}), {total:.3f} ms in profiled ops")
-    for col in ("op class", "ops/run", "ms/run", "share", "MMACs", "GMAC/s"):
-        table.add_column(col, justify="left" if col == "op class" else "right")
-    for c in prof.classes:
-        table.add_row(c.name, str(c.nodes), f"{c.ms:.3f}", f"{100 * c.ms / total:.1f}%" if total else "-",
-                      f"{c.macs / 1e6:.2f}" if c.macs else "-", f"{c.gmacs:.1f}" if c.gmacs else "-")
     console = Console()
-    console.print(table)
+    console.print(profile_table(prof))
     if top > 0:
         slow = Table("#", "op", "ms (median)", title=f"{top} slowest single ops")
         ranked = sorted(enumerate(prof.ops), key=lambda kv: -kv[1].ms)[:top]

@@ -100,6 +100,22 @@ class OpProfile:
         return d
 
 
+def profile_table(profile: OpProfile, title: str | None = None):
+    """A rich table of ``profile``'s op classes: ops a run, ms a run, share, MMACs and GMAC/s."""
+    from rich.table import Table
+
+    total = profile.kernel_ms
+    table = Table(title=title or f"{Path(profile.file).name} on {profile.runtime}, {profile.threads} thread(s): "
+                                 f"{profile.wall_ms:.3f} ms a run (median of {profile.runs}), "
+                                 f"{total:.3f} ms in profiled ops")
+    for col in ("op class", "ops/run", "ms/run", "share", "MMACs", "GMAC/s"):
+        table.add_column(col, justify="left" if col == "op class" else "right")
+    for c in profile.classes:
+        table.add_row(c.name, str(c.nodes), f"{c.ms:.3f}", f"{100 * c.ms / total:.1f}%" if total else "-",
+                      f"{c.macs / 1e6:.2f}" if c.macs else "-", f"{c.gmacs:.1f}" if c.gmacs else "-")
+    return table
+
+
 def profile_file(path: str | Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
     """Profile an exported ``.pte`` or ``.onnx`` file with its runtime's own profiler."""
     path = Path(path)
