@@ -200,12 +200,11 @@ def onnx_conv_class(op_type: str, attrs: dict, weight_dims: list[int] | None) ->
     return f"Conv {k} {kind}{layout}"
 
 
-def _unblocked_weight(nchwc_name: str, graph) -> list[int] | None:
+def _unblocked_weight(nchwc_name: str, producers: dict, inits: dict[str, list[int]]) -> list[int] | None:
     """Weight dims of the original conv an NCHWc conv node came from (its own weights are padded
-    to the channel block). The layout transformer names the node after the fused chain's output
-    tensor: a Conv's, or a ReLU/Clip's right after one. None when that chain cannot be traced."""
-    producers = {out: n for n in graph.node for out in n.output}
-    inits = {i.name: list(i.dims) for i in graph.initializer}
+    to the channel block), given the source graph's tensor -> producing node and initializer
+    dims. The layout transformer names the node after the fused chain's output tensor: a Conv's,
+    or a ReLU/Clip's right after one. None when that chain cannot be traced."""
     node = producers.get(nchwc_name.removesuffix("_nchwc"))
     if node is not None and node.op_type in ("Relu", "Clip"):
         node = producers.get(node.input[0])
@@ -251,6 +250,8 @@ def profile_onnx(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10)
     inits = {i.name: list(i.dims) for i in optimized.graph.initializer}
     nodes = {n.name: n for n in optimized.graph.node}
     source = onnx.load(str(path), load_external_data=False).graph
+    source_producers = {out: n for n in source.node for out in n.output}
+    source_inits = {i.name: list(i.dims) for i in source.initializer}
     times: dict[str, list[float]] = defaultdict(list)
     info: dict[str, tuple[str, float | None]] = {}
     for e in records:
@@ -265,7 +266,7 @@ def profile_onnx(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10)
         weight = inits.get(node.input[1]) if node is not None and len(node.input) > 1 else None
         op = (f"{node.domain}.{node.op_type}" if node.domain else node.op_type) if node else e["args"].get("op_name", "?")
         if node is not None and node.domain == "com.microsoft.nchwc":
-            true_weight = _unblocked_weight(name, source)
+            true_weight = _unblocked_weight(name, source_producers, source_inits)
         else:
             true_weight = weight
         macs = None
