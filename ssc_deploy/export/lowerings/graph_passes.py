@@ -123,23 +123,16 @@ def shuffles_to_reshape(gm: fx.GraphModule) -> fx.GraphModule:
     return _replace_each(gm, ChannelShuffle, lambda m: ReshapeShuffle(m.groups))
 
 
-class ChannelLastShuffle(nn.Module):
+class ChannelLastShuffle(ReshapeShuffle):
     """Channel shuffle computed in channel-last order: permute to NHWC, reshape the channels to
     (g, C/g), swap them, permute back. Converters that keep tensors NHWC (LiteRT, XNNPACK) can
     cancel the outer permutes against their own layout transposes, leaving one transpose."""
-
-    def __init__(self, groups: int) -> None:
-        super().__init__()
-        self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = (int(v) for v in x.shape)
         g = self.groups
         y = x.permute(0, 2, 3, 1).reshape(n, h, w, g, c // g).transpose(3, 4).reshape(n, h, w, c)
         return y.permute(0, 3, 1, 2)
-
-    def extra_repr(self) -> str:
-        return f"groups={self.groups}"
 
 
 def shuffles_to_channel_last(gm: fx.GraphModule) -> fx.GraphModule:
