@@ -1,0 +1,77 @@
+"""The one table of export targets and the runtimes that run them (torch-free).
+
+Every place that needs a target's suffix, the runtime that runs it, the distribution that
+provides that runtime or the pip extra that installs it reads it here. The standalone device
+runner (``runtime_bench/device_runner.py``) keeps its own copy of the runtime names, since it
+must import nothing from this package; a test asserts the two agree.
+
+>>> from ssc_deploy.runtimes import by_target, by_runtime, by_suffix
+>>> by_target("onnx").runtime
+'onnxruntime'
+>>> by_suffix(".pte").target
+'executorch'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ssc_deploy.errors import SscDeployError
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """One export target and the runtime that runs its files."""
+
+    target: str  # export target name (``--target``)
+    runtime: str  # runtime name (``--runtime``, manifest ``runtime``, bench rows)
+    label: str  # display name in tables and reports
+    suffix: str  # artifact file suffix
+    dist: str  # the distribution that provides the runtime on the host
+    alt_dists: tuple[str, ...]  # other distributions a device may run it with
+    extra: str  # ``pip install 'ssc-deploy[EXTRA]'`` for the runtime
+    default_lowering: str  # shift lowering used unless ``--lowering`` says otherwise
+    native_tool: str  # the runtime's own benchmark tool (``--runner RUNTIME=PATH``)
+    marker: str  # matplotlib marker in the report's plots
+    precisions: tuple[str, ...] = ("fp32",)  # numeric precisions the target exports
+
+
+RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
+    RuntimeSpec("onnx", "onnxruntime", "onnxruntime", ".onnx", "onnxruntime", (), "onnx",
+                "pad-slice", "onnxruntime_perf_test", "o"),
+    RuntimeSpec("executorch", "executorch", "ExecuTorch", ".pte", "executorch", (), "executorch",
+                "pad-slice", "executor_runner", "s"),
+    RuntimeSpec("tflite", "tflite", "LiteRT", ".tflite", "ai-edge-litert", ("tflite-runtime",), "tflite",
+                "pad-slice", "benchmark_model", "^"),
+)
+
+TARGET_NAMES: tuple[str, ...] = tuple(s.target for s in RUNTIME_TABLE)
+RUNTIME_NAMES: tuple[str, ...] = tuple(s.runtime for s in RUNTIME_TABLE)
+SUFFIXES: tuple[str, ...] = tuple(s.suffix for s in RUNTIME_TABLE)
+
+
+def by_target(name: str) -> RuntimeSpec:
+    """The row of export target ``name``; one-line error for an unknown one."""
+    for spec in RUNTIME_TABLE:
+        if spec.target == name:
+            return spec
+    raise SscDeployError(f"unknown target '{name}' (use one of: {', '.join(TARGET_NAMES)})")
+
+
+def by_runtime(name: str) -> RuntimeSpec:
+    """The row of runtime ``name``; one-line error for an unknown one."""
+    for spec in RUNTIME_TABLE:
+        if spec.runtime == name:
+            return spec
+    raise SscDeployError(f"unknown runtime '{name}' (use one of: {', '.join(RUNTIME_NAMES)})")
+
+
+def by_suffix(suffix_or_path: str | Path) -> RuntimeSpec | None:
+    """The row whose artifacts end in this suffix (or whose file this is); None when no row does."""
+    text = str(suffix_or_path)
+    suffix = text.lower() if text.startswith(".") else Path(text).suffix.lower()
+    for spec in RUNTIME_TABLE:
+        if spec.suffix == suffix:
+            return spec
+    return None
