@@ -11,7 +11,7 @@ from torch import nn
 
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.models import create_model, list_models, model_family
+from ssc_deploy.models import create_model, list_models, model_family, registry_entries
 from ssc_deploy.models.complexity import count_macs, count_params, model_summary, output_shapes
 from ssc_deploy.models.layers import ChannelShuffle, MaskedConv2d, Shift, random_channel_mask
 from ssc_deploy.models.ssc_net import C, SSCModule
@@ -238,6 +238,15 @@ def test_bad_names_and_sizes_raise_one_clear_error():
         create_model("mobilenetv2", num_classes=0)
     with pytest.raises(SscDeployError, match="in_size"):
         create_model("ssc-net-1-9", in_size=2)
+
+
+@pytest.mark.parametrize("entry", registry_entries(), ids=lambda e: e.family)
+def test_create_model_checks_size_for_every_family(entry):
+    name = entry.examples[0] if entry.pattern is not None else entry.name
+    with pytest.raises(SscDeployError, match="num_classes must be at least 1"):
+        create_model(name, num_classes=0)
+    with pytest.raises(SscDeployError, match="in_size must be at least 4"):
+        create_model(name, in_size=3)
 
 
 @pytest.mark.slow

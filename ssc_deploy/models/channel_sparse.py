@@ -23,7 +23,6 @@ from ssc_deploy.errors import SscDeployError
 from .layers import MaskedConv2d, conv_bn, random_channel_mask
 from .registry import register_model
 from .resnet import STAGE_WIDTHS, STEM_CHANNELS, CifarResNet, check_blocks_expansion
-from .ssc_net import check_size
 
 MASK_SEED = 20170101
 
@@ -60,7 +59,6 @@ def channel_sparse_resnet(
     blocks: int, density: float, num_classes: int = 10, in_size: int = 32, seed: int = MASK_SEED
 ) -> CifarResNet:
     """Channel-sparse ResNet with ``blocks`` blocks a stage at connection density ``density``."""
-    check_size(num_classes, in_size)
     check_blocks_expansion("channel-sparse ResNet", blocks, 1)
     if not 0.0 < density <= 1.0:
         raise SscDeployError(f"channel-sparse density rho must be in (0, 1], got {density}")

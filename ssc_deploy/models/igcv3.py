@@ -33,7 +33,6 @@ from ssc_deploy.errors import SscDeployError
 from .layers import ChannelShuffle, conv_bn
 from .mobilenetv2 import CIFAR_SETTINGS, STEM_CHANNELS, InvertedResidualNet, conv_bn_relu6
 from .registry import register_model
-from .ssc_net import check_size
 
 DEEP_BLOCKS = (1, 4, 6, 8, 6, 6, 1)
 GROUPS = 2
@@ -66,7 +65,6 @@ def _even(x: float) -> int:
 
 def igcv3_d(multiplier: float = 1.0, num_classes: int = 10, in_size: int = 32) -> InvertedResidualNet:
     """IGCV3-D for CIFAR with ``multiplier`` times the parameters of 1.0x (widths x sqrt)."""
-    check_size(num_classes, in_size)
     if not 0.0 < multiplier <= 1.0:
         raise SscDeployError(f"IGCV3-D multiplier must be in (0, 1], got {multiplier}")
     width = math.sqrt(multiplier)

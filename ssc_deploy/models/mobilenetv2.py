@@ -25,7 +25,6 @@ from torch import nn
 
 from .layers import conv_bn
 from .registry import register_model
-from .ssc_net import check_size
 
 # (expansion t, output channels c, blocks n, stride s of the first block)
 CIFAR_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
@@ -102,7 +101,6 @@ class InvertedResidualNet(nn.Module):
 
 def mobilenetv2(num_classes: int = 10, in_size: int = 32) -> InvertedResidualNet:
     """MobileNetV2 for CIFAR-sized inputs (stride-1 stem and 24-channel stage)."""
-    check_size(num_classes, in_size)
     return InvertedResidualNet(InvertedResidual, CIFAR_SETTINGS, num_classes=num_classes, in_size=in_size)
 
 

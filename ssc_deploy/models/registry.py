@@ -67,9 +67,21 @@ def _lookup(name: str) -> tuple[ModelEntry, dict[str, str]]:
     raise SscDeployError(f"unknown model '{name}' (known: {known})")
 
 
+def check_size(num_classes: int, in_size: int) -> None:
+    """Refuse class counts and input sizes no model here can take, with one clear line."""
+    if int(num_classes) < 1:
+        raise SscDeployError(f"num_classes must be at least 1, got {num_classes}")
+    if int(in_size) < 4:
+        raise SscDeployError(f"in_size must be at least 4 pixels, got {in_size}")
+
+
 def create_model(name: str, num_classes: int = 10, in_size: int = 32, **kwargs: Any):
-    """Build the named architecture with fresh weights (``torch.nn.Module``)."""
+    """Build the named architecture with fresh weights (``torch.nn.Module``).
+
+    The class count and input size are checked here, once for every family.
+    """
     entry, groups = _lookup(name)
+    check_size(num_classes, in_size)
     model = entry.builder(num_classes=num_classes, in_size=in_size, **groups, **kwargs)
     model.model_name = name.strip().lower()
     model.num_classes = num_classes

@@ -25,7 +25,6 @@ from ssc_deploy.errors import SscDeployError
 
 from .layers import conv_bn
 from .registry import register_model
-from .ssc_net import check_size
 
 STAGE_WIDTHS = (16, 32, 64)
 STEM_CHANNELS = 16
@@ -89,7 +88,6 @@ def check_blocks_expansion(family: str, blocks: int, expansion: int) -> None:
 
 def resnet(blocks: int, expansion: int = 9, num_classes: int = 10, in_size: int = 32) -> CifarResNet:
     """ResNet-``blocks``-``expansion``: inner width round(e*w/9); ResNet-9-9 is ResNet-56."""
-    check_size(num_classes, in_size)
     check_blocks_expansion("ResNet", blocks, expansion)
 
     def block(cin: int, cout: int, stride: int) -> BasicBlock:

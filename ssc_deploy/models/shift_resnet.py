@@ -17,7 +17,6 @@ from torch import nn
 from .layers import Shift, conv_bn, shiftnet_offsets
 from .registry import register_model
 from .resnet import CifarResNet, check_blocks_expansion
-from .ssc_net import check_size
 
 
 class ShiftBlock(nn.Module):
@@ -38,7 +37,6 @@ class ShiftBlock(nn.Module):
 
 def shift_resnet(blocks: int, expansion: int, num_classes: int = 10, in_size: int = 32) -> CifarResNet:
     """ShiftResNet-``blocks``-``expansion`` (ShiftResNet-9-e is ShiftResNet-56)."""
-    check_size(num_classes, in_size)
     check_blocks_expansion("ShiftResNet", blocks, expansion)
 
     def block(cin: int, cout: int, stride: int) -> ShiftBlock:

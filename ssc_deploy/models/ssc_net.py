@@ -57,7 +57,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from .layers import ChannelShuffle, Shift, conv_bn, ssc_offsets
-from .registry import register_model
+from .registry import check_size, register_model  # noqa: F401  (cli/models_cmd.py imports it from here)
 
 KERNEL_SIZE = 3
 C = KERNEL_SIZE * KERNEL_SIZE  # channels a SSC group holds: one per kernel position
@@ -151,17 +151,8 @@ class SSCNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def check_size(num_classes: int, in_size: int) -> None:
-    """Refuse class counts and input sizes no model here can take, with one clear line."""
-    if int(num_classes) < 1:
-        raise SscDeployError(f"num_classes must be at least 1, got {num_classes}")
-    if int(in_size) < 4:
-        raise SscDeployError(f"in_size must be at least 4 pixels, got {in_size}")
-
-
 def ssc_net(blocks: int, groups: int, num_classes: int = 10, in_size: int = 32) -> SSCNet:
     """Build SSC-Net-``blocks``-``groups``; G must be a multiple of C = 9 (paper: G = d*C)."""
-    check_size(num_classes, in_size)
     if blocks < 1:
         raise SscDeployError(f"SSC-Net needs at least 1 module a stage, got B={blocks}")
     if groups < 1 or groups % C:
