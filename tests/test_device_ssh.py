@@ -144,3 +144,29 @@ def test_no_space_on_the_board(sshd, tmp_path):
             dev.stage([big])
     finally:
         subprocess.run(["umount", str(full)])
+
+
+@pytest.mark.parametrize("url", ["ssh://-oConnectTimeout=zz@host", "ssh://pi@-oProxyCommand=x",
+                                 "ssh://-oProxyCommand=touch%20x@127.0.0.1"])
+def test_a_user_or_host_starting_with_a_dash_is_refused(url):
+    with pytest.raises(SscDeployError, match=r"must not start with '-'"):
+        SshDevice.from_url(url)
+    with pytest.raises(SscDeployError, match=r"must not start with '-'"):
+        SshDevice(host="-oProxyCommand=x")
+
+
+def test_the_destination_follows_an_end_of_options_marker():
+    argv = SshDevice(host="board", user="pi")._ssh_argv("true")
+    assert argv[-3:] == ["--", "pi@board", "true"]
+
+
+def test_ssh_option_injection_runs_nothing(tmp_path, capsys):
+    """The URL of the probe that made ssh run a ProxyCommand: refused with one line, the command never runs."""
+    from urllib.parse import quote
+
+    marker = tmp_path / "injected"
+    url = f"ssh://{quote(f'-oProxyCommand=touch {marker}', safe='')}@127.0.0.1?connect_timeout=2&known_hosts={tmp_path / 'kh'}"
+    assert main(["device", "info", url]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "must not start with '-'" in err
+    assert not marker.exists()

@@ -59,6 +59,10 @@ class SshDevice(ShellDevice):
         command_timeout: float = 60.0,
     ) -> None:
         super().__init__()
+        for what, value in (("user", user), ("host", host)):
+            if value and value.startswith("-"):
+                # ssh would read it as an option (-oProxyCommand=... runs a command).
+                raise SscDeployError(f"bad SSH device: the {what} '{value}' must not start with '-'")
         self.host, self.user, self.port = host, user, port
         self.python = python
         self.identity, self.known_hosts = identity, known_hosts
@@ -106,7 +110,8 @@ class SshDevice(ShellDevice):
         if self.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
         target = f"{self.user}@{self.host}" if self.user else self.host
-        return [*argv, target, "--", command]
+        # "--" before the destination: ssh reads no option from it or from the command after it.
+        return [*argv, "--", target, command]
 
     def _exec(self, command: str, timeout: float, stdin=None) -> tuple[int, str, str]:
         try:
