@@ -21,3 +21,12 @@ def missing_package(package: str, extra: str) -> SscDeployError:
     return SscDeployError(
         f"the Python package '{package}' is not installed: pip install 'ssc-deploy[{extra}]'"
     )
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the CLI's SIGTERM handler.
+
+    A ``KeyboardInterrupt`` so every path that cleans up after Ctrl-C (staging
+    directories, temporary files, child process groups) cleans up after SIGTERM too,
+    and no ``except Exception`` swallows it.
+    """

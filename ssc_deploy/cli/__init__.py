@@ -3,43 +3,90 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
-from ssc_deploy.errors import SscDeployError
+import typer
+
+from ssc_deploy.errors import SscDeployError, Terminated
 
 from .app import app
 from . import models_cmd, train_cmd, export_cmd, bench_cmd, devices_cmd, quickstart_cmd, profile_cmd  # noqa: F401,E402
+
+# Exit codes of a process stopped by a signal, as a shell reports them (128 + signal number).
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[dict[str, bool]]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (once: a second
+    SIGTERM is ignored so the cleanup the first one started can finish).
+
+    Yields a dict whose ``"terminated"`` entry tells, afterwards, whether SIGTERM arrived.
+    """
+    seen = {"terminated": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        seen["terminated"] = True
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(terminated: bool) -> int:
+    """The one line and exit code for a run stopped by Ctrl-C or SIGTERM."""
+    if terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM
+    print("error: interrupted", file=sys.stderr)
+    return EXIT_SIGINT
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and a non-zero exit, never a traceback.
 
+    Ctrl-C exits 130 and SIGTERM 143, each with one line, after the usual cleanup ran.
     Set ``SSC_DEPLOY_DEBUG=1`` to see the traceback of an unexpected failure.
     """
+    seen = {"terminated": False}
     try:
-        app(args=argv, standalone_mode=False)
+        with _sigterm_raises() as seen:
+            # With standalone_mode=False typer returns exit codes (130 for KeyboardInterrupt) instead of exiting.
+            rv = app(args=argv, standalone_mode=False)
     except SscDeployError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as err:  # typer/click exit codes (usage errors, --help)
+    except KeyboardInterrupt as err:
+        return _stopped(seen["terminated"] or isinstance(err, Terminated))
+    except SystemExit as err:
         return err.code if isinstance(err.code, int) else 1
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 1
+    except typer.TyperException as err:  # usage errors: bad option value, unknown option, missing argument
+        print(f"error: {err.format_message()}", file=sys.stderr)
+        return err.exit_code
     except Exception as err:  # noqa: BLE001 - last line of defence: one line, no traceback
         if os.environ.get("SSC_DEPLOY_DEBUG"):
             raise
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            return err.exit_code
-        if isinstance(err, click.exceptions.Abort):
-            print("error: aborted", file=sys.stderr)
-            return 1
         print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
-    return 0
+    code = rv if isinstance(rv, int) else 0
+    if code == EXIT_SIGINT:
+        return _stopped(seen["terminated"])
+    return code
 
 
 if __name__ == "__main__":
