@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+from contextlib import closing
 
 import pytest
 
@@ -107,3 +109,74 @@ def test_failed_save_leaves_the_store_unchanged(tmp_path):
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
         assert conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0] == 1
+
+
+def _foreign(path):
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO users (name) VALUES ('alice')")
+    return path.read_bytes()
+
+
+def test_a_foreign_database_is_refused_and_left_untouched(tmp_path, capsys):
+    other = tmp_path / "other.sqlite"
+    before = _foreign(other)
+    assert main(["results", "--db", str(other)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {other}: not an ssc-deploy results store")
+    for call in (lambda: store.save_run(_result([_row()]), other), lambda: store.check_writable(other),
+                 lambda: store.load_run_rows(1, other)):
+        with pytest.raises(SscDeployError, match="not an ssc-deploy results store"):
+            call()
+    assert other.read_bytes() == before
+
+
+def test_listing_never_writes(tmp_path, capsys):
+    """An empty SQLite file stays empty when listed; a store is opened read-only (no schema written)."""
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    assert main(["results", "--db", str(empty)]) == 0
+    assert empty.read_bytes() == b""
+    assert store.list_runs(empty) == []
+    with pytest.raises(SscDeployError, match="no run 1"):
+        store.load_run_rows(1, empty)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory on a read-only tmpfs holding one results store (root is not stopped by chmod)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        store.save_run(_result([_row()]), ro / "r.sqlite")
+        if subprocess.run(["mount", "-o", "remount,ro", str(ro)], capture_output=True).returncode:
+            pytest.skip("cannot remount the tmpfs read-only")
+        yield ro
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_a_store_on_a_read_only_file_system(read_only_dir, capsys):
+    db = read_only_dir / "r.sqlite"
+    assert main(["results", "--db", str(db)]) == 0  # listing works: opened read-only
+    assert "complete" in capsys.readouterr().out
+    for target in (db, read_only_dir / "new.sqlite"):
+        for call in (store.check_writable, lambda t: store.save_run(_result([_row()]), t)):
+            with pytest.raises(SscDeployError, match=r"cannot write the results store .*read-only file system") as exc:
+                call(target)
+            assert "\n" not in str(exc.value)
+    assert store.list_runs(db)[0].n_rows == 1
+
+
+def test_a_file_in_the_way_of_the_store(tmp_path, monkeypatch):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be\n")
+    monkeypatch.setenv("SSC_DEPLOY_CACHE", str(blocker))
+    for call in (store.check_writable, lambda: store.save_run(_result([_row()]))):
+        with pytest.raises(SscDeployError, match=rf"cannot write the results store .*{blocker} is a file, not a directory"):
+            call()
+    with pytest.raises(SscDeployError, match=r"is a file, not a directory"):
+        store.save_run(_result([_row()]), blocker / "deeper" / "r.sqlite")
+    assert blocker.read_text() == "a file where the cache directory should be\n"

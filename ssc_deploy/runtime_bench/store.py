@@ -4,6 +4,10 @@ Default location ``~/.cache/ssc-deploy/results.sqlite`` (``$SSC_DEPLOY_CACHE`` o
 ``$XDG_CACHE_HOME/ssc-deploy`` when set; ``--db`` overrides). Each run keeps its devices,
 runtime versions and the tool version; each row keeps its key columns for queries and the
 whole row as JSON, so new figures need no schema change.
+
+Listing opens the file read-only; a database that is not ours is refused before anything
+is written. A caller with results worth keeping checks :func:`check_writable` first and
+calls :func:`save_run` last: both raise a one-line :class:`SscDeployError`.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ssc_deploy.errors import SscDeployError
 
@@ -76,26 +81,115 @@ class RunSummary:
     n_ok: int
 
 
-def _connect(path: Path, create: bool) -> sqlite3.Connection:
-    if not create and not path.exists():
-        raise SscDeployError(f"{path}: no results store yet (run ssc-deploy bench first, or pass --db)")
-    if path.exists() and path.is_dir():
-        raise SscDeployError(f"{path}: is a directory, not a results database")
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+_OUR_TABLES = {"meta", "runs", "rows"}
+
+
+def _tables(conn: sqlite3.Connection, path: Path) -> set[str]:
+    """The file's table names (reading them is the first access: a non-SQLite file fails here)."""
     try:
-        conn = sqlite3.connect(path, timeout=30)
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.executescript(_SCHEMA)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.commit()
-        elif int(row[0]) != SCHEMA_VERSION:
-            conn.close()
-            raise SscDeployError(f"{path}: results store schema {row[0]} is not supported (this tool reads {SCHEMA_VERSION})")
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} - {"sqlite_sequence"}
     except sqlite3.DatabaseError as err:
         raise SscDeployError(f"{path}: not a results database ({err})") from None
+
+
+def _check_ours(conn: sqlite3.Connection, path: Path) -> bool:
+    """True for one of our stores, False for an empty database; a foreign or newer one raises."""
+    tables = _tables(conn, path)
+    if not tables:
+        return False
+    if not _OUR_TABLES <= tables:
+        names = ", ".join(sorted(tables)[:5])
+        raise SscDeployError(f"{path}: not an ssc-deploy results store (its tables: {names}); "
+                             "it is left as it is: pass another --db")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or str(row[0]) != str(SCHEMA_VERSION):
+        found = row[0] if row else "unknown"
+        raise SscDeployError(f"{path}: results store schema {found} is not supported (this tool reads {SCHEMA_VERSION})")
+    return True
+
+
+def _uri(path: Path, mode: str) -> str:
+    return f"file:{quote(str(path.resolve()))}?mode={mode}"
+
+
+def _open_read(path: Path) -> sqlite3.Connection | None:
+    """The store opened read-only (``mode=ro``: listing never writes a byte); None when it is empty."""
+    if not path.exists():
+        raise SscDeployError(f"{path}: no results store yet (run ssc-deploy bench first, or pass --db)")
+    if path.is_dir():
+        raise SscDeployError(f"{path}: is a directory, not a results database")
+    try:
+        conn = sqlite3.connect(_uri(path, "ro"), uri=True, timeout=30)
+    except sqlite3.Error as err:
+        raise SscDeployError(f"{path}: cannot open the results store ({err})") from None
+    try:
+        if _check_ours(conn, path):
+            return conn
+    except BaseException:
+        conn.close()
+        raise
+    conn.close()
+    return None
+
+
+def _unwritable(path: Path, why: str) -> SscDeployError:
+    return SscDeployError(f"cannot write the results store {path}: {why}")
+
+
+def check_writable(db: str | Path | None = None) -> Path:
+    """The store's path if a run can be appended there; else one-line :class:`SscDeployError`.
+
+    Writes nothing, so a long run can check its store first and save last: the store
+    refuses a foreign or non-SQLite file, a directory, a file where a directory should
+    be, and a read-only file system or directory.
+    """
+    path = Path(db) if db else default_db_path()
+    if path.is_dir():
+        raise SscDeployError(f"{path}: is a directory, not a results database")
+    if path.exists():
+        conn = _open_read(path)
+        if conn is not None:
+            conn.close()
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise _unwritable(path, f"{ancestor} is a file, not a directory")
+    # access(2) also answers EROFS for root, whom permission bits do not stop.
+    for target in ([path] if path.exists() else []) + [ancestor]:
+        if not os.access(target, os.W_OK):
+            why = "read-only file system" if _read_only_fs(target) else "permission denied"
+            raise _unwritable(path, f"{why} ({target})")
+    return path
+
+
+def _read_only_fs(path: Path) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
+def _open_write(path: Path) -> sqlite3.Connection:
+    """The store opened for appending, created with our schema when new or empty."""
+    check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _unwritable(path, err.strerror or str(err)) from None
+    try:
+        conn = sqlite3.connect(_uri(path, "rwc"), uri=True, timeout=30)
+    except sqlite3.Error as err:
+        raise _unwritable(path, str(err)) from None
+    try:
+        if not _check_ours(conn, path):
+            with conn:
+                conn.executescript(_SCHEMA)
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as err:
+        conn.close()
+        raise _unwritable(path, str(err)) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -105,7 +199,7 @@ def save_run(result: dict[str, Any], db: str | Path | None = None, label: str = 
     The run and its rows go in one transaction: a failure leaves the store as it was.
     """
     path = Path(db) if db else default_db_path()
-    with closing(_connect(path, create=True)) as conn:
+    with closing(_open_write(path)) as conn:
         try:
             with conn:
                 cur = conn.execute(
@@ -139,15 +233,18 @@ def save_run(result: dict[str, Any], db: str | Path | None = None, label: str = 
                         for r in result.get("rows", [])
                     ],
                 )
-        except sqlite3.DatabaseError as err:
-            raise SscDeployError(f"{path}: could not write the results store ({err})") from None
+        except sqlite3.Error as err:
+            raise _unwritable(path, str(err)) from None
     return run_id
 
 
 def list_runs(db: str | Path | None = None, limit: int = 20) -> list[RunSummary]:
     """The latest ``limit`` runs, newest first."""
     path = Path(db) if db else default_db_path()
-    with closing(_connect(path, create=False)) as conn:
+    conn = _open_read(path)
+    if conn is None:
+        return []
+    with closing(conn):
         rows = conn.execute(
             "SELECT r.id, r.created, r.tool_version, r.status, r.devices, r.settings, r.label,"
             " COUNT(x.id), SUM(CASE WHEN x.status = 'ok' THEN 1 ELSE 0 END)"
@@ -164,8 +261,9 @@ def list_runs(db: str | Path | None = None, limit: int = 20) -> list[RunSummary]
 def load_run_rows(run_id: int, db: str | Path | None = None) -> list[dict[str, Any]]:
     """Every row of one run, as stored."""
     path = Path(db) if db else default_db_path()
-    with closing(_connect(path, create=False)) as conn:
-        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+    conn = _open_read(path)
+    with closing(conn) if conn else nullcontext():
+        if conn is None or conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise SscDeployError(f"no run {run_id} in {path} (ssc-deploy results lists them)")
         return [json.loads(d) for (d,) in conn.execute("SELECT data FROM rows WHERE run_id = ? ORDER BY id", (run_id,))]
 
