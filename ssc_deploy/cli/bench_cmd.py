@@ -11,8 +11,11 @@ from typing import Optional
 import typer
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtimes import RUNTIME_NAMES
 
 from .app import app
+
+_KINDS = ", ".join(RUNTIME_NAMES[:-1]) + " or " + RUNTIME_NAMES[-1]  # "onnxruntime, executorch or tflite"
 
 
 def split_list(value: str | None) -> list[str]:
@@ -38,9 +41,9 @@ def parse_runners(values: list[str] | None) -> dict[str, str]:
         kind, sep, path = v.partition("=")
         kind = kind.strip().lower()
         if not sep or not path.strip():
-            raise SscDeployError(f"--runner takes KIND=PATH (KIND: tflite, onnxruntime or executorch), got '{v}'")
-        if kind not in ("tflite", "onnxruntime", "executorch"):
-            raise SscDeployError(f"--runner: unknown kind '{kind}' (use tflite, onnxruntime or executorch)")
+            raise SscDeployError(f"--runner takes KIND=PATH (KIND: {_KINDS}), got '{v}'")
+        if kind not in RUNTIME_NAMES:
+            raise SscDeployError(f"--runner: unknown kind '{kind}' (use {_KINDS})")
         out[kind] = path.strip()
     return out
 
@@ -60,9 +63,9 @@ def bench(
                                   "untrained (latency, size and MACs only, marked so)."),
     ratio_to: Optional[str] = typer.Option(None, "--ratio-to", help="Baseline the ratio columns compare with "
                                            "(default: the first baseline)."),
-    runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="Comma-separated runtimes: onnxruntime, "
-                                          "executorch, tflite (default: the artifacts' own; every installed one for "
-                                          "checkpoints)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", "-r", help="Comma-separated runtimes: "
+                                          f"{', '.join(RUNTIME_NAMES)} (default: the artifacts' own; every installed "
+                                          "one for checkpoints)."),
     threads: str = typer.Option("1", "--threads", "-t", help="Comma-separated CPU thread counts, each measured "
                                 "separately (e.g. 1,2)."),
     warmup: int = typer.Option(10, "--warmup", help="Untimed inferences before the timed runs."),
@@ -75,7 +78,7 @@ def bench(
                                                "rows get a device column; remote devices run in parallel, the host "
                                                "and the emulated device (same CPU) take turns."),
     runner: Optional[list[str]] = typer.Option(None, "--runner", help="Also time with a native benchmark tool: "
-                                               "KIND=PATH, KIND in tflite|onnxruntime|executorch (repeatable)."),
+                                               f"KIND=PATH, KIND in {'|'.join(RUNTIME_NAMES)} (repeatable)."),
     pin_cores: Optional[str] = typer.Option(None, "--pin-cores", help="CPU list for taskset when running native "
                                             "tools (e.g. 4-7)."),
     atol: float = typer.Option(1e-3, "--atol", help="Largest allowed |logit difference| against PyTorch before a row "
@@ -124,7 +127,7 @@ def results(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the listing or comparison as JSON here."),
 ) -> None:
     """List past benchmark runs, show one, or compare two so a regression shows."""
-    from ssc_deploy.runtime_bench.bench_run import compare_cmd, list_cmd, show_cmd
+    from ssc_deploy.runtime_bench.results_view import compare_cmd, list_cmd, show_cmd
 
     if compare:
         rc = compare_cmd(compare[0], compare[1], db, json_out)

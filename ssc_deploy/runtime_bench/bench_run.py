@@ -1,23 +1,14 @@
-"""What ``ssc-deploy bench`` and ``ssc-deploy results`` do, behind the thin CLI: progress bar,
-table, JSON/CSV/report outputs and the results store."""
+"""What ``ssc-deploy bench`` does behind the thin CLI: progress bar, table, JSON/CSV/report outputs
+and the results store. ``ssc-deploy results`` is in :mod:`.results_view`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.atomic import write_text_atomic
 from ssc_deploy.errors import SscDeployError
 
-
-def _console():
-    """A console that never squeezes the table: wide when writing to a file or pipe."""
-    import sys
-
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=200)
+from .console import console as make_console
 
 
 def resolve_devices(specs: list[str]) -> list:
@@ -39,7 +30,7 @@ def measure_with_progress(sources: list, settings, devices: list, work_dir: Path
 
     from .harness import run_bench
 
-    console = console or _console()
+    console = console or make_console()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
         task = progress.add_task("preparing (exports, inputs, reference logits)", total=None)
@@ -64,7 +55,7 @@ def publish(result: dict[str, Any], json_out: Path | None = None, csv_out: Path 
     """Print the table and write every output asked for; return the stored run id."""
     from .table import print_result, write_csv, write_json
 
-    console = console or _console()
+    console = console or make_console()
     run_id = None
     store_error = None
     if store:
@@ -121,81 +112,11 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
         pin_cores=pin_cores, lowering=lowering,
     )
     devs = resolve_devices(devices)
-    console = _console()
+    console = make_console()
     result = measure_with_progress(sources, settings, devs, work_dir, console)
     publish(result, json_out, csv_out, report, db, store, console)
     bad = [r for r in result["rows"] if r["status"] != "ok"]
     if bad:
         raise SscDeployError(f"{len(bad)} of {len(result['rows'])} measurements did not pass (see the status column); "
                              "the other results were kept", exit_code=1)
-    return 0
-
-
-def list_cmd(db: Path | None, limit: int, json_out: Path | None) -> None:
-    """Print the recent runs."""
-    from rich.table import Table
-
-    from .store import list_runs
-
-    runs = list_runs(db, limit)
-    t = Table(title="stored benchmark runs (newest first)", header_style="bold")
-    for c in ("run", "created", "tool", "status", "devices", "runtimes", "threads", "rows ok", "label"):
-        t.add_column(c)
-    for r in runs:
-        t.add_row(str(r.id), r.created, r.tool_version, r.status, ", ".join(d.get("name", "?") for d in r.devices),
-                  ", ".join(r.settings.get("runtimes") or []), ",".join(map(str, r.settings.get("threads") or [])),
-                  f"{r.n_ok}/{r.n_rows}", r.label)
-    _console().print(t)
-    if json_out:
-        write_text_atomic(json_out, json.dumps([r.__dict__ for r in runs], indent=2) + "\n")
-
-
-def show_cmd(run_id: int, db: Path | None) -> None:
-    """Print one stored run's table."""
-    from .store import load_run_rows
-    from .table import build_table
-
-    rows = load_run_rows(run_id, db)
-    ratio_to = next((r.get("ratio_to") for r in rows if r.get("ratio_to")), None)
-    _console().print(build_table({"rows": rows, "settings": {"ratio_to": ratio_to}}))
-
-
-def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) -> int:
-    """Print B against A row by row; a regression ends in a one-line error with exit code 1 (for CI)."""
-    from rich.table import Table
-
-    from .store import compare_runs
-
-    if run_b is None:
-        raise SscDeployError("--compare takes two run ids: RUN_A RUN_B")
-    comp = compare_runs(run_a, run_b, db)
-    t = Table(title=f"run {run_b} against run {run_a}", header_style="bold")
-    for c in ("device", "model", "runtime", "thr", f"ms (run {run_a})", f"ms (run {run_b})", "ratio", "top-1 A",
-              "top-1 B", "delta", "verdict"):
-        t.add_column(c, justify="right" if c not in ("device", "model", "runtime", "verdict") else "left")
-
-    def f(v, fmt):
-        return "-" if v is None else format(v, fmt)
-
-    for c in comp:
-        if not (c["in_a"] and c["in_b"]):
-            verdict = "[dim]only in run " + (str(run_a) if c["in_a"] else str(run_b)) + "[/]"
-        elif c["regression"]:
-            verdict = "[red]REGRESSION: " + ", ".join(c["reasons"]) + "[/]"
-        else:
-            verdict = "[green]ok[/]"
-        t.add_row(c["device"], c["model"], c["runtime"], str(c["threads"]), f(c["latency_a_ms"], ".3f"),
-                  f(c["latency_b_ms"], ".3f") + (" emul." if c["emulated"] else ""), f(c["latency_ratio"], ".2f") + "x"
-                  if c["latency_ratio"] else "-", f(c["top1_a"] * 100 if c["top1_a"] is not None else None, ".1f"),
-                  f(c["top1_b"] * 100 if c["top1_b"] is not None else None, ".1f"),
-                  f(c["top1_delta"] * 100 if c["top1_delta"] is not None else None, "+.1f"), verdict)
-    console = _console()
-    console.print(t)
-    if json_out:
-        write_text_atomic(json_out, json.dumps(comp, indent=2) + "\n")
-    n = sum(c["regression"] for c in comp)
-    if n:
-        raise SscDeployError(f"{n} regression(s) in run {run_b} against run {run_a} (more than 10% slower, "
-                             "or lower top-1)", exit_code=1)
-    console.print("no regressions")
     return 0

@@ -1,0 +1,61 @@
+"""A model under test: its artifacts (one per runtime), its evaluation inputs and what is known of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Artifact:
+    """One exported file and what runs it."""
+
+    path: Path
+    runtime: str
+    layout: str = "NCHW"
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def bytes(self) -> int:
+        """The file's size on disk."""
+        return self.path.stat().st_size
+
+
+@dataclass
+class Model:
+    """One model under test with its artifacts (one per runtime) and its evaluation inputs."""
+
+    name: str
+    family: str
+    role: str  # "candidate" | "baseline"
+    trained: bool
+    input_shape: list[int] | None  # C, H, W
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    classes: list[str] | None = None
+    params: int | None = None
+    macs: int | None = None
+    test_top1: float | None = None  # PyTorch accuracy of the checkpoint, when known
+    checkpoint: Path | None = None
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    inputs: Path | None = None
+    has_reference: bool = False
+    notes: list[str] = field(default_factory=list)
+    export_errors: dict[str, str] = field(default_factory=dict)
+    exportable: bool = False  # exported for runtimes it lacks (checkpoints; artifacts only with --runtime)
+    module: Any = None  # the PyTorch net in memory, when one was built or loaded (never serialised)
+
+    @property
+    def can_export(self) -> bool:
+        """True when artifacts it lacks may be exported: asked for, and a net to export from."""
+        return self.exportable and (self.checkpoint is not None or self.module is not None)
+
+    def describe(self) -> dict[str, Any]:
+        """The model's entry in the result's ``models`` list."""
+        return {
+            "name": self.name, "family": self.family, "role": self.role, "trained": self.trained,
+            "input_shape": self.input_shape, "params": self.params, "macs": self.macs,
+            "test_top1": self.test_top1, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+            "artifacts": {rt: str(a.path) for rt, a in self.artifacts.items()}, "notes": self.notes,
+        }

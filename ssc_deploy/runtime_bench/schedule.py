@@ -1,0 +1,63 @@
+"""Device scheduling: which devices measure at the same time, and the rows put back in ``--device`` order.
+
+Devices that use this machine's CPU (the host, qemu emulation) take turns, so one never slows
+the other's timings; remote devices run in parallel with them, one thread each.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ssc_deploy.errors import SscDeployError
+
+from .jobs import Job, ProgressFn, run_device_jobs
+from .settings import BenchSettings
+
+
+def device_infos(devices: list) -> list:
+    """Each device's :class:`DeviceInfo`; an unreachable device is a one-line error before anything runs."""
+    from ssc_deploy.devices.base import DeviceError
+
+    try:
+        return [d.info() for d in devices]
+    except DeviceError as err:
+        raise SscDeployError(str(err)) from None
+
+
+def device_groups(devices: list, infos: list) -> list[list]:
+    """Devices that share this CPU in one group (run in turn), every other device in its own."""
+    local = [d for d, i in zip(devices, infos) if i.kind == "host" or i.emulated]
+    return ([local] if local else []) + [[d] for d in devices if d not in local]
+
+
+def run_on_devices(devices: list, infos: list, jobs: list[Job], settings: BenchSettings,
+                   progress: ProgressFn | None) -> list[dict[str, Any]]:
+    """Every job on every device, groups in parallel; one row per job and device, in ``devices`` order."""
+    groups = device_groups(devices, infos)
+
+    def run_group(group: list) -> list[dict[str, Any]]:
+        return [r for d in group for r in run_device_jobs(d, jobs, settings, progress)]
+
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        parts = list(pool.map(run_group, groups))
+    by_device = {id(d): part[k * len(jobs):(k + 1) * len(jobs)]
+                 for group, part in zip(groups, parts) for k, d in enumerate(group)}
+    return [r for d in devices for r in by_device[id(d)]]
+
+
+def device_dict(device) -> dict[str, Any]:
+    """A device's entry in the result's ``devices`` list (its error when it cannot say)."""
+    try:
+        return dict(device.info().__dict__)
+    except Exception as err:  # noqa: BLE001
+        return {"name": getattr(device, "name", "device"), "error": str(err)}
+
+
+def cleanup_devices(devices: list) -> None:
+    """Remove what was staged on each device; a failing cleanup must not hide the results."""
+    for d in devices:
+        try:
+            d.cleanup()
+        except Exception:  # noqa: BLE001 - cleanup must not hide the results
+            pass

@@ -1,0 +1,162 @@
+"""What the user passed: each source classified (artifact or checkpoint) and read into a :class:`Model`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from ssc_deploy.checkpoint import sha256_file
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtimes import by_suffix
+
+from .model_under_test import Artifact, Model
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+
+
+def runtime_for(path: Path) -> str | None:
+    """The runtime that runs an artifact file, from its suffix."""
+    spec = by_suffix(path.suffix)
+    return spec.runtime if spec else None
+
+
+def classify_sources(sources: Iterable[str | Path]) -> list[tuple[str, Path]]:
+    """Each source as ("artifact" | "checkpoint", path); one-line errors for missing or unknown files."""
+    out = []
+    for s in sources:
+        p = Path(s)
+        if not p.exists():
+            raise SscDeployError(f"{p}: no such file")
+        if p.is_dir():
+            raise SscDeployError(f"{p}: is a directory (pass the artifact or checkpoint files)")
+        if runtime_for(p):
+            out.append(("artifact", p))
+        elif p.suffix.lower() in CHECKPOINT_SUFFIXES:
+            out.append(("checkpoint", p))
+        else:
+            raise SscDeployError(f"{p}: not an artifact (.onnx, .pte, .tflite) or a checkpoint (.pt, .pth, .ckpt)")
+    return out
+
+
+def read_manifest(artifact: Path) -> dict[str, Any] | None:
+    """The manifest beside ``artifact``; None when there is none; one-line error when it is broken."""
+    try:
+        from ssc_deploy.export.manifest import load_manifest, manifest_path
+    except ImportError:  # pragma: no cover - export is part of the package
+        return None
+    if not manifest_path(artifact).exists():
+        return None
+    return load_manifest(artifact)
+
+
+def family_of(name: str) -> str:
+    """The zoo family of ``name``; its first word when the zoo does not know it (or is not installed)."""
+    try:
+        from ssc_deploy.models import model_family
+
+        return model_family(name)
+    except (ImportError, SscDeployError):
+        return name.split("-")[0] if name else "unknown"
+
+
+def net_complexity(net, in_size: int) -> tuple[int | None, int | None]:
+    """Parameters and MACs of a PyTorch net on ``in_size`` square inputs."""
+    try:
+        from ssc_deploy.models.complexity import count_macs, count_params
+    except ImportError:
+        params = sum(p.numel() for p in net.parameters())
+        return int(params), None
+    try:
+        return int(count_params(net)), int(count_macs(net, in_size=in_size))
+    except TypeError:
+        return int(count_params(net)), int(count_macs(net))
+
+
+def model_from_artifact(path: Path, role: str = "candidate") -> Model:
+    """A :class:`Model` from one artifact file and its manifest (latency only without one)."""
+    runtime = runtime_for(path)
+    if runtime is None:
+        raise SscDeployError(f"{path}: not a model file ssc-deploy can run (.onnx, .pte, .tflite)")
+    if not path.is_file():
+        raise SscDeployError(f"{path}: no such artifact file")
+    if path.stat().st_size == 0:
+        raise SscDeployError(f"{path}: empty file, not a model")
+    man = read_manifest(path)
+    if man is None:
+        return Model(name=path.stem, family="unknown", role=role, trained=False, input_shape=None,
+                     artifacts={runtime: Artifact(path, runtime)},
+                     notes=["no manifest: latency only (random input, no accuracy or parity)"])
+    if man.get("runtime") and man["runtime"] != runtime:
+        raise SscDeployError(f"{path}: its manifest says runtime '{man['runtime']}', the file is a {runtime} model")
+    if man.get("sha256") and man["sha256"] != sha256_file(path):
+        raise SscDeployError(f"{path}: the file does not match its manifest's sha256 (changed or corrupt)")
+    m = man.get("model", {})
+    inp = man.get("input", {})
+    shape = list(inp.get("shape") or [])
+    layout = inp.get("layout", "NCHW")
+    chw = shape[1:] if len(shape) == 4 else None
+    if chw and layout == "NHWC":
+        chw = [chw[2], chw[0], chw[1]]
+    src = man.get("source") or {}
+    ckpt = Path(src["checkpoint"]) if src.get("checkpoint") else None
+    return Model(
+        name=m.get("name") or path.stem, family=m.get("family") or family_of(m.get("name", "")), role=role,
+        trained=bool(m.get("trained", src.get("test_top1") is not None)), input_shape=chw,
+        mean=inp.get("mean"), std=inp.get("std"), classes=man.get("classes"),
+        params=m.get("params"), macs=m.get("macs"), test_top1=src.get("test_top1"),
+        checkpoint=ckpt if ckpt and ckpt.is_file() else None,
+        artifacts={runtime: Artifact(path, runtime, layout=layout, manifest=man)},
+    )
+
+
+def model_from_checkpoint(path: Path, role: str = "candidate") -> Model:
+    """A :class:`Model` from a checkpoint, its net kept in memory (exported later for the runtimes asked)."""
+    from ssc_deploy.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    net = ckpt.build_model()
+    params, macs = net_complexity(net, ckpt.in_size)
+    return Model(
+        name=ckpt.model_name, family=family_of(ckpt.model_name), role=role,
+        trained=ckpt.metrics.get("test_top1") is not None, input_shape=list(ckpt.input_shape),
+        mean=list(ckpt.mean), std=list(ckpt.std), classes=list(ckpt.classes), params=params, macs=macs,
+        test_top1=ckpt.metrics.get("test_top1"), checkpoint=path, module=net,
+    )
+
+
+def merge_model(models: list[Model], new: Model) -> None:
+    """Artifacts of one model (same name and checkpoint) given separately become one model."""
+    for m in models:
+        if m.name == new.name and m.role == new.role and m.input_shape == new.input_shape:
+            for rt, a in new.artifacts.items():
+                if rt in m.artifacts:
+                    raise SscDeployError(f"{a.path}: {m.name} has two {rt} artifacts ({m.artifacts[rt].path}); pass one")
+                m.artifacts[rt] = a
+            m.checkpoint = m.checkpoint or new.checkpoint
+            return
+    models.append(new)
+
+
+def check_same_input(models: list[Model]) -> None:
+    """Models compared side by side must take the same input size."""
+    sized = [m for m in models if m.input_shape]
+    shapes = {tuple(m.input_shape) for m in sized}
+    if len(shapes) > 1:
+        desc = ", ".join(f"{m.name} takes {'x'.join(map(str, m.input_shape))}" for m in sized)
+        raise SscDeployError(f"models with different input sizes cannot be compared: {desc}")
+
+
+def load_sources(classified: list[tuple[str, Path]], baseline_names: list[str],
+                 runtimes_asked: bool) -> list[Model]:
+    """The models of the classified sources (artifacts of one model merged); those named among
+    ``baseline_names`` become baselines. Artifacts are exported for other runtimes only when
+    runtimes were asked for by name."""
+    models: list[Model] = []
+    for kind, path in classified:
+        m = model_from_artifact(path) if kind == "artifact" else model_from_checkpoint(path)
+        m.exportable = kind == "checkpoint" or runtimes_asked
+        if m.name in baseline_names:
+            m.role = "baseline"
+        merge_model(models, m)
+    check_same_input(models)
+    return models
