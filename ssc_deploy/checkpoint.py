@@ -116,7 +116,52 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> None:
             raise SscDeployError(f"{path}: not written: the checkpoint would not load with weights_only=True ({lines[0].strip()})") from None
 
 
+# Largest pickle protocol the weights-only unpickler reads (4 and 5 use FRAME, which it does not).
+MAX_PICKLE_PROTOCOL = 3
+# A zip's entries may expand to this many times the file's size, and at least this much:
+# torch.save stores its entries uncompressed, so only a crafted file (a deflate bomb) goes beyond.
+MAX_EXPANSION = 10
+MIN_EXPANSION_BYTES = 64 << 20
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
+
+
+def _check_pickle_protocol(head: bytes, path: Path) -> None:
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] > MAX_PICKLE_PROTOCOL:
+        raise SscDeployError(
+            f"{path}: written with pickle protocol {head[1]}, which the safe (weights-only) loader cannot read: "
+            f"re-save it with torch.save's default pickle_protocol"
+        )
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a zip that is not a torch archive, or whose declared contents are far larger than the file."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            pickles = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
+            if not pickles:
+                raise SscDeployError(f"{path}: not a PyTorch checkpoint (a zip archive without a data.pkl record)")
+            declared = sum(i.file_size for i in infos)
+            limit = max(MAX_EXPANSION * path.stat().st_size, MIN_EXPANSION_BYTES)
+            if declared > limit:
+                raise SscDeployError(
+                    f"{path}: refused: the archive declares {_size(declared)} of contents in a "
+                    f"{_size(path.stat().st_size)} file (compressed beyond what torch.save writes: a zip bomb?)"
+                )
+            with z.open(pickles[0]) as f:
+                _check_pickle_protocol(f.read(2), path)
+    except zipfile.BadZipFile as err:
+        raise SscDeployError(f"{path}: truncated or not a PyTorch checkpoint (not a complete zip archive: {err})") from None
+
+
 def _safe_torch_load(path: Path) -> Any:
+    import warnings
+
     import torch
 
     if not path.exists():
@@ -128,21 +173,72 @@ def _safe_torch_load(path: Path) -> Any:
     with open(path, "rb") as f:
         head = f.read(4)
     # torch.save writes a zip archive; a few legacy files are a raw pickle (protocol 2: 0x80 0x02).
-    if head[:2] != b"PK" and head[:1] != b"\x80":
+    if head[:2] == b"PK":
+        _check_zip(path)
+    elif head[:1] == b"\x80":
+        _check_pickle_protocol(head, path)
+    else:
         raise SscDeployError(f"{path}: not a PyTorch checkpoint (it is neither a zip archive nor a pickle)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # "Detected pickle protocol 3": the load works; the warning would be a stray line before ours.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - the weights-only unpickler runs no code; any failure means a bad file
         text = str(err).strip()
-        if "Weights only load failed" in text or "Unsupported global" in text:
+        if "Unsupported global" in text:
             raise SscDeployError(
                 f"{path}: refused: the file carries pickled Python objects beyond tensors and plain "
                 "data (it could run code), so it was not loaded"
             ) from None
+        detail = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), None)
+        if detail:
+            raise SscDeployError(f"{path}: not a readable checkpoint (the safe loader stopped at: {detail})") from None
         first = text.splitlines()[0] if text else type(err).__name__
         if isinstance(err, pickle.UnpicklingError):
             raise SscDeployError(f"{path}: not a readable checkpoint ({first})") from None
         raise SscDeployError(f"{path}: truncated or not a PyTorch checkpoint ({first})") from None
+
+
+def _parse(obj: dict, path: Path, model_name: str | None) -> Checkpoint:
+    """The fields of a format-1 checkpoint, each checked: a wrong one is named in one line."""
+    from ssc_deploy.data.normalization import check_mean_std
+
+    try:
+        model, inp, state_dict, classes = obj["model"], obj["input"], obj["state_dict"], obj["classes"]
+        name, config = model_name or model["name"], model.get("config", {})
+        shape, mean, std = inp["shape"], inp["mean"], inp["std"]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise SscDeployError(f"{path}: checkpoint is missing the field {err}") from None
+    if not isinstance(name, str) or not name.strip():
+        raise SscDeployError(f"{path}: the model name is {name!r}, not a string such as 'ssc-net-1-9'")
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise SscDeployError(f"{path}: the model config must be a dict of named values, not {config!r}")
+    if not isinstance(classes, (list, tuple)) or not classes:
+        raise SscDeployError(f"{path}: 'classes' must be a list of names, not {classes!r}")
+    if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise SscDeployError(f"{path}: 'input.shape' must be 3 positive integers (C, H, W), not {shape!r}")
+    mean, std = check_mean_std(mean, std, shape[0], str(path))
+    if not isinstance(state_dict, dict):
+        raise SscDeployError(f"{path}: the checkpoint's state_dict is a {type(state_dict).__name__}, not a dict")
+    for field_name in ("metrics", "provenance"):
+        if not isinstance(obj.get(field_name, {}), dict):
+            raise SscDeployError(f"{path}: '{field_name}' must be a dict, not {type(obj[field_name]).__name__}")
+    return Checkpoint(
+        model_name=name, config=dict(config), state_dict=state_dict, classes=[str(c) for c in classes],
+        mean=mean, std=std, input_shape=list(shape), metrics=dict(obj.get("metrics", {})),
+        provenance=dict(obj.get("provenance", {})), training_state=obj.get("training_state"),
+    )
+
+
+def _check_finite(state_dict: dict, path: Path) -> None:
+    import torch
+
+    for key, value in state_dict.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise SscDeployError(f"{path}: the tensor '{key}' holds NaN or infinite values: "
+                                 "the file is damaged (or its training diverged); not loaded")
 
 
 def load_checkpoint(path: str | Path, model_name: str | None = None, num_classes: int | None = None) -> Checkpoint:
@@ -159,25 +255,7 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, num_classes
         version = obj.get("format_version")
         if version != FORMAT_VERSION:
             raise SscDeployError(f"{path}: checkpoint format version {version} is not supported (this tool reads {FORMAT_VERSION})")
-        try:
-            model = obj["model"]
-            inp = obj["input"]
-            ckpt = Checkpoint(
-                model_name=model_name or model["name"],
-                config=dict(model.get("config", {})),
-                state_dict=obj["state_dict"],
-                classes=[str(c) for c in obj["classes"]],
-                mean=[float(v) for v in inp["mean"]],
-                std=[float(v) for v in inp["std"]],
-                input_shape=[int(v) for v in inp["shape"]],
-                metrics=dict(obj.get("metrics", {})),
-                provenance=dict(obj.get("provenance", {})),
-                training_state=obj.get("training_state"),
-            )
-        except (KeyError, TypeError) as err:
-            raise SscDeployError(f"{path}: checkpoint is missing the field {err}") from None
-        if not isinstance(ckpt.state_dict, dict):
-            raise SscDeployError(f"{path}: the checkpoint's state_dict is a {type(ckpt.state_dict).__name__}, not a dict")
+        ckpt = _parse(obj, path, model_name)
     elif isinstance(obj, dict) and obj and all(isinstance(k, str) for k in obj) and _looks_like_state_dict(obj):
         if not model_name:
             raise SscDeployError(f"{path}: a bare state_dict does not say its architecture: pass --model NAME")
@@ -196,6 +274,7 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, num_classes
         )
     else:
         raise SscDeployError(f"{path}: not an ssc-deploy checkpoint or a state_dict")
+    _check_finite(ckpt.state_dict, path)
     ckpt.sha256 = digest
     ckpt.path = str(path)
     return ckpt

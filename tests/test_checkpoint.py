@@ -207,3 +207,128 @@ def test_malformed_contents_are_one_line(tmp_path: Path, capsys, damage: str, ex
         load_checkpoint(path).build_model()
     assert main(["ckpt-info", str(path)]) != 0
     assert str(path) in _one_error_line(capsys)
+
+
+def _cli_stderr(*args: str) -> tuple[int, str]:
+    """``ssc-deploy ARGS`` in a child process: its exit code and the whole of stderr (warnings included)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import sys; from ssc_deploy.cli import main; sys.exit(main())", *args],
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "field,value,expected",
+    [
+        ("name", 5, r"the model name is 5, not a string"),
+        ("mean", [0.5, 0.5], r"'mean' has 2 values but the input has 3 channels"),
+        ("std", [0.0, 0.0, 0.0], r"'std' must be positive and finite"),
+        ("std", [0.3, float("nan"), 0.3], r"'std' must be positive and finite"),
+        ("mean", ["a", "b", "c"], r"'mean' must be 3 numbers"),
+        ("classes", "abc", r"'classes' must be a list of names"),
+        ("shape", [3, 32], r"'input.shape' must be 3 positive integers"),
+    ],
+)
+def test_malformed_fields_are_named(tmp_path: Path, capsys, field: str, value, expected: str):
+    ckpt, _ = _make_ckpt()
+    d = ckpt.to_dict()
+    if field == "name":
+        d["model"]["name"] = value
+    elif field == "classes":
+        d["classes"] = value
+    else:
+        d["input"][field] = value
+    path = tmp_path / "m.pt"
+    torch.save(d, path)
+    with pytest.raises(SscDeployError, match=expected):
+        load_checkpoint(path)
+    assert main(["ckpt-info", str(path)]) != 0
+    line = _one_error_line(capsys)
+    assert str(path) in line and "Error:" not in line.partition(": ")[2]
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path: Path, capsys):
+    ckpt, _ = _make_ckpt()
+    sd = dict(ckpt.state_dict)
+    sd["stem.0.weight"] = sd["stem.0.weight"].clone()
+    sd["stem.0.weight"].view(-1)[3] = float("nan")
+    ckpt.state_dict = sd
+    path = tmp_path / "nan.pt"
+    save_checkpoint(ckpt, path)
+    with pytest.raises(SscDeployError, match=r"the tensor 'stem.0.weight' holds NaN or infinite values"):
+        load_checkpoint(path)
+    bare = tmp_path / "bare.pt"
+    torch.save({**sd, "fc.bias": torch.full_like(sd["fc.bias"], float("inf"))}, bare)
+    with pytest.raises(SscDeployError, match=r"holds NaN or infinite values"):
+        load_checkpoint(bare, model_name=MODEL)
+    assert main(["export", str(path), "--out", str(tmp_path / "x")]) != 0
+    assert "holds NaN or infinite values" in _one_error_line(capsys)
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+@pytest.mark.parametrize("kind", ["random-pk", "other-zip"])
+def test_a_zip_that_is_not_a_checkpoint_is_called_so(tmp_path: Path, kind: str):
+    import zipfile
+
+    path = tmp_path / "z.pt"
+    if kind == "random-pk":
+        path.write_bytes(b"PK" + os.urandom(5000))
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("hello.txt", "hi")
+    with pytest.raises(SscDeployError, match="not a PyTorch checkpoint") as exc:
+        load_checkpoint(path)
+    assert "pickled" not in str(exc.value) and "enforce fail" not in str(exc.value)
+
+
+def test_pickle_protocol_5_is_one_line_without_warnings(tmp_path: Path):
+    ckpt, _ = _make_ckpt()
+    for name, kw in (("legacy.pt", {"_use_new_zipfile_serialization": False}), ("zip.pt", {})):
+        path = tmp_path / name
+        torch.save(ckpt.to_dict(), path, pickle_protocol=5, **kw)
+        rc, err = _cli_stderr("ckpt-info", str(path))
+        assert rc != 0 and err.count("\n") == 1, err
+        assert err.startswith(f"error: {path}: written with pickle protocol 5") and "pickled Python objects" not in err
+    # protocol 3 loads, and its warning is not shown
+    path = tmp_path / "p3.pt"
+    torch.save(ckpt.to_dict(), path, pickle_protocol=3)
+    rc, err = _cli_stderr("ckpt-info", str(path))
+    assert rc == 0 and err == "", err
+
+
+def _deflate_bomb(path: Path, mib: int) -> None:
+    """A real torch checkpoint whose zero-filled ``mib`` MiB tensor is deflated: a small file, a large load."""
+    import zipfile
+
+    plain = path.with_suffix(".plain")
+    torch.save({"w": torch.zeros(mib << 18)}, plain)  # calloc'd zeros: no resident memory to write them
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
+        for info in src.infolist():
+            with src.open(info) as fin, dst.open(info.filename, "w", force_zip64=True) as fout:
+                while chunk := fin.read(1 << 22):
+                    fout.write(chunk)
+    plain.unlink()
+
+
+def test_a_deflate_bomb_is_refused_before_it_is_read(tmp_path: Path):
+    path = tmp_path / "bomb.pt"
+    _deflate_bomb(path, 256)
+    assert path.stat().st_size < 2 << 20
+    with pytest.raises(SscDeployError, match=r"declares 256 MiB of contents in a \d+ [KM]iB file"):
+        load_checkpoint(path, model_name=MODEL)
+    # The CLI refuses it too, without ever holding the 256 MiB (torch alone takes about 240 MiB here):
+    # the child writes its own peak (VmHWM: this process image only) to a file as it exits.
+    import subprocess
+    import sys
+
+    peak = tmp_path / "peak"
+    code = ("import atexit, re, sys; from pathlib import Path; "
+            f"atexit.register(lambda: Path({str(peak)!r}).write_text(re.search(r'VmHWM:\\s+(\\d+)', "
+            "Path('/proc/self/status').read_text()).group(1))); "
+            "from ssc_deploy.cli import main; sys.exit(main())")
+    proc = subprocess.run([sys.executable, "-c", code, "ckpt-info", str(path), "--model", MODEL],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "zip bomb" in proc.stderr, proc.stderr
+    assert int(peak.read_text()) < 400 * 1024, f"peak {int(peak.read_text()) >> 10} MiB"

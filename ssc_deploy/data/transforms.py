@@ -14,6 +14,8 @@ from typing import Sequence
 
 import torch
 
+from .normalization import check_mean_std
+
 
 @dataclass(frozen=True)
 class Augment:
@@ -47,7 +49,11 @@ def augmentation_for(data_kind: str) -> Augment:
 
 
 def to_normalized_float(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 ``(B, 3, H, W)`` -> float32 scaled to [0, 1] and normalised per channel."""
+    """uint8 ``(B, 3, H, W)`` -> float32 scaled to [0, 1] and normalised per channel.
+
+    Statistics that do not fit the channels, or a zero std, raise one :class:`SscDeployError` line.
+    """
+    mean, std = check_mean_std(mean, std, x.shape[1], "normalisation")
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x.to(torch.float32) / 255.0 - m) / s
