@@ -75,9 +75,3 @@ def test_tflite_export_stops_cleanly(tmp_path: Path, sig: signal.Signals):
                               tmp_path, "litert_converter", sig, settle=2)
     _assert_clean_stop(rc, err, sig, out, before)
 
-
-def test_exit_codes_from_typer_reach_the_caller():
-    """``main`` returns what typer returns (with standalone_mode=False it returns, not raises, exit codes)."""
-    from ssc_deploy.cli import main
-
-    assert main(["models", "--no-such-option"]) == 2
