@@ -15,7 +15,7 @@ from ssc_deploy.checkpoint import load_checkpoint
 from ssc_deploy.cli import main
 from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.train import DEFAULT_EPOCHS, default_recipe, params_sha256, train_model
+from ssc_deploy.train import DEFAULT_EPOCHS, TrainConfig, default_recipe, params_sha256, train_model
 
 MODEL = "ssc-net-1-9"
 # Tiny runs: 2 batches of 16 images an epoch, 1 thread (deterministic and fast on a shared host).
@@ -42,10 +42,31 @@ def test_recipe_follows_the_paper():
         default_recipe("digits", epochs=0)
 
 
+def test_train_config_round_trips_through_the_ddp_command_line():
+    """The torchrun entry point parses exactly what `ssc-deploy train --nproc` writes, field by field."""
+    import dataclasses
+
+    from ssc_deploy.train import ddp
+
+    every = TrainConfig(model=MODEL, data="cifar10:/d", epochs=3, out=Path("o.pt"), batch_size=64, lr=0.05,
+                        weight_decay=1e-4, seed=7, resume=Path("r.pt"), init=Path("i.pt"), in_size=24, progress=False,
+                        num_workers=2, max_batches=5, eval_every=1, eval_limit=40, threads=1, device="cpu", force=True)
+    assert all(getattr(every, f.name) != f.default for f in dataclasses.fields(TrainConfig))
+    for cfg in (every, TrainConfig(out=Path("o.pt"))):
+        assert TrainConfig.from_argv(cfg.to_argv(), ddp.build_parser()) == cfg
+    # The documented direct use; --data and the recipe fields left open mean the same as in-process.
+    direct = TrainConfig.from_argv(["--model", "ssc-net-3-9", "--data", "cifar10:PATH", "--out", "ckpt.pt"],
+                                   ddp.build_parser())
+    assert direct == TrainConfig(model="ssc-net-3-9", data="cifar10:PATH", out=Path("ckpt.pt"))
+    assert TrainConfig.from_argv(["--no-progress"]) == TrainConfig(progress=False)
+    with pytest.raises(SystemExit):
+        ddp.build_parser().parse_args(["--model", MODEL])  # --out is required there
+
+
 def test_train_writes_a_self_describing_checkpoint(tmp_path: Path):
     out = tmp_path / "m.pt"
     threads_before = torch.get_num_threads()
-    ckpt = train_model(MODEL, data="digits", epochs=2, out=out, seed=1, **TINY)
+    ckpt = train_model(TrainConfig(MODEL, data="digits", epochs=2, out=out, seed=1, **TINY))
     assert torch.get_num_threads() == threads_before
     back = load_checkpoint(out)
     assert back.model_name == MODEL and back.classes == [str(i) for i in range(10)]
@@ -64,12 +85,12 @@ def test_train_writes_a_self_describing_checkpoint(tmp_path: Path):
 
 @pytest.mark.slow
 def test_cifar_and_folder_data_get_their_own_statistics(cifar10_dir: Path, image_folder_dir: Path, tmp_path: Path):
-    ckpt = train_model(MODEL, data=f"cifar10:{cifar10_dir}", epochs=1, out=tmp_path / "c.pt", batch_size=8,
-                       max_batches=1, eval_limit=4, progress=False, threads=1)
+    ckpt = train_model(TrainConfig(MODEL, data=f"cifar10:{cifar10_dir}", epochs=1, out=tmp_path / "c.pt", batch_size=8,
+                                   max_batches=1, eval_limit=4, progress=False, threads=1))
     assert ckpt.classes[0] == "airplane" and ckpt.provenance["augmentation"] == {"pad": 4, "flip": True}
     assert ckpt.mean == pytest.approx([0.5] * 3, abs=0.05) and ckpt.std == pytest.approx([0.29] * 3, abs=0.03)
-    folder = train_model(MODEL, data=f"folder:{image_folder_dir}", epochs=1, out=tmp_path / "f.pt", batch_size=4,
-                         max_batches=1, progress=False, threads=1)
+    folder = train_model(TrainConfig(MODEL, data=f"folder:{image_folder_dir}", epochs=1, out=tmp_path / "f.pt",
+                                     batch_size=4, max_batches=1, progress=False, threads=1))
     assert folder.classes == ["cat", "dog"] and folder.num_classes == 2 and folder.metrics["test_images"] == 6
     assert load_checkpoint(tmp_path / "f.pt").build_model()(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
 
@@ -77,7 +98,7 @@ def test_cifar_and_folder_data_get_their_own_statistics(cifar10_dir: Path, image
 @pytest.mark.slow
 def test_interrupted_run_resumes_exactly(tmp_path: Path):
     """Kill a real `ssc-deploy train` after its first epoch's checkpoint, resume, compare."""
-    straight = train_model(MODEL, epochs=3, out=tmp_path / "straight.pt", **TINY)
+    straight = train_model(TrainConfig(MODEL, epochs=3, out=tmp_path / "straight.pt", **TINY))
     out = tmp_path / "killed.pt"
     cmd = [str(Path(sys.executable).parent / "ssc-deploy"), "train", "--model", MODEL, "--epochs", "3", "--out", str(out),
            "--batch-size", "16", "--max-batches", "2", "--eval-limit", "32", "--threads", "1", "--no-progress"]
@@ -89,7 +110,7 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path):
     proc.wait()
     done = load_checkpoint(out).training_state["epoch"]
     assert 1 <= done < 3, f"the run was not interrupted mid-way (epoch {done})"
-    resumed = train_model(None, resume=out, progress=False, threads=1)
+    resumed = train_model(TrainConfig(resume=out, progress=False, threads=1))
     assert resumed.metrics["epochs_done"] == 3 and len(resumed.metrics["history"]) == 3
     for key, value in straight.state_dict.items():
         assert torch.equal(value, resumed.state_dict[key]), key
@@ -97,12 +118,12 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path):
 
 
 def test_init_from_bare_state_dict_and_bad_resume(tmp_path: Path, capsys):
-    first = train_model(MODEL, epochs=1, out=tmp_path / "a.pt", **TINY)
+    first = train_model(TrainConfig(MODEL, epochs=1, out=tmp_path / "a.pt", **TINY))
     sd = tmp_path / "sd.pt"
     torch.save(first.state_dict, sd)
     with pytest.raises(SscDeployError, match="bare state_dict holds no training state"):
-        train_model(MODEL, resume=sd, out=tmp_path / "b.pt", **TINY)
-    tuned = train_model(MODEL, init=sd, epochs=1, out=tmp_path / "c.pt", lr=1e-9, **TINY)
+        train_model(TrainConfig(MODEL, resume=sd, out=tmp_path / "b.pt", **TINY))
+    tuned = train_model(TrainConfig(MODEL, init=sd, epochs=1, out=tmp_path / "c.pt", lr=1e-9, **TINY))
     w = "stem.0.weight"
     assert torch.allclose(tuned.state_dict[w], first.state_dict[w], atol=1e-6)  # started from those weights
     assert main(["train", "--model", "ssc-net-2-9", "--resume", str(tmp_path / "a.pt"), "--no-progress"]) != 0
@@ -184,6 +205,6 @@ def test_ssc_net_1_9_reaches_90_percent_on_digits(tmp_path: Path):
     Measured: 97.8 % test top-1 after 5 epochs of this exact run; about 2-4 min an epoch
     on a busy 2-core host, so the whole test takes well over 20 s (it is the one long test).
     """
-    ckpt = train_model(MODEL, data="digits", out=tmp_path / "ssc19.pt", seed=0, progress=False, threads=1)
+    ckpt = train_model(TrainConfig(MODEL, data="digits", out=tmp_path / "ssc19.pt", seed=0, progress=False, threads=1))
     assert ckpt.metrics["epochs_done"] == DEFAULT_EPOCHS["digits"] and ckpt.metrics["test_images"] == 360
     assert ckpt.metrics["test_top1"] >= 0.90, ckpt.metrics["test_top1"]

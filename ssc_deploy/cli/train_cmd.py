@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -14,23 +15,13 @@ from ssc_deploy.errors import SscDeployError
 
 from .app import app
 
-
-def _ddp_argv(opts: dict[str, Any]) -> list[str]:
-    argv: list[str] = []
-    for key, value in opts.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            argv.append(flag)
-        else:
-            argv += [flag, str(value)]
-    return argv
+if TYPE_CHECKING:
+    from ssc_deploy.train.config import TrainConfig
 
 
-def _launch_torchrun(nproc: int, opts: dict[str, Any]) -> None:
+def _launch_torchrun(nproc: int, config: TrainConfig) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "ssc_deploy.train.ddp", *_ddp_argv(opts)]
+           "-m", "ssc_deploy.train.ddp", *config.to_argv()]
     rc = subprocess.run(cmd).returncode
     if rc != 0:
         raise SscDeployError(f"distributed training failed (torchrun exit code {rc}); see the rank messages above", exit_code=1)
@@ -114,14 +105,15 @@ def train(
 ) -> None:
     """Train a model with the paper's recipe (SGD, Nesterov 0.9, batch 128, step LR, crop+flip) and write a checkpoint."""
     from ssc_deploy.data import parse_spec
+    from ssc_deploy.train.config import TrainConfig
 
-    if out is None:
-        if resume is not None:
-            out = resume
-        elif model:
-            out = Path(f"{model.strip().lower()}.pt")
-        else:
-            raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
+    config = TrainConfig(
+        model=model, data=data, epochs=epochs, out=out, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        seed=seed, resume=resume, init=init, in_size=in_size, progress=progress, num_workers=num_workers,
+        max_batches=max_batches, eval_every=eval_every, eval_limit=eval_limit, threads=threads, device=device,
+        force=force,
+    )
+    config = dataclasses.replace(config, out=config.output_path())
     if nproc < 1:
         raise SscDeployError(f"--nproc must be at least 1 (got {nproc})")
     if download:
@@ -132,54 +124,32 @@ def train(
 
         fetch(path, kind)
 
-    opts: dict[str, Any] = dict(
-        model=model, data=data, epochs=epochs, out=str(out), batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        seed=seed, resume=str(resume) if resume else None, init=str(init) if init else None, in_size=in_size,
-        num_workers=num_workers, max_batches=max_batches, eval_every=eval_every, eval_limit=eval_limit, threads=threads, device=device,
-        force=force,
-    )
     from ssc_deploy.checkpoint import load_checkpoint
 
     if nproc > 1:
-        _preflight(opts)
-        _launch_torchrun(nproc, {**opts, "no_progress": not progress})
-        ckpt = load_checkpoint(out)
+        _preflight(config)
+        _launch_torchrun(nproc, config)
     else:
         from ssc_deploy.train import train_model
 
-        train_model(opts.pop("model"), progress=progress, **opts)
-        ckpt = load_checkpoint(out)
+        train_model(config)
+    ckpt = load_checkpoint(config.out)
     if as_json:
         print(json.dumps(_ckpt_json(ckpt), indent=2, default=str))
     else:
         _print_table("trained", _summary_rows(ckpt))
 
 
-def _preflight(opts: dict[str, Any]) -> None:
+def _preflight(config: TrainConfig) -> None:
     """Catch bad input in this process, before torchrun starts ranks that would each fail."""
     from ssc_deploy.checkpoint import load_checkpoint
-    from ssc_deploy.data import load_dataset, parse_spec
-    from ssc_deploy.models import model_family
-    from ssc_deploy.train.recipe import default_recipe
-    from ssc_deploy.train.trainer import check_output_path
+    from ssc_deploy.data import load_dataset
+    from ssc_deploy.train.trainer import prepare_run
 
-    resume = Path(opts["resume"]) if opts["resume"] else None
-    check_output_path(Path(opts["out"]), resume, opts["force"])
-    name, data = opts["model"], opts["data"]
-    if resume is not None:
-        ckpt = load_checkpoint(resume)
-        if not ckpt.training_state:
-            raise SscDeployError(f"{resume}: holds no training state to resume (use --init to start from its weights)")
-        name = name or ckpt.model_name
-        data = data or str(ckpt.provenance.get("data") or "")
-    data = data or "digits"
-    if not name:
-        raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
-    model_family(name)
-    default_recipe(parse_spec(data)[0], opts["epochs"], opts["batch_size"], opts["lr"], opts["weight_decay"])
-    load_dataset(data, "test", size=opts["in_size"])
-    if opts["init"]:
-        load_checkpoint(opts["init"], model_name=name)
+    resolved, _, _ = prepare_run(config)
+    load_dataset(resolved.data, "test", size=resolved.in_size)
+    if resolved.init:
+        load_checkpoint(resolved.init, model_name=resolved.model)
 
 
 @app.command("ckpt-info")

@@ -12,6 +12,7 @@ the batches the uninterrupted run would have drawn.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import hashlib
@@ -34,6 +35,7 @@ from ssc_deploy.data.transforms import Augment, augmentation_for, resize_uint8, 
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.models import create_model, model_family
 
+from .config import TrainConfig, require_model
 from .recipe import Recipe, default_recipe
 
 EVAL_BATCH = 32  # measured here: per-image cost grows with the batch (memory-bound ops)
@@ -189,6 +191,68 @@ def check_output_path(out: Path, resume: Path | None, force: bool) -> None:
         raise SscDeployError(f"{out} already exists: pass --resume {out} to continue it or --force to replace it")
 
 
+def _resumable(path: Path) -> Checkpoint:
+    """The checkpoint ``--resume`` names, refused in one line unless it holds a training state."""
+    try:
+        ckpt = load_checkpoint(path)
+    except SscDeployError as err:
+        if "bare state_dict" in str(err):
+            raise SscDeployError(f"{path}: a bare state_dict holds no training state to resume "
+                                 f"(start from its weights with --init {path} --model NAME)") from None
+        raise
+    state = ckpt.training_state
+    if not state or any(key not in state for key in ("epoch", "optimizer", "recipe")):
+        raise SscDeployError(f"{path}: holds no training state to resume (use --init to start from its weights)")
+    return ckpt
+
+
+def _stored_or(value: int | None, state: dict[str, Any], key: str) -> int | None:
+    """``value``, else the quick-run cap a resumed run stored (0 there means none)."""
+    return value if value is not None or not state.get(key) else int(state[key])
+
+
+def prepare_run(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None, Recipe]:
+    """Check a run's options before any data is read and fill in what they leave open.
+
+    Returns the config with ``out``, ``model`` and ``data`` resolved (on resume also the input
+    size, seed and quick-run caps the checkpoint stored), the checkpoint being resumed (None for
+    a fresh run) and the recipe the run follows (a resumed run's stored one unless overridden).
+    """
+    out = config.output_path()
+    check_output_path(out, config.resume, config.force)
+    start = _resumable(config.resume) if config.resume is not None else None
+    model_name, data = config.model, config.data
+    if start is not None:
+        if model_name and model_name.strip().lower() != start.model_name:
+            raise SscDeployError(f"{config.resume}: was trained as '{start.model_name}', not '{model_name}'")
+        model_name = start.model_name
+        data = data or str(start.provenance.get("data") or DEFAULT_DATA)
+    data = data or DEFAULT_DATA
+    kind, _ = parse_spec(data)
+    model_family(require_model(model_name))  # an unknown name fails here, before any data is read
+    resolved = dataclasses.replace(config, out=out, model=model_name, data=data)
+    if start is None:
+        return resolved, None, default_recipe(kind, config.epochs, config.batch_size, config.lr, config.weight_decay)
+    state = start.training_state
+    try:
+        stored = Recipe.from_dict(state["recipe"])
+    except (TypeError, ValueError) as err:
+        raise SscDeployError(f"{config.resume}: its stored training recipe is unreadable ({err})") from None
+    recipe = default_recipe(
+        kind,
+        epochs=stored.epochs if config.epochs is None else config.epochs,
+        batch_size=stored.batch_size if config.batch_size is None else config.batch_size,
+        lr=stored.lr if config.lr is None else config.lr,
+        weight_decay=stored.weight_decay if config.weight_decay is None else config.weight_decay,
+    )
+    resolved = dataclasses.replace(
+        resolved, in_size=start.in_size, seed=int(state.get("seed", config.seed)),
+        max_batches=_stored_or(config.max_batches, state, "max_batches"),
+        eval_limit=_stored_or(config.eval_limit, state, "eval_limit"),
+    )
+    return resolved, start, recipe
+
+
 def _restoring_threads(fn):
     """Give the caller back its torch thread count (a quickstart benchmarks right after training)."""
 
@@ -204,29 +268,13 @@ def _restoring_threads(fn):
 
 
 @_restoring_threads
-def train_model(
-    model_name: str | None,
-    data: str | None = None,
-    epochs: int | None = None,
-    out: str | Path | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    weight_decay: float | None = None,
-    seed: int = 0,
-    resume: str | Path | None = None,
-    init: str | Path | None = None,
-    in_size: int = 32,
-    progress: bool = True,
-    num_workers: int = 0,
-    max_batches: int | None = None,
-    eval_every: int = 0,
-    eval_limit: int | None = None,
-    threads: int | None = None,
-    device: str | None = None,
-    force: bool = False,
-) -> Checkpoint:
-    """Train ``model_name`` on ``data`` and return the final :class:`Checkpoint` (also written to ``out``,
-    by default the ``resume`` file or ``<model>.pt``).
+def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Checkpoint:
+    """Train ``config.model`` on ``config.data`` and return the final :class:`Checkpoint` (also
+    written to :meth:`TrainConfig.output_path`).
+
+    ``train_model(TrainConfig(model="ssc-net-1-9", epochs=6))``; a model name with the other
+    fields as keywords, ``train_model("ssc-net-1-9", epochs=6)``, builds the same config, and
+    keywords after a config replace its fields.
 
     The paper's recipe is the default (:func:`ssc_deploy.train.recipe.default_recipe`);
     ``epochs``/``batch_size``/``lr``/``weight_decay`` override it (``batch_size`` is the
@@ -239,58 +287,14 @@ def train_model(
     > 0 also measures test accuracy every that many epochs (always at the end), on the
     first ``eval_limit`` test images when given (quick runs), else on all of them.
     """
+    cfg = dataclasses.replace(config, **fields) if isinstance(config, TrainConfig) else TrainConfig(config, **fields)
     d = _dist_info()
-    resume_path = Path(resume) if resume else None
-    if out is None:
-        if resume_path is None and not model_name:
-            raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
-        out = resume_path if resume_path is not None else f"{str(model_name).strip().lower()}.pt"
-    out = Path(out)
-    check_output_path(out, resume_path, force)
-    state: dict[str, Any] | None = None
-    start_ckpt: Checkpoint | None = None
-    if resume_path is not None:
-        try:
-            start_ckpt = load_checkpoint(resume_path)
-        except SscDeployError as err:
-            if "bare state_dict" in str(err):
-                raise SscDeployError(f"{resume_path}: a bare state_dict holds no training state to resume "
-                                     f"(start from its weights with --init {resume_path} --model NAME)") from None
-            raise
-        state = start_ckpt.training_state
-        if not state or any(key not in state for key in ("epoch", "optimizer", "recipe")):
-            raise SscDeployError(f"{resume_path}: holds no training state to resume (use --init to start from its weights)")
-        if model_name and model_name.strip().lower() != start_ckpt.model_name:
-            raise SscDeployError(f"{resume_path}: was trained as '{start_ckpt.model_name}', not '{model_name}'")
-        model_name = start_ckpt.model_name
-        in_size = start_ckpt.in_size
-        data = data or str(start_ckpt.provenance.get("data") or DEFAULT_DATA)
-    data = data or DEFAULT_DATA
+    cfg, start_ckpt, recipe = prepare_run(cfg)
+    state = start_ckpt.training_state if start_ckpt is not None else None
+    out, resume_path, model_name, data, in_size = cfg.out, cfg.resume, cfg.model, cfg.data, cfg.in_size
+    seed, max_batches, eval_limit = cfg.seed, cfg.max_batches, cfg.eval_limit
     kind, _ = parse_spec(data)
-    if not model_name:
-        raise SscDeployError("name the architecture with --model (or pass --resume CHECKPOINT)")
-
-    model_family(model_name)  # an unknown name fails here, before any data is read
-    if state is not None:
-        try:
-            stored = Recipe.from_dict(state["recipe"])
-        except (TypeError, ValueError) as err:
-            raise SscDeployError(f"{resume_path}: its stored training recipe is unreadable ({err})") from None
-        recipe = default_recipe(
-            kind,
-            epochs=stored.epochs if epochs is None else epochs,
-            batch_size=stored.batch_size if batch_size is None else batch_size,
-            lr=stored.lr if lr is None else lr,
-            weight_decay=stored.weight_decay if weight_decay is None else weight_decay,
-        )
-        seed = int(state.get("seed", seed))
-        if max_batches is None and state.get("max_batches"):
-            max_batches = int(state["max_batches"])
-        if eval_limit is None and state.get("eval_limit"):
-            eval_limit = int(state["eval_limit"])
-    else:
-        recipe = default_recipe(kind, epochs, batch_size, lr, weight_decay)
-    dev = _resolve_device(device, d)
+    dev = _resolve_device(cfg.device, d)
 
     train_set = load_dataset(data, "train", size=in_size)
     test_set = load_dataset(data, "test", size=in_size)
@@ -306,12 +310,12 @@ def train_model(
         m, s = train_set.channel_stats()
         mean, std = list(m), [max(v, 1e-6) for v in s]
 
-    threads_used = _set_threads(threads, int(os.environ.get("LOCAL_WORLD_SIZE", d.world_size)))
+    threads_used = _set_threads(cfg.threads, int(os.environ.get("LOCAL_WORLD_SIZE", d.world_size)))
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=len(classes), in_size=in_size)
-    if init is not None and state is None:
-        init_ckpt = load_checkpoint(init, model_name=model_name, num_classes=len(classes))
-        load_state_dict_checked(model, init_ckpt.state_dict, str(init))
+    if cfg.init is not None and state is None:
+        init_ckpt = load_checkpoint(cfg.init, model_name=model_name, num_classes=len(classes))
+        load_state_dict_checked(model, init_ckpt.state_dict, str(cfg.init))
     if start_ckpt is not None:
         load_state_dict_checked(model, start_ckpt.state_dict, str(resume_path))
     model.to(dev)
@@ -385,7 +389,7 @@ def train_model(
 
     n_batches = len(_epoch_batches(len(train_y), per_rank_batch, d, seed, 0, max_batches))
     remaining = max(0, recipe.epochs - start_epoch)
-    with _progress(progress and d.is_main) as bar:
+    with _progress(cfg.progress and d.is_main) as bar:
         task = bar.add_task("training", total=remaining * n_batches) if bar is not None else None
         for epoch in range(start_epoch, recipe.epochs):
             lr_now = recipe.lr_at(epoch)
@@ -394,7 +398,7 @@ def train_model(
             batches = _epoch_batches(len(train_y), per_rank_batch, d, seed, epoch, max_batches)
             loader = torch.utils.data.DataLoader(
                 _EpochBatches(train_x, train_y, batches, augment, mean, std, seed, epoch, d.rank),
-                batch_size=None, shuffle=False, num_workers=num_workers, persistent_workers=False,
+                batch_size=None, shuffle=False, num_workers=cfg.num_workers, persistent_workers=False,
             )
             net.train()
             totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
@@ -419,7 +423,7 @@ def train_model(
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr_now, "train_loss": float(totals[0]) / n,
                                       "train_top1": float(totals[1]) / n, "seconds": time.perf_counter() - t0}
             last = epoch + 1 == recipe.epochs
-            if eval_every and (epoch + 1) % eval_every == 0 and not last:
+            if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and not last:
                 record.update(evaluate(model, test_x, test_y, mean, std, dev, d))
                 if bar is not None:
                     bar.console.print(f"epoch {epoch + 1}: test top-1 {100 * record['test_top1']:.1f}%")
