@@ -53,3 +53,20 @@ def test_quickstart_bad_options_are_one_line(tmp_path, capsys, argv, needle):
     assert main(["quickstart", "--out", str(out), "--no-store", *argv]) != 0
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err and err.count("\n") == 1
+
+
+def test_plan_fits_epochs_to_the_budget_from_a_real_probe():
+    from rich.console import Console
+
+    from ssc_deploy.pipeline.plan import budget_note, plan_epochs
+    from ssc_deploy.train import DEFAULT_EPOCHS
+
+    cap = DEFAULT_EPOCHS["digits"]
+    plan = plan_epochs(["ssc-net-1-9"], "digits", minutes=0.01, epochs=None, quick=False, console=Console(quiet=True))
+    entry = plan["ssc-net-1-9"]
+    assert entry["seconds_per_epoch"] > 0 and entry["cap"] == cap and entry["max_batches"] is None
+    assert entry["epochs"] == 1  # 0.6 s of training budget holds less than an epoch: the floor is one
+    note = budget_note(["ssc-net-1-9"], plan)
+    assert note is not None and f"gets 1 of the recipe's {cap} epochs" in note and "--minutes" in note
+    fixed = plan_epochs(["a", "b"], "digits", minutes=1, epochs=3, quick=False, console=None)
+    assert [p["epochs"] for p in fixed.values()] == [3, 3] and budget_note(["a", "b"], fixed) is None

@@ -1,5 +1,5 @@
 """CLI: ``quickstart`` - train, export, benchmark and report in one command. Thin: the work is in
-:mod:`ssc_deploy.runtime_bench.quickstart`."""
+:mod:`ssc_deploy.pipeline.quickstart`."""
 
 from __future__ import annotations
 
@@ -38,21 +38,15 @@ def quickstart(
     no_store: bool = typer.Option(False, "--no-store", help="Do not append the run to the results store."),
 ) -> None:
     """Train the default SSC-Net, MobileNetV2 and IGCV3 briefly, export all three to ONNX, ExecuTorch and TFLite, benchmark them on this host and write the report."""
-    from ssc_deploy.runtime_bench.quickstart import QuickstartOptions, run_quickstart
+    from ssc_deploy.pipeline.quickstart import QuickstartOptions, run_quickstart
+    from ssc_deploy.runtimes import RUNTIME_NAMES
 
-    names = split_list(models)
-    if not names:
-        raise SscDeployError("--models needs at least one model name")
+    names, runtimes = split_list(models), split_list(runtime)
+    if not runtimes:  # the options' own check names each unknown one; this one quotes what was typed
+        raise SscDeployError(f"unknown runtime '{runtime}' (use {', '.join(RUNTIME_NAMES)})")
     opts = QuickstartOptions(out=out, models=[n.lower() for n in names], data=data, minutes=minutes, epochs=epochs,
-                             quick=quick, runtimes=split_list(runtime), runs=runs, warmup=warmup, n_eval=n_eval,
+                             quick=quick, runtimes=runtimes, runs=runs, warmup=warmup, n_eval=n_eval,
                              force=force, db=db, store=not no_store)
-    from ssc_deploy.runtime_bench.harness import RUNTIMES
-
-    bad = [r for r in opts.runtimes if r not in RUNTIMES]
-    if bad or not opts.runtimes:
-        raise SscDeployError(f"unknown runtime '{bad[0] if bad else runtime}' (use {', '.join(RUNTIMES)})")
-    if opts.runs < 1 or opts.warmup < 0:
-        raise SscDeployError("--runs must be at least 1 and --warmup at least 0")
     result = run_quickstart(opts)
     failed = [r for r in result["rows"] if r["status"] != "ok"]
     if failed:
