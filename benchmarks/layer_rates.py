@@ -14,7 +14,6 @@ layers inside a whole net (milliseconds for a 0.5 M-MAC conv), so their numbers 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -49,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ssc_deploy.export._quiet import quiet_native
-    from ssc_deploy.export.autotune import export_to, load_runner, time_interleaved
+    from ssc_deploy.quiet import quiet_native
+    from ssc_deploy.export.autotune import export_to
+    from ssc_deploy.sessions import load_runner
+    from ssc_deploy.timing import median, time_interleaved
 
     table = Table(title=f"SSC module layers at stage-1 shape ({M} ch, {SIDE}x{SIDE}), batch 1, 1 thread")
     for col in ("runtime", "layer", "MMACs", "us", "GMAC/s"):
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 for k in runners:
                     times[k] += time_interleaved({k: runners[k]}, feeds[k], rounds=3, warmup=2)[k]
             for name, (_, _, macs) in cases().items():
-                ms = statistics.median(times[name])
+                ms = median(times[name])
                 table.add_row(rt, name, f"{macs / 1e6:.2f}" if macs else "-", f"{ms * 1e3:.0f}",
                               f"{macs / ms / 1e6:.1f}" if macs else "-")
     Console(width=140).print(table)

@@ -22,19 +22,20 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from ssc_deploy.runtimes import RUNTIME_TABLE, TARGET_NAMES, by_target
+
 BASELINES = ("mobilenetv2", "igcv3-d-0.7x")
 SSC_NETS = ("ssc-net-1-9", "ssc-net-2-9", "ssc-net-3-9", "ssc-net-6-9")
-RUNTIMES = ("onnx", "executorch", "tflite")
+RUNTIMES = TARGET_NAMES
 BEFORE = "pad-slice"
 # The fastest lowering per runtime on the x86 host, measured interleaved against every candidate
 # and confirmed by `--lowering auto` (benchmarks/RESULTS.md); pass --after to override.
-AFTER = {"onnx": "dwconv-aligned", "executorch": "dwconv", "tflite": "dwconv-nhwc"}
+AFTER = {spec.target: spec.fastest_lowering for spec in RUNTIME_TABLE}
 REFERENCE = "mobilenetv2"
 
 
@@ -85,12 +86,12 @@ def export_cached(runtime: str, model_name: str, lowering: str, workdir: Path) -
     """Export ``model_name`` (seeded, untrained) lowered by ``lowering``; reuse an earlier file."""
     import torch
 
-    from ssc_deploy.export._quiet import quiet_native
+    from ssc_deploy.quiet import quiet_native
     from ssc_deploy.export.autotune import export_to
     from ssc_deploy.export.rewrite import deployment_rewrite
     from ssc_deploy.models import create_model
 
-    suffix = {"onnx": ".onnx", "executorch": ".pte", "tflite": ".tflite"}[runtime]
+    suffix = by_target(runtime).suffix
     path = workdir / f"{model_name}.{lowering}{suffix}"
     if path.exists():
         return path
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from ssc_deploy.atomic import write_text_atomic
-    from ssc_deploy.export.autotune import load_runner, sgemm_gmacs, time_interleaved
+    from ssc_deploy.sessions import load_runner
+    from ssc_deploy.timing import medians, sgemm_gmacs, time_interleaved
     from ssc_deploy.models import create_model
     from ssc_deploy.models.complexity import count_macs, count_params
 
@@ -166,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                            for label, model, lowering in plan[rt]}
                 times = time_interleaved(runners, x, rounds=args.rounds)
                 sgemm[t].append(sgemm_gmacs(threads=t))
-                ref_ms = statistics.median(times[REFERENCE])
+                ms_of = medians(times)
+                ref_ms = ms_of[REFERENCE]
                 for label, model, lowering in plan[rt]:
-                    ms = statistics.median(times[label])
+                    ms = ms_of[label]
                     macs = info[model]["macs"]
                     results.append({
                         "runtime": rt, "threads": t, "label": label, "model": model, "lowering": lowering,
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         "gmacs_per_s": macs / ms / 1e6,
                     })
                 bar.advance(task)
-    sgemm_rate = {t: statistics.median(v) for t, v in sgemm.items()}
+    sgemm_rate = medians(sgemm)
     for r in results:
         r["sgemm_gmacs_per_s"] = sgemm_rate[r["threads"]]
         r["share_of_sgemm"] = r["gmacs_per_s"] / sgemm_rate[r["threads"]]

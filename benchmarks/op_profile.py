@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 DEFAULT_MODELS = "ssc-net-3-9:dwconv,ssc-net-3-9:pad-slice,mobilenetv2:pad-slice"
-# onnxruntime's fastest lowering differs (benchmarks/RESULTS.md): swap it in for ONNX rows.
-ONNX_LOWERING = {"dwconv": "dwconv-aligned"}
+# "dwconv" in --models stands for the fast lowering; onnxruntime's fastest differs
+# (benchmarks/RESULTS.md), so each runtime gets its own from the runtime table.
+FAST = "dwconv"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +38,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from lowering_speed import export_cached
 
+    from ssc_deploy.atomic import write_text_atomic
     from ssc_deploy.export.rewrite import deployment_rewrite
     from ssc_deploy.models import create_model
     from ssc_deploy.runtime_bench.op_profile import attribute_macs, profile_file, profile_table
+    from ssc_deploy.runtimes import by_target
 
     console = Console(width=160)
     dumps = []
@@ -48,9 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     for runtime in args.runtimes.split(","):
         for pair in args.models.split(","):
             model_name, _, lowering = pair.partition(":")
-            lowering = lowering or "pad-slice"
-            if runtime == "onnx":
-                lowering = ONNX_LOWERING.get(lowering, lowering)
+            spec = by_target(runtime)
+            lowering = spec.fastest_lowering if lowering == FAST else lowering or spec.default_lowering
             torch.manual_seed(0)
             net = deployment_rewrite(create_model(model_name).eval(), lowering)
             x = torch.zeros(1, 3, 32, 32)
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(profile_table(prof, title))
             dumps.append({"model": model_name, "lowering": lowering, **prof.to_dict()})
     if args.json:
-        Path(args.json).write_text(json.dumps(dumps, indent=2))
+        write_text_atomic(args.json, json.dumps(dumps, indent=2))
     return 0
 
 

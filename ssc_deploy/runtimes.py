@@ -32,6 +32,7 @@ class RuntimeSpec:
     alt_dists: tuple[str, ...]  # other distributions a device may run it with
     extra: str  # ``pip install 'ssc-deploy[EXTRA]'`` for the runtime
     default_lowering: str  # shift lowering used unless ``--lowering`` says otherwise
+    fastest_lowering: str  # fastest lowering measured on the x86 host (benchmarks/RESULTS.md)
     native_tool: str  # the runtime's own benchmark tool (``--runner RUNTIME=PATH``)
     marker: str  # matplotlib marker in the report's plots
     precisions: tuple[str, ...] = ("fp32",)  # numeric precisions the target exports
@@ -39,11 +40,11 @@ class RuntimeSpec:
 
 RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
     RuntimeSpec("onnx", "onnxruntime", "onnxruntime", ".onnx", "onnxruntime", (), "onnx",
-                "pad-slice", "onnxruntime_perf_test", "o"),
+                "pad-slice", "dwconv-aligned", "onnxruntime_perf_test", "o"),
     RuntimeSpec("executorch", "executorch", "ExecuTorch", ".pte", "executorch", (), "executorch",
-                "pad-slice", "executor_runner", "s"),
+                "pad-slice", "dwconv", "executor_runner", "s"),
     RuntimeSpec("tflite", "tflite", "LiteRT", ".tflite", "ai-edge-litert", ("tflite-runtime",), "tflite",
-                "pad-slice", "benchmark_model", "^"),
+                "pad-slice", "dwconv-nhwc", "benchmark_model", "^"),
 )
 
 TARGET_NAMES: tuple[str, ...] = tuple(s.target for s in RUNTIME_TABLE)
@@ -65,6 +66,24 @@ def by_runtime(name: str) -> RuntimeSpec:
         if spec.runtime == name:
             return spec
     raise SscDeployError(f"unknown runtime '{name}' (use one of: {', '.join(RUNTIME_NAMES)})")
+
+
+def by_name(name: str) -> RuntimeSpec:
+    """The row a target or runtime name names (``onnx`` and ``onnxruntime`` are one row).
+
+    For APIs that take either word, such as :func:`ssc_deploy.sessions.load_runner`; one-line
+    error for a name that is neither.
+    """
+    for spec in RUNTIME_TABLE:
+        if name in (spec.target, spec.runtime):
+            return spec
+    known = ", ".join(dict.fromkeys(TARGET_NAMES + RUNTIME_NAMES))
+    raise SscDeployError(f"unknown runtime '{name}' (use one of: {known})")
+
+
+def dist_pairs() -> tuple[tuple[str, str], ...]:
+    """(runtime, distribution) for every distribution that may provide a runtime, preferred first."""
+    return tuple((spec.runtime, dist) for spec in RUNTIME_TABLE for dist in (spec.dist, *spec.alt_dists))
 
 
 def by_suffix(suffix_or_path: str | Path) -> RuntimeSpec | None:

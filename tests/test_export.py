@@ -168,7 +168,7 @@ def test_force_refuses_a_directory_in_the_way_and_writes_nothing(ssc_export, tmp
 
 
 def test_auto_lowering_through_export_model_records_each_winner(tmp_path):
-    from ssc_deploy.export._quiet import quiet_native
+    from ssc_deploy.quiet import quiet_native
     from ssc_deploy.export.autotune import candidate_lowerings
 
     with quiet_native():

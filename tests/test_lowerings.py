@@ -161,8 +161,10 @@ def test_fold_shuffles_respects_the_mac_budget():
 @pytest.mark.parametrize("name", ["dwconv", "dwconv-nhwc"])
 def test_lowering_exports_and_matches_on_every_runtime(name, tmp_path, images):
     from ssc_deploy.export import executorch_target
-    from ssc_deploy.export._quiet import quiet_native
-    from ssc_deploy.export.autotune import export_to, load_runner
+    from ssc_deploy.export.autotune import export_to
+    from ssc_deploy.quiet import quiet_native
+    from ssc_deploy.runtimes import TARGET_NAMES
+    from ssc_deploy.sessions import load_runner, run_each
 
     torch.manual_seed(0)
     model = _randomise_bn(create_model("ssc-net-1-9", in_size=16))
@@ -170,12 +172,11 @@ def test_lowering_exports_and_matches_on_every_runtime(name, tmp_path, images):
     with torch.no_grad():
         ref = model(x).numpy()
         net = deployment_rewrite(model, name)
-    meant_for = available_lowerings()[name].runtimes or ("onnx", "executorch", "tflite")
-    for runtime in ("onnx", "executorch", "tflite"):  # exact on every runtime, even those it is not meant for
+    meant_for = available_lowerings()[name].runtimes or TARGET_NAMES
+    for runtime in TARGET_NAMES:  # exact on every runtime, even those it is not meant for
         with quiet_native():
             path = export_to(runtime, net, x[:1], tmp_path / f"{name}-{runtime}")
-            run = load_runner(runtime, path)
-            out = np.concatenate([run(x[i : i + 1].numpy()) for i in range(len(x))])
+            out = run_each(load_runner(runtime, path), x.numpy())
         assert np.abs(out - ref).max() <= 1e-4 * max(1.0, np.abs(ref).max()), runtime
     if "executorch" not in meant_for:
         return
@@ -190,8 +191,8 @@ def test_lowering_exports_and_matches_on_every_runtime(name, tmp_path, images):
 
 
 def test_autotune_times_candidates_and_keeps_the_fastest(images):
-    from ssc_deploy.export._quiet import quiet_native
     from ssc_deploy.export.autotune import autotune
+    from ssc_deploy.quiet import quiet_native
 
     torch.manual_seed(0)
     model = _randomise_bn(create_model("ssc-net-1-9", in_size=16))
@@ -206,8 +207,8 @@ def test_autotune_times_candidates_and_keeps_the_fastest(images):
 
 
 def test_autotune_skips_a_failing_candidate_and_rejects_bad_input(images):
-    from ssc_deploy.export._quiet import quiet_native
     from ssc_deploy.export.autotune import autotune
+    from ssc_deploy.quiet import quiet_native
 
     model = create_model("ssc-net-1-9", in_size=16).eval()
     x = torch.nn.functional.interpolate(images[:1], size=16).numpy()

@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from ssc_deploy.runtimes import dist_pairs
+
 from .adb import AdbClient, list_devices
 from .base import DeviceError, DeviceInfo
 from .remote import ShellDevice
@@ -21,11 +23,12 @@ from .remote import ShellDevice
 DEVICE_BASE = "/data/local/tmp/ssc-deploy"
 ABI_MACHINE = {"arm64-v8a": "aarch64", "armeabi-v7a": "arm", "x86_64": "x86_64", "x86": "x86"}
 
+# Run on the phone (it has no ssc_deploy): the (runtime, distribution) pairs come from the runtime table.
 _PROBE_PY = (
     "import json, platform\n"
     "import importlib.metadata as md\n"
     "rt = {}\n"
-    "for key, dist in (('onnxruntime', 'onnxruntime'), ('tflite', 'ai-edge-litert'), ('tflite', 'tflite-runtime'), ('executorch', 'executorch')):\n"
+    f"for key, dist in {dist_pairs()!r}:\n"
     "    try: rt.setdefault(key, md.version(dist))\n"
     "    except Exception: pass\n"
     "print('pyinfo=' + json.dumps({'python': platform.python_version(), 'runtimes': rt}))\n"

@@ -16,11 +16,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ssc_deploy.runtimes import dist_pairs
+
 from .base import Device, DeviceError, DeviceInfo
 
 RUNNER = Path(__file__).resolve().parent.parent / "runtime_bench" / "device_runner.py"
-# Distribution names whose versions describe a device's runtimes.
-RUNTIME_DISTS = {"onnxruntime": "onnxruntime", "executorch": "executorch", "tflite": "ai-edge-litert"}
 
 
 def _dist_version(dist: str) -> str:
@@ -81,7 +81,10 @@ class HostDevice(Device):
 
     @cached_property
     def _info(self) -> DeviceInfo:
-        runtimes = {rt: v for rt, dist in RUNTIME_DISTS.items() if (v := _dist_version(dist))}
+        runtimes: dict[str, str] = {}
+        for rt, dist in dist_pairs():  # the first installed distribution of a runtime names its version
+            if rt not in runtimes and (v := _dist_version(dist)):
+                runtimes[rt] = v
         return DeviceInfo(
             name="host",
             kind="host",

@@ -19,13 +19,12 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ssc_deploy.runtimes import RUNTIME_NAMES
+
 from .base import DeviceError
 
 if TYPE_CHECKING:
     from .base import Device
-
-RUNTIMES = ("tflite", "onnxruntime", "executorch")
-TOOL_NAMES = {"tflite": "benchmark_model", "onnxruntime": "onnxruntime_perf_test", "executorch": "executor_runner"}
 
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -157,6 +156,10 @@ def parse_executor_runner(text: str) -> dict[str, Any]:
 PARSERS = {"tflite": parse_benchmark_model, "onnxruntime": parse_onnxruntime_perf_test, "executorch": parse_executor_runner}
 
 
+def _unknown_runtime(runtime: str) -> DeviceError:
+    return DeviceError(f"unknown runtime '{runtime}' for a native tool (use {', '.join(RUNTIME_NAMES)})")
+
+
 def native_command(
     runtime: str, tool: str, artifact: str, threads: int, warmup: int, runs: int, pin_cores: str | None = None
 ) -> list[str]:
@@ -172,7 +175,7 @@ def native_command(
         # No warm-up flag: warm-up runs are added to the executions and reported in the result.
         argv = [tool, f"--model_path={artifact}", f"--num_executions={runs}", f"--cpu_threads={threads}"]
     else:
-        raise DeviceError(f"unknown runtime '{runtime}' for a native tool (use {', '.join(RUNTIMES)})")
+        raise _unknown_runtime(runtime)
     if pin_cores:
         argv = ["taskset", "-c", str(pin_cores), *argv]
     return argv
@@ -225,7 +228,7 @@ def run_native(
     Raises :class:`DeviceError` (one line) on a missing/wrong-ABI tool, a failed run or unparseable output.
     """
     if runtime not in PARSERS:
-        raise DeviceError(f"unknown runtime '{runtime}' for a native tool (use {', '.join(RUNTIMES)})")
+        raise _unknown_runtime(runtime)
     path = check_tool(tool_path, device.info().machine)
     staged = device.stage([path])[path]
     device.run_command(["chmod", "755", staged], timeout=30)

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtimes import by_target
+from ssc_deploy.sessions import load_runner, run_each
 
 from ._common import TargetExport, histogram, require, version_of
 
-NAME = "executorch"
-SUFFIX = ".pte"
-RUNTIME = "executorch"
+SPEC = by_target("executorch")
+SUFFIX, RUNTIME = SPEC.suffix, SPEC.runtime
 INPUT_NAME = "x"
 OUTPUT_NAME = "output"
 
@@ -27,12 +28,13 @@ LAYOUT_OPS = frozenset({
 
 def check_installed() -> None:
     """Raise the one-line missing-package error unless executorch (with XNNPACK) imports."""
-    require("executorch.exir", "executorch", "executorch")
-    require("executorch.backends.xnnpack.partition.xnnpack_partitioner", "executorch", "executorch")
+    require("executorch.exir", SPEC.dist, SPEC.extra)
+    require("executorch.backends.xnnpack.partition.xnnpack_partitioner", SPEC.dist, SPEC.extra)
 
 
 def runtime_version() -> str | None:
-    return version_of("executorch")
+    """Installed version of ExecuTorch, or None."""
+    return version_of(SPEC.dist)
 
 
 def _op_type(target) -> str:
@@ -90,7 +92,7 @@ def export(net, example, path: Path, *, strict: bool = False, **_) -> TargetExpo
         input_shape=list(example.shape),
         layout="NCHW",
         op_histogram={op: v["delegated"] + v["not_delegated"] for op, v in delegation["by_op"].items()},
-        exporter={"torch": torch.__version__, "executorch": version_of("executorch"), "partitioner": "XnnpackPartitioner"},
+        exporter={"torch": torch.__version__, "executorch": version_of(SPEC.dist), "partitioner": "XnnpackPartitioner"},
         extra={"delegation": delegation},
         warnings=warnings,
     )
@@ -118,16 +120,6 @@ def op_histogram(path: Path) -> dict[str, int]:
 
 
 def run(path: Path, images: np.ndarray, nhwc: bool = False) -> np.ndarray:
-    """Logits for each image (batch 1 each) through ExecuTorch's Python runtime, one thread."""
-    import torch
-    from executorch.runtime import Runtime
-
-    try:
-        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-
-        _unsafe_reset_threadpool(1)
-    except Exception:  # noqa: BLE001 - older runtimes have no thread control; results are the same
-        pass
-    method = Runtime.get().load_program(str(path)).load_method("forward")
-    outs = [method.execute([torch.from_numpy(np.ascontiguousarray(img[None]))])[0].numpy() for img in images]
-    return np.concatenate(outs, 0)
+    """Logits for each NCHW image (batch 1 each) through ExecuTorch's Python runtime, one thread
+    (the export's verify step)."""
+    return run_each(load_runner(RUNTIME, path), images, nhwc)

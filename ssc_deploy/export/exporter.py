@@ -17,7 +17,7 @@ import numpy as np
 from ssc_deploy import __version__
 from ssc_deploy.errors import SscDeployError
 
-from ._quiet import quiet_native
+from ssc_deploy.quiet import quiet_native
 from .autotune import choose_lowerings
 from .lowerings import DEFAULT_LOWERING, get_lowering
 from .manifest import SCHEMA, dumps, manifest_path

@@ -6,19 +6,19 @@ from pathlib import Path
 from typing import Any
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.quiet import quiet_native
+from ssc_deploy.runtimes import SUFFIXES, by_suffix
 
-from ._quiet import quiet_native
 from .manifest import SUFFIX, load_manifest, manifest_path
-
-_BY_SUFFIX = {".onnx": "onnx", ".pte": "executorch", ".tflite": "tflite"}
 
 
 def target_of(path: str | Path) -> str:
     """The target a file name belongs to, from its suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in _BY_SUFFIX:
-        raise SscDeployError(f"{path}: unknown artifact type '{suffix}' (expected .onnx, .pte or .tflite)")
-    return _BY_SUFFIX[suffix]
+    spec = by_suffix(path)
+    if spec is None:
+        expected = f"{', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]}"
+        raise SscDeployError(f"{path}: unknown artifact type '{Path(path).suffix.lower()}' (expected {expected})")
+    return spec.target
 
 
 def inspect_artifact(path: str | Path) -> dict[str, Any]:

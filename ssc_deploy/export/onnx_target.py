@@ -7,24 +7,27 @@ from pathlib import Path
 
 import numpy as np
 
+from ssc_deploy.runtimes import by_target
+from ssc_deploy.sessions import load_runner, run_each
+
 from ._common import TargetExport, histogram, require, version_of
 
-NAME = "onnx"
-SUFFIX = ".onnx"
-RUNTIME = "onnxruntime"
+SPEC = by_target("onnx")
+SUFFIX, RUNTIME = SPEC.suffix, SPEC.runtime
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
 def check_installed() -> None:
     """Raise the one-line missing-package error unless onnx, onnxsim and onnxruntime import."""
-    require("onnx", "onnx", "onnx")
+    require("onnx", "onnx", SPEC.extra)
     require("onnxsim", "onnxsim", "export")
-    require("onnxruntime", "onnxruntime", "onnx")
+    require("onnxruntime", SPEC.dist, SPEC.extra)
 
 
 def runtime_version() -> str | None:
-    return version_of("onnxruntime")
+    """Installed version of onnxruntime, or None."""
+    return version_of(SPEC.dist)
 
 
 def export(net, example, path: Path, *, opset: int = 17, metadata: dict[str, str] | None = None, **_) -> TargetExport:
@@ -65,12 +68,5 @@ def op_histogram(path: Path) -> dict[str, int]:
 
 
 def run(path: Path, images: np.ndarray, nhwc: bool = False) -> np.ndarray:
-    """Logits for each image (batch 1 each), one onnxruntime thread."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: img[None]})[0] for img in images], 0)
+    """Logits for each NCHW image (batch 1 each), one onnxruntime thread (the export's verify step)."""
+    return run_each(load_runner(RUNTIME, path), images, nhwc)

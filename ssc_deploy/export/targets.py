@@ -1,5 +1,11 @@
-"""The export targets by name (each module imports its heavy packages lazily)."""
+"""The export targets by name, in the runtime table's order (each module imports its heavy packages lazily).
 
-from . import executorch_target, onnx_target, tflite_target
+Target ``NAME`` lives in ``NAME_target.py``; its suffix, runtime and distribution come from
+:mod:`ssc_deploy.runtimes`.
+"""
 
-TARGETS = {"onnx": onnx_target, "executorch": executorch_target, "tflite": tflite_target}
+import importlib
+
+from ssc_deploy.runtimes import TARGET_NAMES
+
+TARGETS = {name: importlib.import_module(f".{name}_target", __package__) for name in TARGET_NAMES}

@@ -6,35 +6,29 @@ from pathlib import Path
 
 import numpy as np
 
+from ssc_deploy.runtimes import by_target
+from ssc_deploy.sessions import load_runner, run_each, tflite_interpreter
+
 from ._common import TargetExport, histogram, require, version_of
 
-NAME = "tflite"
-SUFFIX = ".tflite"
-RUNTIME = "tflite"
+SPEC = by_target("tflite")
+SUFFIX, RUNTIME = SPEC.suffix, SPEC.runtime
 
 
 def check_installed() -> None:
     """Raise the one-line missing-package error unless litert-torch and ai-edge-litert import."""
     require("litert_torch", "litert-torch", "export")
-    require("ai_edge_litert.interpreter", "ai-edge-litert", "tflite")
+    require("ai_edge_litert.interpreter", SPEC.dist, SPEC.extra)
 
 
 def runtime_version() -> str | None:
-    return version_of("ai-edge-litert")
-
-
-def _interpreter(path: Path, delegates: bool = True):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = Interpreter(model_path=str(path), num_threads=1, experimental_op_resolver_type=resolver)
-    interp.allocate_tensors()
-    return interp
+    """Installed version of LiteRT (ai-edge-litert), or None."""
+    return version_of(SPEC.dist)
 
 
 def op_histogram(path: Path) -> dict[str, int]:
     """Builtin op names of the .tflite graph as stored (before any delegate takes ops), read by LiteRT."""
-    return histogram(op["op_name"] for op in _interpreter(path, delegates=False)._get_ops_details())
+    return histogram(op["op_name"] for op in tflite_interpreter(path, delegates=False)._get_ops_details())
 
 
 def export(net, example, path: Path, *, nhwc: bool = False, **_) -> TargetExport:
@@ -45,7 +39,7 @@ def export(net, example, path: Path, *, nhwc: bool = False, **_) -> TargetExport
     module = litert_torch.to_channel_last_io(net, args=[0]) if nhwc else net
     sample = example.permute(0, 2, 3, 1).contiguous() if nhwc else example
     litert_torch.convert(module.eval(), (sample,)).export(str(path))
-    interp = _interpreter(path)
+    interp = tflite_interpreter(path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     return TargetExport(
         input_name=inp["name"],
@@ -59,13 +53,6 @@ def export(net, example, path: Path, *, nhwc: bool = False, **_) -> TargetExport
 
 
 def run(path: Path, images: np.ndarray, nhwc: bool = False) -> np.ndarray:
-    """Logits for each NCHW image (batch 1 each) through the LiteRT interpreter, one thread."""
-    interp = _interpreter(path)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    outs = []
-    for img in images:
-        x = img.transpose(1, 2, 0) if nhwc else img
-        interp.set_tensor(inp["index"], np.ascontiguousarray(x[None], dtype=np.float32))
-        interp.invoke()
-        outs.append(interp.get_tensor(out["index"]).copy())
-    return np.concatenate(outs, 0)
+    """Logits for each NCHW image (batch 1 each) through the LiteRT interpreter, one thread; with
+    ``nhwc`` each image is fed channel-last (the export's verify step)."""
+    return run_each(load_runner(RUNTIME, path), images, nhwc)

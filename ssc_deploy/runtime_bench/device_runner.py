@@ -55,7 +55,11 @@ import platform
 import sys
 import time
 
+# The runner's own copy of ssc_deploy/runtimes.py (it cannot import it); tests/test_runtimes.py
+# checks that these names and the distributions below agree with that table.
 RUNTIMES = ("onnxruntime", "executorch", "tflite")
+# LiteRT's interpreter module and the distribution that provides it, preferred first.
+TFLITE_INTERPRETERS = (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime"))
 
 
 class RunnerError(Exception):
@@ -117,19 +121,18 @@ def _load_onnxruntime(path: str, threads: int):
 
 
 def _load_tflite(path: str, threads: int):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
+    import importlib
 
-        version = _dist_version("ai-edge-litert")
-    except ImportError:
+    for module, dist in TFLITE_INTERPRETERS:
         try:
-            from tflite_runtime.interpreter import Interpreter
-
-            version = _dist_version("tflite-runtime")
+            Interpreter = importlib.import_module(module).Interpreter
         except ImportError:
-            raise RunnerError(
-                "runtime 'tflite' is not installed here (pip install ai-edge-litert, or tflite-runtime)"
-            ) from None
+            continue
+        version = _dist_version(dist)
+        break
+    else:
+        dists = ", or ".join(dist for _, dist in TFLITE_INTERPRETERS)
+        raise RunnerError(f"runtime 'tflite' is not installed here (pip install {dists})")
     import numpy as np
 
     try:
@@ -193,7 +196,7 @@ LOADERS = {"onnxruntime": _load_onnxruntime, "tflite": _load_tflite, "executorch
 # Imported before the load clock starts, so load_ms is the model's load, not the library's.
 PREIMPORTS = {
     "onnxruntime": ("onnxruntime",),
-    "tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
+    "tflite": tuple(module for module, _ in TFLITE_INTERPRETERS),
     "executorch": ("executorch.runtime", "executorch.extension.pybindings.portable_lib", "torch"),
 }
 
@@ -361,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Time and check one exported model with one runtime; "
                                 "prints one JSON object on the last stdout line.")
     p.add_argument("--artifact", required=True, help="model file (.onnx, .pte, .tflite)")
-    p.add_argument("--runtime", required=True, help="onnxruntime | executorch | tflite")
+    p.add_argument("--runtime", required=True, help=" | ".join(RUNTIMES))
     p.add_argument("--threads", type=int, default=1, help="CPU threads the runtime may use")
     p.add_argument("--warmup", type=int, default=10, help="untimed inferences before timing")
     p.add_argument("--runs", type=int, default=50, help="timed inferences")

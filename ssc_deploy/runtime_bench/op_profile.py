@@ -28,6 +28,8 @@ import numpy as np
 
 from ssc_deploy.errors import SscDeployError, missing_package
 from ssc_deploy.export.inspect import target_of
+from ssc_deploy.runtimes import by_target
+from ssc_deploy.timing import median
 
 _EVENT_NUMBER = re.compile(r" #\d+$")
 # ETDump bookkeeping events that wrap the per-op ones.
@@ -138,32 +140,39 @@ def _random_input(shape: tuple[int, ...]) -> np.ndarray:
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
-def profile_executorch(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
-    """ETDump profile of a ``.pte``: XNNPACK operators and portable kernels, per run."""
-    try:
-        import torch
-        from executorch.devtools import Inspector
-        from executorch.extension.pybindings import portable_lib
-    except ImportError as err:
-        raise missing_package("executorch", "executorch") from err
-    from ssc_deploy.export._quiet import quiet_native
-    from ssc_deploy.export.autotune import set_executorch_threads
+def _profiled_runs(target: str, path: Path, threads: int, runs: int, warmup: int, workdir: Path):
+    """A profiling session of ``path`` after ``warmup + runs`` runs on a fixed random input.
+
+    Warm-up runs are recorded too; the callers keep only the last ``runs`` runs.
+    """
+    from ssc_deploy.quiet import quiet_native
+    from ssc_deploy.sessions import load_runner
 
     try:
         with quiet_native():
-            set_executorch_threads(threads)
-            module = portable_lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0)
-            meta = module.method_meta("forward").input_tensor_meta(0)
+            session = load_runner(target, path, threads, profile_dir=workdir)
+    except SscDeployError:
+        raise
     except Exception as err:  # the runtime's own message names the problem
-        raise SscDeployError(f"{path.name}: ExecuTorch cannot load it ({err})") from err
-    x = torch.from_numpy(_random_input(tuple(meta.sizes())))
-    # Warm-up runs are recorded too; they are dropped below by keeping only the last ``runs`` runs.
+        raise SscDeployError(f"{path.name}: {by_target(target).label} cannot load it ({err})") from err
+    x = _random_input(session.input_shape)
     for _ in range(warmup + runs):
-        module.forward([x])
-    with tempfile.TemporaryDirectory() as tmp, quiet_native():
-        etdump = Path(tmp) / "profile.etdp"
-        module.write_etdump_result_to_file(str(etdump))
-        inspector = Inspector(etdump_path=str(etdump))
+        session(x)
+    return session
+
+
+def profile_executorch(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
+    """ETDump profile of a ``.pte``: XNNPACK operators and portable kernels, per run."""
+    try:
+        from executorch.devtools import Inspector
+    except ImportError as err:
+        raise missing_package(by_target("executorch").dist, by_target("executorch").extra) from err
+    from ssc_deploy.quiet import quiet_native
+
+    with tempfile.TemporaryDirectory() as tmp:
+        session = _profiled_runs("executorch", path, threads, runs, warmup, Path(tmp))
+        with quiet_native():
+            inspector = Inspector(etdump_path=str(session.end_profile()))
     ops: list[Op] = []
     wall: list[float] = []
     for block in inspector.event_blocks:
@@ -178,10 +187,10 @@ def profile_executorch(path: Path, threads: int = 1, runs: int = 50, warmup: int
             elif ev.name not in _ET_WRAPPERS:
                 op_class = _EVENT_NUMBER.sub("", ev.name) if ev.is_delegated_op else (
                     "portable " + ev.name.removeprefix("native_call_"))
-                ops.append(Op(ev.name, op_class, float(np.median(raw))))
+                ops.append(Op(ev.name, op_class, median(raw)))
     if not wall:
         raise SscDeployError(f"{path.name}: the ETDump holds no execution events")
-    return OpProfile(str(path), "executorch", threads, runs, float(np.median(wall)), ops)
+    return OpProfile(str(path), "executorch", threads, runs, median(wall), ops)
 
 
 def onnx_conv_class(op_type: str, attrs: dict, weight_dims: list[int] | None) -> str:
@@ -217,29 +226,14 @@ def profile_onnx(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10)
     """onnxruntime profile of a ``.onnx``: node times of the optimized graph, convs with their MACs."""
     try:
         import onnx
-        import onnxruntime as ort
     except ImportError as err:
-        raise missing_package("onnxruntime", "onnx") from err
-    from ssc_deploy.export._quiet import quiet_native
+        raise missing_package(by_target("onnx").dist, by_target("onnx").extra) from err
+    from ssc_deploy.sessions import ONNX_OPTIMIZED_GRAPH
 
     with tempfile.TemporaryDirectory() as tmp:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(Path(tmp) / "prof")
-        try:
-            with quiet_native():
-                sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # the runtime's own message names the problem
-            raise SscDeployError(f"{path.name}: onnxruntime cannot load it ({err})") from err
-        optimized = onnx.load(opts.optimized_model_filepath)
-        inp = sess.get_inputs()[0]
-        feed = {inp.name: _random_input(tuple(d if isinstance(d, int) else 1 for d in inp.shape))}
-        for _ in range(warmup + runs):
-            sess.run(None, feed)
-        records = json.loads(Path(sess.end_profiling()).read_text())
+        session = _profiled_runs("onnx", path, threads, runs, warmup, Path(tmp))
+        optimized = onnx.load(str(Path(tmp) / ONNX_OPTIMIZED_GRAPH))
+        records = json.loads(session.end_profile().read_text())
     # Keep the node events of the last ``runs`` runs (the profiler records from session creation).
     run_spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in records if e.get("name") == "model_run")[-runs:]
     if not run_spans:
@@ -276,8 +270,8 @@ def profile_onnx(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10)
             spatial = int(np.prod(dims[2:4])) if len(dims) >= 4 else 1
             macs = float(spatial * int(np.prod(true_weight)))
         info[name] = (onnx_conv_class(op, attrs, true_weight or weight), macs)
-    ops = [Op(name, info[name][0], float(np.median(v)), info[name][1]) for name, v in times.items()]
-    return OpProfile(str(path), "onnx", threads, runs, float(np.median(wall)), ops)
+    ops = [Op(name, info[name][0], median(v), info[name][1]) for name, v in times.items()]
+    return OpProfile(str(path), "onnx", threads, runs, median(wall), ops)
 
 
 # How ExecuTorch's XNNPACK delegate runs each torch layer (its partitioner turns stride-1 dense

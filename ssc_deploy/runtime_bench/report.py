@@ -13,12 +13,13 @@ from typing import Any
 
 from ssc_deploy.atomic import atomic_path, write_text_atomic
 from ssc_deploy.errors import missing_package
+from ssc_deploy.runtimes import RUNTIME_TABLE
 
 from .table import STATUS_TEXT
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
 OTHER_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-RUNTIME_MARKERS = {"onnxruntime": "o", "executorch": "s", "tflite": "^"}
+RUNTIME_MARKERS = {spec.runtime: spec.marker for spec in RUNTIME_TABLE}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
