@@ -13,24 +13,45 @@ from torch import nn
 from ssc_deploy.checkpoint import Checkpoint, save_checkpoint, sha256_file
 from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, eval_batch
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import MANIFEST_SCHEMA, export_model, inspect_artifact, load_manifest
+from ssc_deploy.export import MANIFEST_SCHEMA, Manifest, export_model, inspect_artifact, load_manifest
 from ssc_deploy.export import executorch_target, onnx_target
-from ssc_deploy.models import create_model
+from ssc_deploy.export.targets import TARGETS
+from ssc_deploy.models import create_model, registry_entries
+from ssc_deploy.models.complexity import count_params
+from ssc_deploy.runtimes import by_target
 from support.models import randomize_bn
 
 # The ops the issue allows in an exported SSC-Net ONNX graph.
 SSC_ONNX_OPS = {"Conv", "Pad", "Slice", "Concat", "Reshape", "Transpose", "Relu", "Add", "GlobalAveragePool",
                 "ReduceMean", "Flatten", "Gemm", "MatMul"}
-# Small configuration of every zoo family (the ResNets at B=1).
-FAMILY_CONFIGS = ["mobilenetv2", "igcv3-d-0.5x", "resnet-1-1", "shift-resnet-1-1", "channel-sparse-resnet-1-0.5"]
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+# Every manifest key, in the order of the JSON file (delegation: executorch only).
+MANIFEST_KEYS = ["schema", "file", "sha256", "bytes", "target", "runtime", "runtime_version", "exporter", "model",
+                 "input", "output", "classes", "parity", "source", "delegation", "op_histogram", "rewrite", "warnings",
+                 "ssc_deploy_version", "created"]
+SMALL_IN_SIZE = 16  # the family export test's input size: big enough for every family's strides
 
 
-def make_checkpoint(path, name: str = "ssc-net-1-9", top1: float = 0.5) -> Checkpoint:
-    model = randomize_bn(create_model(name, num_classes=10, in_size=32))
-    ckpt = Checkpoint(model_name=name, config={"num_classes": 10, "in_size": 32}, state_dict=model.state_dict(),
-                      classes=CLASSES, mean=list(DEFAULT_MEAN), std=list(DEFAULT_STD), input_shape=[3, 32, 32],
-                      metrics={"test_top1": top1}, provenance={"data": "digits"})
+def zoo_families() -> dict[str, list[str]]:
+    """Family -> its listed member names, for every family the package registers (not the test files)."""
+    families: dict[str, list[str]] = {}
+    for entry in registry_entries():
+        if entry.builder.__module__.startswith("ssc_deploy."):
+            names = entry.examples if entry.pattern is not None else (entry.name,)
+            families.setdefault(entry.family, []).extend(names)
+    return families
+
+
+def smallest_member(family: str) -> str:
+    """The listed member of ``family`` with the fewest parameters at the small input size."""
+    return min(zoo_families()[family], key=lambda n: count_params(create_model(n, in_size=SMALL_IN_SIZE)))
+
+
+def make_checkpoint(path, name: str = "ssc-net-1-9", top1: float = 0.5, in_size: int = 32) -> Checkpoint:
+    model = randomize_bn(create_model(name, num_classes=10, in_size=in_size))
+    ckpt = Checkpoint(model_name=name, config={"num_classes": 10, "in_size": in_size}, state_dict=model.state_dict(),
+                      classes=CLASSES, mean=list(DEFAULT_MEAN), std=list(DEFAULT_STD),
+                      input_shape=[3, in_size, in_size], metrics={"test_top1": top1}, provenance={"data": "digits"})
     save_checkpoint(ckpt, path)
     return ckpt
 
@@ -55,6 +76,8 @@ def test_all_writes_three_verified_artifacts_with_manifests(ssc_export):
     for target, r in results.items():
         m = load_manifest(r.artifact)
         assert m == json.loads(r.manifest_path.read_text()) == r.manifest
+        assert list(m) == [k for k in MANIFEST_KEYS if k != "delegation" or target == "executorch"]
+        assert Manifest.read(r.artifact).to_dict() == m and Manifest.read(r.manifest_path).to_dict() == m
         assert m["schema"] == MANIFEST_SCHEMA and m["file"] == r.artifact.name and m["target"] == target
         assert m["runtime"] == runtimes[target] and m["runtime_version"]
         assert m["sha256"] == sha256_file(r.artifact) and m["bytes"] == r.artifact.stat().st_size
@@ -88,7 +111,6 @@ def test_onnx_graph_uses_only_plain_ops_and_carries_metadata(ssc_export):
 
 def test_artifacts_reproduce_pytorch_logits_on_real_images(ssc_export):
     from ssc_deploy.checkpoint import load_checkpoint
-    from ssc_deploy.export.targets import TARGETS
 
     net = load_checkpoint(ssc_export["ckpt"]).build_model()
     x, _ = eval_batch("digits", 8, DEFAULT_MEAN, DEFAULT_STD, 32)
@@ -125,6 +147,7 @@ def test_tflite_nhwc_input_and_transposes(ssc_export, tmp_path):
                         n_verify=8, progress=False)
     m = r.manifest
     assert m["input"]["layout"] == "NHWC" and m["input"]["shape"] == [1, 32, 32, 3]
+    assert Manifest.from_dict(m).input_chw == [3, 32, 32] == Manifest.from_dict(ssc_export["results"]["tflite"].manifest).input_chw
     assert m["model"]["trained"] is False and m["source"]["test_top1"] is None and m["parity"]["passed"]
     nchw = ssc_export["results"]["tflite"].manifest["op_histogram"]["TRANSPOSE"]
     assert m["op_histogram"].get("TRANSPOSE", 0) <= nchw
@@ -257,14 +280,17 @@ def test_onnx_opset_and_checker_on_a_tiny_net(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", FAMILY_CONFIGS)
-def test_every_family_exports_to_all_targets(name, tmp_path):
+@pytest.mark.parametrize("family", sorted(zoo_families()))
+def test_every_family_exports_to_all_targets(family, tmp_path):
+    name = smallest_member(family)
     ckpt = tmp_path / "c.pt"
-    make_checkpoint(ckpt, name)
+    make_checkpoint(ckpt, name, in_size=SMALL_IN_SIZE)
     results = export_model(ckpt, targets="all", out_dir=tmp_path / "out", n_verify=4, progress=False)
     assert [r.target for r in results] == ["onnx", "executorch", "tflite"]
     for r in results:
         assert r.manifest["parity"]["passed"] and r.manifest["parity"]["max_abs_diff"] < 1e-4
+        assert r.manifest["model"]["name"] == name and r.manifest["model"]["family"] == family
+        assert r.manifest["input"]["shape"] == [1, 3, SMALL_IN_SIZE, SMALL_IN_SIZE]
         assert r.artifact.exists() and r.manifest_path.exists()
     import onnx
 
@@ -272,3 +298,92 @@ def test_every_family_exports_to_all_targets(name, tmp_path):
     assert "BatchNormalization" not in ops and "GatherElements" not in ops and "Gather" not in ops
     delegation = results[1].manifest["delegation"]
     assert delegation["by_op"]["aten_convolution_default"]["not_delegated"] == 0
+
+
+def test_export_module_on_a_create_model_net(tmp_path):
+    """The Python API: a module from create_model, its own classes and normalisation, verified on real images."""
+    import ssc_deploy
+
+    names, mean, std = ["a", "b", "c", "d"], [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+    net = randomize_bn(ssc_deploy.create_model("ssc-net-1-9", num_classes=4, in_size=SMALL_IN_SIZE), seed=2).train()
+    results = ssc_deploy.export_module(
+        net, torch.zeros(1, 3, SMALL_IN_SIZE, SMALL_IN_SIZE), targets=("onnx", "tflite"), out_dir=tmp_path,
+        name="my-ssc", class_names=names, mean=mean, std=std, n_verify=8, progress=False)
+    assert net.training  # evaluated in eval mode, handed back as it came
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"my-ssc.{ext}{m}" for ext in ("onnx", "tflite") for m in ("", ".manifest.json"))
+    x, _ = eval_batch("digits", 8, mean, std, SMALL_IN_SIZE)
+    with torch.no_grad():
+        ref = net.eval()(torch.from_numpy(x)).numpy()
+    for r in results:
+        m = Manifest.read(r.artifact)
+        assert m.to_dict() == r.manifest == json.loads(r.manifest_path.read_text())
+        assert list(r.manifest) == [k for k in MANIFEST_KEYS if k != "delegation"]
+        assert m.file == r.artifact.name and m.target == r.target and m.sha256 == sha256_file(r.artifact)
+        assert (m.model.name, m.model.family, m.model.trained, m.model.lowering) == ("my-ssc", "ssc-net", False, "pad-slice")
+        assert m.model.params == count_params(net) and m.model.macs > 0
+        assert m.classes == names and m.input.mean == mean and m.input.std == std
+        assert m.input_chw == [3, SMALL_IN_SIZE, SMALL_IN_SIZE] and m.output.shape == [1, 4]
+        assert m.source.checkpoint is None and m.source.test_top1 is None and m.checkpoint_file is None
+        assert m.parity.passed and m.parity.data == "digits" and m.parity.n_images == 8
+        assert m.parity.max_abs_diff < 1e-4 and m.rewrite["max_abs_diff"] < 1e-5
+        m.check_artifact(r.artifact, by_target(r.target).runtime)
+        out = TARGETS[r.target].run(r.artifact, x)
+        assert np.abs(out - ref).max() < 1e-4 and (out.argmax(1) == ref.argmax(1)).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"example_input": torch.zeros(1, 3, 16, 12)}, r"example_input must be a float32 tensor of shape \(1, 3, S, S\)"),
+        ({"example_input": torch.zeros(2, 3, 16, 16)}, "example_input must be"),
+        ({"example_input": torch.zeros(1, 3, 16, 16, dtype=torch.float64)}, "example_input must be"),
+        ({"model": "ssc-net-1-9"}, "model must be a torch.nn.Module"),
+        ({"class_names": ["only", "three", "names"]}, "class_names has 3 names but the model outputs 10 logits"),
+        ({"mean": [0.5]}, "export_module: 'mean' has 1 values but the input has 3 channels"),
+        ({"std": [0.2, 0.0, 0.2]}, "export_module: 'std' must be positive"),
+        ({"name": "../escape"}, "cannot name an artifact file"),
+        ({"targets": "coreml"}, "unknown target 'coreml'"),
+    ],
+)
+def test_export_module_bad_input_fails_before_writing(kwargs, message, tmp_path):
+    from ssc_deploy import export_module
+
+    args = {"model": create_model("ssc-net-1-9", in_size=16), "example_input": torch.zeros(1, 3, 16, 16),
+            "out_dir": tmp_path / "out", "progress": False, **kwargs}
+    with pytest.raises(SscDeployError, match=message):
+        export_module(args.pop("model"), args.pop("example_input"), **args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_manifest_from_a_minimal_dict_and_broken_ones(ssc_export):
+    parity = {"data": "digits", "n_images": 1, "max_abs_diff": 0.0, "top1_agreement": 1.0, "atol": 1e-4, "passed": True}
+    d = {"schema": MANIFEST_SCHEMA, "file": "x.tflite", "sha256": "", "bytes": 1, "target": "tflite", "runtime": "tflite",
+         "model": {"name": "x"}, "input": {"shape": [1, 8, 8, 3], "layout": "NHWC"}, "output": {}, "classes": [],
+         "parity": parity, "source": {"test_top1": 0.9}, "unknown": 1}
+    m = Manifest.from_dict(d)
+    assert m.model.trained is True and m.input_chw == [3, 8, 8] and m.delegation is None and m.op_histogram == {}
+    assert "delegation" not in m.to_dict() and "unknown" not in m.to_dict()
+    with pytest.raises(SscDeployError, match="manifest field 'model' is not a JSON object"):
+        Manifest.from_dict({**d, "model": "x"})
+    with pytest.raises(SscDeployError, match="manifest is missing parity"):
+        Manifest.from_dict({k: v for k, v in d.items() if k != "parity"})
+    with pytest.raises(SscDeployError, match="manifest field 'parity' is incomplete"):
+        Manifest.from_dict({**d, "parity": {"data": "digits"}})
+    r = ssc_export["results"]["onnx"]
+    with pytest.raises(SscDeployError, match="says runtime 'onnxruntime', the file is a tflite model"):
+        Manifest.read(r.artifact).check_artifact(r.artifact, "tflite")
+    with pytest.raises(SscDeployError, match="does not match its manifest's sha256"):
+        Manifest.read(r.artifact).check_artifact(ssc_export["results"]["tflite"].artifact)
+
+
+def test_manifest_reading_needs_no_torch(ssc_export):
+    """``import ssc_deploy`` and the manifest reader work where torch is not installed (a board)."""
+    import subprocess
+
+    artifact = ssc_export["results"]["tflite"].artifact
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import ssc_deploy\nfrom ssc_deploy.export import Manifest\n"
+            f"m = Manifest.read({str(artifact)!r}); print(m.model.name, m.input_chw, m.classes[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["ssc-net-1-9", "[3,", "32,", "32]", "zero"]

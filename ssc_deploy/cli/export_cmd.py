@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from ssc_deploy.runtimes import TARGET_NAMES
+
 from .app import app
 
 
@@ -27,7 +29,7 @@ def export_cmd(
              "With a CHECKPOINT holding a bare state_dict, names its architecture."),
     target: list[str] = typer.Option(
         ["onnx"], "--target", "-t",
-        help="onnx, executorch, tflite or all; repeat the option or give a comma list for several."),
+        help=f"{', '.join(TARGET_NAMES)} or all; repeat the option or give a comma list for several."),
     out: Path = typer.Option(Path("exports"), "--out", "-o", help="Directory the artifacts and manifests are written to."),
     lowering: str = typer.Option(
         "pad-slice", "--lowering",

@@ -23,14 +23,21 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
       "delegation": {...},                    # executorch only: XNNPACK delegation by op
       "op_histogram": {"Conv": 12, ...},      # ops in the artifact's graph
       "rewrite": {"max_abs_diff": ...},       # rewritten vs original PyTorch net
+      "warnings": [...],                      # the exporter's warnings (e.g. ops left undelegated)
       "ssc_deploy_version": "0.1.0",
       "created": "2026-11-23T18:00:00Z"
     }
+
+:class:`Manifest` is that document as a dataclass (``to_dict()`` is the JSON above, key for key
+and in that order); the exporter builds it, readers get it from :meth:`Manifest.read` or
+:meth:`Manifest.beside`. Nothing here imports torch or numpy: a board with only a runtime reads
+manifests too.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,190 @@ from ssc_deploy.errors import SscDeployError
 SCHEMA = "ssc-deploy-manifest/1"
 SUFFIX = ".manifest.json"
 REQUIRED = ("schema", "file", "sha256", "bytes", "target", "runtime", "model", "input", "output", "classes", "parity")
+SCALE = "pixel/255"  # inputs are (pixel / 255 - mean) / std
+
+
+@dataclass(kw_only=True)
+class ModelInfo:
+    """``model``: what was exported."""
+
+    name: str = ""
+    family: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    lowering: str | None = None
+    trained: bool = False
+
+
+@dataclass(kw_only=True)
+class InputSpec:
+    """``input``: the one input tensor and how to fill it."""
+
+    name: str | None = None
+    shape: list[int] = field(default_factory=list)
+    dtype: str = "float32"
+    layout: str = "NCHW"
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    scale: str = SCALE
+
+    @property
+    def chw(self) -> list[int] | None:
+        """(C, H, W) of the input whatever its layout; None when the shape is not 4-D."""
+        if len(self.shape) != 4:
+            return None
+        if self.layout == "NHWC":
+            return [self.shape[3], self.shape[1], self.shape[2]]
+        return list(self.shape[1:])
+
+
+@dataclass(kw_only=True)
+class OutputSpec:
+    """``output``: the logits tensor."""
+
+    name: str | None = None
+    shape: list[int] = field(default_factory=list)
+    kind: str = "logits"
+
+
+@dataclass(kw_only=True)
+class SourceInfo:
+    """``source``: the checkpoint the weights came from (all None for an untrained export)."""
+
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    test_top1: float | None = None
+
+
+@dataclass(kw_only=True)
+class Parity:
+    """``parity``: how closely a runtime's logits match PyTorch's on the same images."""
+
+    data: str
+    n_images: int
+    max_abs_diff: float
+    top1_agreement: float
+    atol: float
+    passed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``parity`` object of the manifest."""
+        return asdict(self)
+
+
+@dataclass(kw_only=True)
+class Manifest:
+    """One artifact's manifest; the field order is the key order of the JSON file."""
+
+    schema: str = SCHEMA
+    file: str
+    sha256: str
+    bytes: int
+    target: str
+    runtime: str
+    runtime_version: str | None = None
+    exporter: dict[str, Any] = field(default_factory=dict)
+    model: ModelInfo
+    input: InputSpec
+    output: OutputSpec
+    classes: list[str]
+    parity: Parity
+    source: SourceInfo = field(default_factory=SourceInfo)
+    delegation: dict[str, Any] | None = None  # executorch only; absent from the JSON otherwise
+    op_histogram: dict[str, int] = field(default_factory=dict)
+    rewrite: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    ssc_deploy_version: str | None = None
+    created: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as written to disk (plain JSON types, keys in schema order)."""
+        data = asdict(self)
+        if self.delegation is None:
+            del data["delegation"]
+        return data
+
+    def dumps(self) -> str:
+        """The indented JSON text of the manifest file."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str = "manifest") -> "Manifest":
+        """Parse a manifest dict (as :func:`load_manifest` returns); missing optional keys get defaults.
+
+        A manifest without ``model.trained`` counts as trained when it records a test top-1.
+        """
+        _check_schema(data, origin)
+        source = _section(SourceInfo, data.get("source", {}), "source", origin)
+        model = dict(_object(data["model"], "model", origin))
+        model.setdefault("trained", source.test_top1 is not None)
+        top = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        top.update(model=_section(ModelInfo, model, "model", origin),
+                   input=_section(InputSpec, data["input"], "input", origin),
+                   output=_section(OutputSpec, data["output"], "output", origin),
+                   parity=_section(Parity, data["parity"], "parity", origin), source=source)
+        try:
+            return cls(**top)
+        except TypeError as err:
+            raise SscDeployError(f"{origin}: not a valid manifest ({err})") from None
+
+    @classmethod
+    def read(cls, artifact: str | Path) -> "Manifest":
+        """The manifest beside ``artifact`` (or a manifest path itself); one-line errors."""
+        return cls.from_dict(load_manifest(artifact), str(_manifest_file(artifact)))
+
+    @classmethod
+    def beside(cls, artifact: str | Path) -> "Manifest | None":
+        """The manifest beside ``artifact``; None when there is none, one-line error when it is broken."""
+        if not manifest_path(artifact).exists():
+            return None
+        return cls.read(artifact)
+
+    @property
+    def input_chw(self) -> list[int] | None:
+        """(C, H, W) of the model input in NCHW order, whichever layout the artifact takes."""
+        return self.input.chw
+
+    @property
+    def checkpoint_file(self) -> Path | None:
+        """The source checkpoint when it is still on this machine, else None."""
+        path = Path(self.source.checkpoint) if self.source.checkpoint else None
+        return path if path is not None and path.is_file() else None
+
+    def check_artifact(self, artifact: str | Path, runtime: str | None = None) -> None:
+        """Raise the one-line error when ``artifact`` is not the file this manifest describes.
+
+        ``runtime`` (the runtime the file's suffix names, if given) must be the manifest's.
+        """
+        from ssc_deploy.checkpoint import sha256_file
+
+        if runtime is not None and self.runtime and self.runtime != runtime:
+            raise SscDeployError(f"{artifact}: its manifest says runtime '{self.runtime}', the file is a {runtime} model")
+        if self.sha256 and self.sha256 != sha256_file(artifact):
+            raise SscDeployError(f"{artifact}: the file does not match its manifest's sha256 (changed or corrupt)")
+
+
+def _check_schema(data: Any, origin: str) -> None:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise SscDeployError(f"{origin}: not an {SCHEMA} manifest")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise SscDeployError(f"{origin}: manifest is missing {', '.join(missing)}")
+
+
+def _object(value: Any, key: str, origin: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SscDeployError(f"{origin}: manifest field '{key}' is not a JSON object")
+    return value
+
+
+def _section(cls: type, value: Any, key: str, origin: str):
+    """The dataclass ``cls`` from the manifest object ``value``; keys it does not know are ignored."""
+    value = _object(value, key, origin)
+    try:
+        return cls(**{f.name: value[f.name] for f in fields(cls) if f.name in value})
+    except TypeError as err:
+        raise SscDeployError(f"{origin}: manifest field '{key}' is incomplete ({err})") from None
 
 
 def manifest_path(artifact: str | Path) -> Path:
@@ -47,16 +238,22 @@ def manifest_path(artifact: str | Path) -> Path:
     return artifact.with_name(artifact.name + SUFFIX)
 
 
+def _manifest_file(artifact: str | Path) -> Path:
+    path = Path(artifact)
+    return path if path.name.endswith(SUFFIX) else manifest_path(path)
+
+
 def dumps(manifest: dict[str, Any]) -> str:
     """The manifest as the indented JSON written to disk."""
     return json.dumps(manifest, indent=2, sort_keys=False) + "\n"
 
 
 def load_manifest(artifact: str | Path) -> dict[str, Any]:
-    """Read the manifest beside ``artifact`` (or a manifest path itself); one-line errors."""
-    path = Path(artifact)
-    if not path.name.endswith(SUFFIX):
-        path = manifest_path(path)
+    """Read the manifest beside ``artifact`` (or a manifest path itself) as a dict; one-line errors.
+
+    :meth:`Manifest.read` gives the same as a :class:`Manifest`.
+    """
+    path = _manifest_file(artifact)
     if not path.exists():
         raise SscDeployError(f"{path}: no manifest (was the artifact exported by ssc-deploy?)")
     try:
@@ -65,9 +262,5 @@ def load_manifest(artifact: str | Path) -> dict[str, Any]:
         raise SscDeployError(f"{path}: not a valid JSON manifest ({err})") from None
     except OSError as err:  # a directory or an unreadable file in the manifest's place
         raise SscDeployError(f"{path}: cannot read the manifest ({err.strerror or err})") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise SscDeployError(f"{path}: not an {SCHEMA} manifest")
-    missing = [k for k in REQUIRED if k not in data]
-    if missing:
-        raise SscDeployError(f"{path}: manifest is missing {', '.join(missing)}")
+    _check_schema(data, str(path))
     return data

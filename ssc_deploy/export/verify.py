@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from ssc_deploy.errors import SscDeployError
 
+from .manifest import Parity
 
-@dataclass
-class Parity:
-    """How closely a runtime's logits match PyTorch's on the same images."""
-
-    data: str
-    n_images: int
-    max_abs_diff: float
-    top1_agreement: float
-    atol: float
-    passed: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["Parity", "compare", "require_parity", "verification_images"]
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, atol: float, data: str) -> Parity:
@@ -47,3 +34,23 @@ def require_parity(parity: Parity, target: str, output_name: str) -> None:
             f"(top-1 agreement {parity.top1_agreement:.1%}); no artifact was written",
             exit_code=3,
         )
+
+
+def verification_images(mean, std, in_size: int, n: int, data: str | None = None,
+                        source_data: str | None = None) -> tuple[np.ndarray, str]:
+    """The first ``n`` real test images (normalized NCHW float32) an export is verified on, and their spec.
+
+    ``data`` when given; else the data the weights were trained on (``source_data``), falling
+    back to the default data when that set is not on this machine; else the default data.
+    """
+    from ssc_deploy.data import DEFAULT_DATA, eval_batch
+
+    spec = data or source_data or DEFAULT_DATA
+    try:
+        images, _ = eval_batch(spec, n, mean, std, in_size)
+    except SscDeployError:
+        if data is not None or spec == DEFAULT_DATA:
+            raise
+        spec = DEFAULT_DATA
+        images, _ = eval_batch(spec, n, mean, std, in_size)
+    return images, spec

@@ -1,0 +1,65 @@
+"""Export step 4, commit: the scratch directory every target is staged in, and moving the verified
+files from it into place once all targets passed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from ssc_deploy.errors import SscDeployError
+
+from .manifest import Parity, manifest_path
+from .stage import StagedArtifact
+from .validate import OutputPlan
+
+
+@dataclass
+class ExportResult:
+    """One verified artifact on disk and its manifest."""
+
+    target: str
+    artifact: Path
+    manifest_path: Path
+    manifest: dict[str, Any]
+    parity: Parity
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def staging(plan: OutputPlan, name: str) -> Iterator[Path]:
+    """A scratch directory inside ``plan.out_dir``, removed afterwards with whatever is left in it.
+
+    An output directory this export created is removed again when nothing was committed to it.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.export.", dir=plan.out_dir))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if plan.created:
+            with contextlib.suppress(OSError):
+                plan.out_dir.rmdir()  # only succeeds when empty
+
+
+def commit(staged: Sequence[StagedArtifact], plan: OutputPlan) -> list[ExportResult]:
+    """Move each staged artifact and its manifest to its final path (replacing what ``--force`` allowed)."""
+    results: list[ExportResult] = []
+    for item in staged:
+        final = plan.finals[item.target]
+        try:
+            os.replace(item.path, final)
+            os.replace(manifest_path(item.path), manifest_path(final))
+        except OSError as err:
+            done = ", ".join(r.target for r in results) or "none"
+            raise SscDeployError(f"{final}: cannot move the verified {item.target} artifact into place "
+                                 f"({err.strerror or err}); targets written: {done}") from None
+        m = item.manifest
+        results.append(ExportResult(item.target, final, manifest_path(final), m.to_dict(), m.parity,
+                                    m.warnings, item.seconds))
+    return results

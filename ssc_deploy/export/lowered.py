@@ -1,0 +1,59 @@
+"""Export step 2, rewrite: the lowering each target gets, its deployment net, and that net's parity
+with the original on the verification images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssc_deploy.errors import SscDeployError
+
+from .autotune import choose_lowerings
+from .rewrite import deployment_rewrite
+from .subject import eval_mode
+from .verify import compare
+
+REWRITE_ATOL = 1e-5  # the rewrite (BN folding, lowering) is exact up to float rounding
+
+
+@dataclass(frozen=True)
+class LoweredNets:
+    """The deployment nets of one export and what every artifact is verified against."""
+
+    images: np.ndarray  # (N, 3, S, S) real test images
+    data: str  # their data spec
+    reference: np.ndarray  # the original module's logits on them
+    lowerings: dict[str, str]  # target -> lowering
+    nets: dict[str, nn.Module]  # lowering -> deployment net
+    rewrite_diff: dict[str, float]  # lowering -> max abs diff of its net vs the original
+
+    def net_for(self, target: str) -> nn.Module:
+        """The deployment net ``target`` exports."""
+        return self.nets[self.lowerings[target]]
+
+
+def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets: Sequence[str], lowering: str,
+                        atol: float) -> LoweredNets:
+    """Choose each target's lowering (measured when ``"auto"``) and rewrite ``model`` once per lowering.
+
+    Raises the one-line error (exit code 3) when a rewrite changes the outputs beyond float rounding.
+    """
+    x = torch.from_numpy(images)
+    with torch.no_grad(), eval_mode(model):
+        reference = model(x).numpy()
+        chosen = choose_lowerings(model, lowering, targets, images, atol=atol)
+        nets, diffs = {}, {}
+        for low in dict.fromkeys(chosen.values()):
+            nets[low] = deployment_rewrite(model, low)
+            # Artifacts are compared with the original net; this check only says when the rewrite is to blame.
+            parity = compare(reference, nets[low](x).numpy(), max(atol, REWRITE_ATOL), data)
+            if not parity.passed:
+                raise SscDeployError(
+                    f"deployment rewrite ({low}) changed the outputs by {parity.max_abs_diff:.3g} "
+                    f"(> {parity.atol:g}); nothing was exported", exit_code=3)
+            diffs[low] = parity.max_abs_diff
+    return LoweredNets(images, data, reference, chosen, nets, diffs)

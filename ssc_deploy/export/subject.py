@@ -1,0 +1,137 @@
+"""What is exported: the module, its example input and the facts its manifests record (checked)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ssc_deploy.errors import SscDeployError
+
+from .manifest import SourceInfo
+
+CHANNELS = 3  # the verification images are RGB
+
+
+@dataclass(frozen=True)
+class ExportSubject:
+    """A module ready to export, with everything its manifests say about it."""
+
+    model: nn.Module
+    example: torch.Tensor  # (1, 3, S, S) float32
+    name: str
+    family: str | None
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    trained: bool
+    source: SourceInfo
+    source_data: str | None  # the data the weights were trained on, if known
+    params: int
+    macs: int | None
+
+    @property
+    def in_size(self) -> int:
+        """Input height and width in pixels."""
+        return int(self.example.shape[-1])
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the duration; its training flag is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def describe_module(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    name: str | None = None,
+    class_names: Sequence[str] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    trained: bool = False,
+    source: SourceInfo | None = None,
+    source_data: str | None = None,
+) -> ExportSubject:
+    """Check ``model`` and ``example_input`` and fill in the defaults; one-line error for bad input.
+
+    ``name`` (of the files) defaults to the zoo name the module carries (``model.model_name``),
+    which also gives the family; ``class_names`` default to ``"0"``, ``"1"``, ... (one per
+    logit) and ``mean``/``std`` to the default data's.
+    """
+    from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD
+    from ssc_deploy.data.normalization import check_mean_std
+
+    if not isinstance(model, nn.Module):
+        raise SscDeployError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    example = _check_example(example_input)
+    zoo_name = getattr(model, "model_name", None)
+    name = _check_name(name or zoo_name or type(model).__name__.lower())
+    num_classes = _num_logits(model, example)
+    classes = [str(i) for i in range(num_classes)] if class_names is None else [str(c) for c in class_names]
+    if len(classes) != num_classes:
+        raise SscDeployError(f"class_names has {len(classes)} names but the model outputs {num_classes} logits")
+    mean, std = check_mean_std(DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std,
+                               CHANNELS, "export_module")
+    params, macs = _complexity(model, example.shape[-1])
+    return ExportSubject(model=model, example=example, name=name, family=_family(zoo_name or name),
+                         classes=classes, mean=mean, std=std, trained=bool(trained), source=source or SourceInfo(),
+                         source_data=source_data, params=params, macs=macs)
+
+
+def _check_example(example) -> torch.Tensor:
+    shape = tuple(example.shape) if isinstance(example, torch.Tensor) else None
+    if (shape is None or example.dtype != torch.float32 or len(shape) != 4 or shape[:2] != (1, CHANNELS)
+            or shape[2] != shape[3] or shape[2] < 1):
+        got = f"a {example.dtype} tensor of shape {shape}" if shape is not None else type(example).__name__
+        raise SscDeployError(f"example_input must be a float32 tensor of shape (1, {CHANNELS}, S, S), got {got}")
+    return example.detach().cpu()
+
+
+def _check_name(name: str) -> str:
+    name = str(name).strip()
+    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
+        raise SscDeployError(f"name '{name}' cannot name an artifact file")
+    return name
+
+
+def _num_logits(model: nn.Module, example: torch.Tensor) -> int:
+    try:
+        with torch.no_grad(), eval_mode(model):
+            out = model(example)
+    except Exception as err:  # noqa: BLE001 - a module that cannot run its example is one line
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise SscDeployError(f"the model fails on example_input ({type(err).__name__}: {first})") from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SscDeployError(f"the model must return (1, num_classes) logits for example_input, got {got}")
+    return int(out.shape[1])
+
+
+def _complexity(model: nn.Module, in_size: int) -> tuple[int, int | None]:
+    """Parameters and MACs; MACs None when the counter cannot trace the module."""
+    from ssc_deploy.models.complexity import count_macs, count_params
+
+    params = count_params(model)
+    try:
+        return params, int(count_macs(model, in_size=in_size, in_channels=CHANNELS))
+    except Exception:  # noqa: BLE001 - MACs are informative; a module the counter cannot run has none
+        return params, None
+
+
+def _family(name: str) -> str | None:
+    from ssc_deploy.models import model_family
+
+    try:
+        return model_family(name)
+    except SscDeployError:
+        return None
