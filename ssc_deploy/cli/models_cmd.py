@@ -28,7 +28,7 @@ def models_command(
 
     from ssc_deploy.models import list_models
     from ssc_deploy.models.complexity import model_summary
-    from ssc_deploy.models.ssc_net import check_size
+    from ssc_deploy.models.registry import check_size
 
     check_size(num_classes, in_size)
     wanted = list(names) if names else list_models()
