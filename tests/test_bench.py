@@ -118,8 +118,12 @@ def test_bench_exports_a_checkpoint_and_builds_an_untrained_baseline(zoo, tmp_pa
     assert base["parity_max_abs_diff"] < 1e-4  # still verified against its own PyTorch weights
     assert cand["latency_ratio"] > 0 and cand["top1_delta"] is None
     assert Path(cand["artifact"]).is_file() and Path(cand["artifact"]).suffix == ".onnx"
-    notes = {m["name"]: m["notes"] for m in res["models"]}
-    assert any("untrained" in n for n in notes["bench-tiny-wide"])
+    models = {m["name"]: m for m in res["models"]}
+    assert any("untrained" in n for n in models["bench-tiny-wide"]["notes"])
+    # The untrained baseline is exported from the net in memory: no checkpoint is written for it.
+    assert models["bench-tiny-wide"]["checkpoint"] is None and not (tmp_path / "work" / "baselines").exists()
+    man = json.loads(Path(base["artifact"] + ".manifest.json").read_text())
+    assert man["model"]["trained"] is False and man["source"]["checkpoint"] is None
 
 
 def test_a_failed_row_keeps_the_other_results(zoo, tmp_path, capsys):

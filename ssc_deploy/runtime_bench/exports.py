@@ -12,10 +12,17 @@ from .rows import one_line
 
 
 def _export(model: Model, runtimes: list[str], out_dir: Path, lowering: str, data: str | None) -> list:
-    from ssc_deploy.export import export_model
+    """Export from the checkpoint when there is one (its facts go in the manifest), else the net in memory."""
+    from ssc_deploy.export import export_model, export_module
 
-    return export_model(str(model.checkpoint), targets=tuple(by_runtime(rt).target for rt in runtimes),
-                        out_dir=out_dir, lowering=lowering, data=data, progress=False, force=True)
+    targets = tuple(by_runtime(rt).target for rt in runtimes)
+    options = dict(targets=targets, out_dir=out_dir, lowering=lowering, data=data, progress=False, force=True)
+    if model.checkpoint is not None:
+        return export_model(str(model.checkpoint), **options)
+    import torch
+
+    return export_module(model.module, torch.zeros(1, *model.input_shape), name=model.name, class_names=model.classes,
+                         mean=model.mean, std=model.std, trained=model.trained, **options)
 
 
 def export_for(model: Model, runtimes: list[str], out_dir: Path, lowering: str, data: str | None = None) -> None:

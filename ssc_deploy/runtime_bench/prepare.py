@@ -25,7 +25,7 @@ def prepare_models(sources: list[str | Path], settings: BenchSettings, work: Pat
     baseline_names = settings.baseline_names()
     models = load_sources(classified, baseline_names, bool(settings.runtimes))
     runtimes = runtimes_to_measure(settings.runtimes, models, any(kind == "checkpoint" for kind, _ in classified))
-    add_baselines(models, baseline_names, work)
+    add_baselines(models, baseline_names)
     check_same_input(models)
     for m in models:
         export_for(m, runtimes, work / "exports", settings.lowering, settings.data)
