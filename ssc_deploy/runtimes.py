@@ -89,7 +89,8 @@ def dist_pairs() -> tuple[tuple[str, str], ...]:
 def by_suffix(suffix_or_path: str | Path) -> RuntimeSpec | None:
     """The row whose artifacts end in this suffix (or whose file this is); None when no row does."""
     text = str(suffix_or_path)
-    suffix = text.lower() if text.startswith(".") else Path(text).suffix.lower()
+    bare = text.startswith(".") and text.count(".") == 1 and "/" not in text
+    suffix = text.lower() if bare else Path(text).suffix.lower()
     for spec in RUNTIME_TABLE:
         if spec.suffix == suffix:
             return spec

@@ -36,6 +36,9 @@ def test_rows_are_unique_and_lookups_find_them():
         assert "fp32" in spec.precisions
     assert by_name("onnx") is by_name("onnxruntime") is by_target("onnx")
     assert by_suffix(".h5") is None and by_suffix("model") is None
+    onnx, pte = by_target("onnx"), by_target("executorch")
+    assert by_suffix("../m.onnx") is onnx and by_suffix(".hidden.onnx") is onnx  # paths, not bare suffixes
+    assert by_suffix(Path("../a/.m.pte")) is pte
 
 
 @pytest.mark.parametrize("lookup, name, message", [
