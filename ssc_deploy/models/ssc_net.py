@@ -56,7 +56,7 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .layers import ChannelShuffle, Shift, conv_bn, ssc_offsets
+from .layers import ChannelShuffle, Shift, conv_bn, ssc_offsets, to_cnhw, tracing
 from .registry import check_size, register_model  # noqa: F401  (cli/models_cmd.py imports it from here)
 
 KERNEL_SIZE = 3
@@ -116,7 +116,14 @@ class SSCModule(nn.Module):
 
 
 class SSCNet(nn.Module):
-    """SSC-Net-B-G: ResNet-56 layout, 3 stages of ``blocks`` SSC modules, G groups in stage 1."""
+    """SSC-Net-B-G: ResNet-56 layout, 3 stages of ``blocks`` SSC modules, G groups in stage 1.
+
+    While training with ``fast`` set (the default; see
+    :func:`~ssc_deploy.models.layers.set_fast_forms`) the stages run on a CNHW copy of the
+    stem's output, where every layer has a fast form; the values are the same.
+    """
+
+    fast = True
 
     def __init__(self, blocks: int, groups: int, num_classes: int = 10, in_size: int = 32) -> None:
         super().__init__()
@@ -147,6 +154,8 @@ class SSCNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
+        if self.fast and self.training and not tracing():
+            x = to_cnhw(x)  # the stages' fast training forms work on CNHW tensors
         x = self.stage3(self.stage2(self.stage1(x)))
         return self.fc(torch.flatten(self.pool(x), 1))
 
