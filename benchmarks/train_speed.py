@@ -5,7 +5,7 @@ decay as in ``ssc_deploy.train.recipe`` (random 32x32 inputs: speed does not dep
 values). "before" builds each model with the reference layer forms (the layers as first written,
 ``set_fast_forms(model, False)``), "after" with the fast forms (the default); both are timed in
 this one process, interleaved: every round runs one timed step of every (model, form, batch,
-threads) cell in turn, with ``torch.set_num_threads`` set per cell, so load from other processes
+threads) cell in turn (the order reversed every other round), with ``torch.set_num_threads`` set per cell, so load from other processes
 hits all alike. The host's SGEMM rate (``torch.mm`` 1024^2, best of 5) is measured once a round
 per thread count. Reported: median images/s, the after/before ratio, effective GMAC/s (3x the
 forward MACs of ``complexity.count_macs``: forward plus the two backward products) and that
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         for t in threads:
             sgemm[t].append(sgemm_gmacs(threads=t))
-        for key, b, t in cells:
+        for key, b, t in cells if r % 2 == 0 else cells[::-1]:  # alternate who runs first: no order bias
             torch.set_num_threads(t)
             t0 = time.perf_counter()
             contenders[key].step(*data[b])
