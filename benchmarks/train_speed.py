@@ -5,8 +5,8 @@ decay as in ``ssc_deploy.train.recipe`` (random 32x32 inputs: speed does not dep
 values). "before" builds each model with the reference layer forms (the layers as first written,
 ``set_fast_forms(model, False)``), "after" with the fast forms (the default); both are timed in
 this one process, interleaved: every round runs one timed step of every (model, form, batch,
-threads) cell in turn (the order reversed every other round), with ``torch.set_num_threads`` set per cell, so load from other processes
-hits all alike. The host's SGEMM rate (``torch.mm`` 1024^2, best of 5) is measured once a round
+threads) cell in turn (the order reversed every other round), with ``torch.set_num_threads``
+set per cell, so load from other processes hits all alike. The host's SGEMM rate (``torch.mm`` 1024^2, best of 5) is measured once a round
 per thread count. Reported: median images/s, the after/before ratio, effective GMAC/s (3x the
 forward MACs of ``complexity.count_macs``: forward plus the two backward products) and that
 rate as a share of the SGEMM rate.
