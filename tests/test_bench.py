@@ -69,8 +69,10 @@ def _pytorch_top1(ckpt: Path, n: int) -> float:
 
 def test_bench_artifacts_against_a_baseline_with_every_output(zoo, tmp_path, capsys):
     db, js, cs, rep = tmp_path / "r.sqlite", tmp_path / "b.json", tmp_path / "b.csv", tmp_path / "report"
+    # The checkpoints are passed too: a manifest's checkpoint path is never loaded on its own (issue 12 #1).
     rc = main(["bench", str(zoo["bench-tiny.onnx"]), str(zoo["bench-tiny.tflite"]), str(zoo["bench-tiny-wide.onnx"]),
-               str(zoo["bench-tiny-wide.tflite"]), "--baselines", "bench-tiny-wide", "--threads", "1,2", *FAST,
+               str(zoo["bench-tiny-wide.tflite"]), str(zoo["bench-tiny.pt"]), str(zoo["bench-tiny-wide.pt"]),
+               "--baselines", "bench-tiny-wide", "--threads", "1,2", *FAST,
                "--json", str(js), "--csv", str(cs), "--report", str(rep), "--db", str(db)])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -141,13 +143,13 @@ def test_a_failed_row_keeps_the_other_results(zoo, tmp_path, capsys):
     assert "failed: LiteRT could not load" in cap.out
 
 
-def test_a_broken_results_store_still_leaves_the_outputs(zoo, tmp_path, capsys):
+def test_a_broken_results_store_is_refused_before_measuring(zoo, tmp_path, capsys):
     junk, js = tmp_path / "junk.sqlite", tmp_path / "b.json"
     junk.write_bytes(b"not sqlite at all" * 64)
     rc = main(["bench", str(zoo["bench-tiny.onnx"]), "--baselines", "", *FAST, "--json", str(js), "--db", str(junk)])
     err = capsys.readouterr().err
     assert rc != 0 and "not a results database" in err and err.count("\n") == 1
-    assert json.loads(js.read_text())["rows"][0]["status"] == "ok"
+    assert not js.exists()  # nothing was measured (issue 12 #6: the store is checked up front)
     assert junk.read_bytes() == b"not sqlite at all" * 64
 
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ssc_deploy.display import as_text, markup_safe
 from ssc_deploy.runtimes import TARGET_NAMES
 
 from .app import app
@@ -89,6 +90,7 @@ def _print_lowerings(entries, as_json: bool) -> None:
 
 def _print_results(results) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     console = _console()
     if not results:
@@ -98,20 +100,21 @@ def _print_results(results) -> None:
     top1 = m["source"]["test_top1"]
     acc = "not applicable (untrained --model export)" if not trained else (f"{top1:.2%}" if top1 is not None else "not recorded")
     macs = m["model"]["macs"]
-    console.print(f"[bold]{m['model']['name']}[/bold]: {m['model']['params']:,} params"
-                  + (f", {macs / 1e6:.1f} M MACs" if macs else "") + f", lowering {m['model']['lowering']}, test top-1 {acc}")
+    console.print(Text.assemble(as_text(m["model"]["name"], "bold"), f": {m['model']['params']:,} params"
+                                + (f", {macs / 1e6:.1f} M MACs" if macs else "")
+                                + f", lowering {m['model']['lowering']}, test top-1 {acc}"))
     p0 = m["parity"]
     table = Table("target", "file", "KiB", "input", "max |diff|", "top-1 agree", "status",
                   title=f"Verified against PyTorch on {p0['n_images']} {p0['data']} test images (atol {p0['atol']:g})")
     for r in results:
         p = r.manifest["parity"]
         table.add_row(
-            r.target, r.artifact.name, f"{r.manifest['bytes'] / 1024:.0f}",
+            r.target, as_text(r.artifact.name), f"{r.manifest['bytes'] / 1024:.0f}",
             r.manifest["input"]["layout"], f"{p['max_abs_diff']:.1e}", f"{p['top1_agreement']:.0%}",
             "[green]passed[/green]" if p["passed"] else "[red]failed[/red]",
         )
     console.print(table)
-    console.print(f"written to {results[0].artifact.parent}/ (each with a .manifest.json)")
+    console.print(as_text(f"written to {results[0].artifact.parent}/ (each with a .manifest.json)"))
     for r in results:
         if "delegation" in r.manifest:
             _print_delegation(console, r.manifest["delegation"])
@@ -120,7 +123,29 @@ def _print_results(results) -> None:
             console.print(f"tflite ops ({r.manifest['input']['layout']} input): "
                           + ", ".join(f"{k} {v}" for k, v in ops.items()) + f"  [bold]TRANSPOSE: {ops.get('TRANSPOSE', 0)}[/bold]")
         for w in r.warnings:
-            console.print(f"[yellow]warning:[/yellow] {r.target}: {w}")
+            console.print(f"[yellow]warning:[/yellow] {r.target}: {markup_safe(w)}")
+
+
+def _manifest_rows(m) -> list[tuple[str, str]]:
+    """``inspect``'s field/value rows of a checked :class:`Manifest`."""
+    p, inp, src, model = m.parity, m.input, m.source, m.model
+    params = "?" if model.params is None else f"{model.params:,}"
+    return [
+        ("model", f"{model.name} ({model.family}), {params} params, {_mega(model.macs)} MACs, lowering {model.lowering}"),
+        ("trained", str(model.trained)),
+        ("runtime", f"{m.runtime} {m.runtime_version}"),
+        ("exporter", ", ".join(f"{k} {v}" for k, v in m.exporter.items())),
+        ("input", f"{inp.name} {inp.shape} {inp.dtype} {inp.layout}, (pixel/255 - mean) / std, "
+                  f"mean {inp.mean}, std {inp.std}"),
+        ("output", f"{m.output.name} {m.output.shape} {m.output.kind}"),
+        ("classes", ", ".join(m.classes[:20]) + (" ..." if len(m.classes) > 20 else "")),
+        ("parity", f"max |diff| {p.max_abs_diff:.2e}, top-1 agreement {p.top1_agreement:.1%} on "
+                   f"{p.n_images} {p.data} images (atol {p.atol:g}, {'passed' if p.passed else 'FAILED'})"),
+        ("source", f"{src.checkpoint or 'untrained'} sha256 {str(src.checkpoint_sha256)[:16]}, "
+                   f"test top-1 {src.test_top1}"),
+        ("sha256", m.sha256),
+        ("created", f"{m.created} by ssc-deploy {m.ssc_deploy_version}"),
+    ]
 
 
 def _mega(n) -> str:
@@ -131,11 +156,11 @@ def _print_delegation(console, delegation: dict) -> None:
     from rich.table import Table
 
     table = Table("op", "delegated", "not delegated",
-                  title=f"ExecuTorch: XNNPACK delegation ({delegation['delegated_subgraphs']} subgraphs, "
-                        f"{delegation['delegated_nodes']} ops delegated, {delegation['not_delegated_nodes']} not)")
-    for op, row in delegation["by_op"].items():
-        nd = row["not_delegated"]
-        table.add_row(op, str(row["delegated"]), f"[red]{nd}[/red]" if nd else "0")
+                  title=f"ExecuTorch: XNNPACK delegation ({delegation.get('delegated_subgraphs', 0)} subgraphs, "
+                        f"{delegation.get('delegated_nodes', 0)} ops delegated, {delegation.get('not_delegated_nodes', 0)} not)")
+    for op, row in delegation.get("by_op", {}).items():
+        nd = row.get("not_delegated", 0)
+        table.add_row(as_text(op), str(row.get("delegated", 0)), f"[red]{nd}[/red]" if nd else "0")
     console.print(table)
 
 
@@ -148,42 +173,29 @@ def inspect_cmd(
     from ssc_deploy.export.inspect import inspect_artifact
 
     info = inspect_artifact(artifact)
+    manifest = None
+    if info["manifest"] is not None:
+        from ssc_deploy.export.manifest import Manifest, manifest_path
+
+        manifest = Manifest.from_dict(info["manifest"], str(manifest_path(info["file"])))  # every field checked
     if as_json:
         print(json.dumps(info, indent=2))
         return
     from rich.table import Table
+    from rich.text import Text
 
     console = _console()
-    m = info["manifest"]
-    console.print(f"[bold]{info['file']}[/bold] ({info['target']}, {info['bytes']:,} bytes)")
-    if m is None:
+    console.print(Text.assemble(as_text(info["file"], "bold"), f" ({info['target']}, {info['bytes']:,} bytes)"))
+    if manifest is None:
         console.print("[yellow]no manifest beside this file[/yellow]")
     else:
-        p, inp, src = m["parity"], m["input"], m.get("source", {})
-        rows = [
-            ("model", f"{m['model']['name']} ({m['model'].get('family')}), {m['model'].get('params'):,} params, "
-                      f"{_mega(m['model'].get('macs'))} MACs, lowering {m['model'].get('lowering')}"),
-            ("trained", str(m["model"].get("trained"))),
-            ("runtime", f"{m['runtime']} {m.get('runtime_version')}"),
-            ("exporter", ", ".join(f"{k} {v}" for k, v in m.get("exporter", {}).items())),
-            ("input", f"{inp['name']} {inp['shape']} {inp['dtype']} {inp['layout']}, (pixel/255 - mean) / std, "
-                      f"mean {inp['mean']}, std {inp['std']}"),
-            ("output", f"{m['output']['name']} {m['output']['shape']} {m['output']['kind']}"),
-            ("classes", ", ".join(m["classes"][:20]) + (" ..." if len(m["classes"]) > 20 else "")),
-            ("parity", f"max |diff| {p['max_abs_diff']:.2e}, top-1 agreement {p['top1_agreement']:.1%} on "
-                       f"{p['n_images']} {p['data']} images (atol {p['atol']:g}, {'passed' if p['passed'] else 'FAILED'})"),
-            ("source", f"{src.get('checkpoint') or 'untrained'} sha256 {str(src.get('checkpoint_sha256'))[:16]}, "
-                       f"test top-1 {src.get('test_top1')}"),
-            ("sha256", m["sha256"]),
-            ("created", f"{m.get('created')} by ssc-deploy {m.get('ssc_deploy_version')}"),
-        ]
         table = Table("field", "value", show_header=False, title="Manifest")
-        for k, v in rows:
-            table.add_row(k, v)
+        for k, v in _manifest_rows(manifest):
+            table.add_row(k, as_text(v))  # everything from the file is data, never markup
         console.print(table)
-        if "delegation" in m:
-            _print_delegation(console, m["delegation"])
+        if manifest.delegation is not None:
+            _print_delegation(console, manifest.delegation)
     table = Table("op", "count", title="Ops in the file")
     for op, n in info["op_histogram"].items():
-        table.add_row(op, str(n))
+        table.add_row(as_text(op), str(n))
     console.print(table)

@@ -32,11 +32,13 @@ def profile_cmd(
     from rich.console import Console
     from rich.table import Table
 
+    from ssc_deploy.display import as_text
+
     console = Console()
     console.print(profile_table(prof))
     if top > 0:
         slow = Table("#", "op", "ms (median)", title=f"{top} slowest single ops")
         ranked = sorted(enumerate(prof.ops), key=lambda kv: -kv[1].ms)[:top]
         for i, op in sorted(ranked, key=lambda kv: kv[0]):
-            slow.add_row(str(i), op.name, f"{op.ms:.4f}")
+            slow.add_row(str(i), as_text(op.name), f"{op.ms:.4f}")  # names from the file: data, not markup
         console.print(slow)

@@ -98,8 +98,15 @@ def load_dataset(spec: str = DEFAULT_DATA, split: str = "train", size: int | Non
     return loaders[kind](path, split) if path else loaders[kind](split)
 
 
-def normalize(images: np.ndarray, mean, std, in_size: int | None = None) -> np.ndarray:
-    """uint8 NHWC -> float32 NCHW normalized with ``mean``/``std`` (resized to ``in_size`` if given)."""
+def normalize(images: np.ndarray, mean, std, in_size: int | None = None, source: str = "normalisation") -> np.ndarray:
+    """uint8 NHWC -> float32 NCHW normalized with ``mean``/``std`` (resized to ``in_size`` if given).
+
+    ``mean`` and ``std`` may come from any file (a manifest, a checkpoint): they are checked
+    first, one-line error naming ``source``, so no division by zero or broadcast error follows.
+    """
+    from .normalization import check_mean_std
+
+    mean, std = check_mean_std(mean, std, images.shape[-1], source)
     x = images.astype(np.float32) / 255.0
     if in_size is not None and x.shape[1] != in_size:
         x = resize_bilinear(x, in_size)

@@ -37,7 +37,9 @@ manifests too.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ SCHEMA = "ssc-deploy-manifest/1"
 SUFFIX = ".manifest.json"
 REQUIRED = ("schema", "file", "sha256", "bytes", "target", "runtime", "model", "input", "output", "classes", "parity")
 SCALE = "pixel/255"  # inputs are (pixel / 255 - mean) / std
+MAX_BYTES = 16 << 20  # a manifest of 1000 class names is ~30 KB
 
 
 @dataclass(kw_only=True)
@@ -157,21 +160,22 @@ class Manifest:
     def from_dict(cls, data: dict[str, Any], origin: str = "manifest") -> "Manifest":
         """Parse a manifest dict (as :func:`load_manifest` returns); missing optional keys get defaults.
 
-        A manifest without ``model.trained`` counts as trained when it records a test top-1.
+        Every field is checked against its type (a manifest is data from anywhere): the first wrong
+        one is the one-line error naming ``origin`` and the field. A manifest without
+        ``model.trained`` counts as trained when it records a test top-1.
         """
         _check_schema(data, origin)
         source = _section(SourceInfo, data.get("source", {}), "source", origin)
         model = dict(_object(data["model"], "model", origin))
         model.setdefault("trained", source.test_top1 is not None)
-        top = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        top = _checked(cls, data, "", origin)
         top.update(model=_section(ModelInfo, model, "model", origin),
                    input=_section(InputSpec, data["input"], "input", origin),
                    output=_section(OutputSpec, data["output"], "output", origin),
                    parity=_section(Parity, data["parity"], "parity", origin), source=source)
-        try:
-            return cls(**top)
-        except TypeError as err:
-            raise SscDeployError(f"{origin}: not a valid manifest ({err})") from None
+        manifest = cls(**top)
+        _check_consistent(manifest, origin)
+        return manifest
 
     @classmethod
     def read(cls, artifact: str | Path) -> "Manifest":
@@ -225,11 +229,97 @@ def _object(value: Any, key: str, origin: str) -> dict[str, Any]:
 
 def _section(cls: type, value: Any, key: str, origin: str):
     """The dataclass ``cls`` from the manifest object ``value``; keys it does not know are ignored."""
-    value = _object(value, key, origin)
-    try:
-        return cls(**{f.name: value[f.name] for f in fields(cls) if f.name in value})
-    except TypeError as err:
-        raise SscDeployError(f"{origin}: manifest field '{key}' is incomplete ({err})") from None
+    return cls(**_checked(cls, _object(value, key, origin), key, origin))
+
+
+_SECTIONS = ("model", "input", "output", "parity", "source")
+MAX_INT = 2**53  # JSON's exact integers; counts and sizes beyond it are corrupt
+MAX_DIM = 1 << 16  # a tensor dimension (image side, channels, classes)
+_SCALARS = {"str": str, "int": int, "float": (int, float), "bool": bool, "Any": object}
+
+
+def _checked(cls: type, value: dict[str, Any], key: str, origin: str) -> dict[str, Any]:
+    """The keys of ``value`` that ``cls`` has, each checked against its annotation; required ones present."""
+    out = {}
+    for f in fields(cls):
+        if not key and f.name in _SECTIONS:  # the manifest's own sections, parsed by the caller
+            continue
+        where = f"{key}.{f.name}" if key else f.name
+        if f.name not in value:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise SscDeployError(f"{origin}: manifest field '{key or f.name}' is incomplete (no '{f.name}')")
+            continue
+        _check_type(value[f.name], str(f.type), where, origin)
+        out[f.name] = value[f.name]
+    return out
+
+
+def _check_type(value: Any, annotation: str, where: str, origin: str) -> None:
+    """One-line error unless ``value`` fits ``annotation`` (``str``, ``int | None``, ``list[float]``, ...)."""
+    kind, optional = annotation.removesuffix(" | None"), annotation.endswith(" | None")
+    if value is None and optional:
+        return
+    inner = re.fullmatch(r"(list|dict)\[(?:str, )?(\w+)\]", kind)
+    if inner:
+        container = list if inner[1] == "list" else dict
+        if not isinstance(value, container):
+            _wrong(where, origin, f"a JSON {'array' if container is list else 'object'}", value)
+        items = value if container is list else value.values()
+        if container is dict and not all(isinstance(k, str) for k in value):
+            _wrong(where, origin, "an object with string keys", value)
+        for item in items:
+            _check_type(item, inner[2], where, origin)
+        return
+    expected = _SCALARS[kind]
+    if (kind in ("int", "float") and isinstance(value, bool)) or not isinstance(value, expected):
+        _wrong(where, origin, {"str": "a string", "int": "an integer", "float": "a number",
+                               "bool": "true or false"}.get(kind, kind), value)
+    if kind == "int" and not 0 <= value <= MAX_INT:
+        raise SscDeployError(f"{origin}: manifest field '{where}' is out of range ({_brief(value)})")
+    if kind == "float" and not math.isfinite(value):
+        raise SscDeployError(f"{origin}: manifest field '{where}' is not a finite number ({value})")
+
+
+def _wrong(where: str, origin: str, expected: str, value: Any) -> None:
+    raise SscDeployError(f"{origin}: manifest field '{where}' must be {expected}, got {_brief(value)}")
+
+
+def _brief(value: Any) -> str:
+    """A short, printable description of a bad value."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _check_consistent(m: "Manifest", origin: str) -> None:
+    """What each field's type cannot say: shapes, layout, normalisation and classes agree."""
+    def bad(where: str, why: str) -> None:
+        raise SscDeployError(f"{origin}: manifest field '{where}' {why}")
+
+    if not m.model.name.strip():
+        bad("model.name", "is empty")
+    if m.input.layout not in ("NCHW", "NHWC"):
+        bad("input.layout", f"must be NCHW or NHWC, got {_brief(m.input.layout)}")
+    for where, shape in (("input.shape", m.input.shape), ("output.shape", m.output.shape)):
+        if shape and (len(shape) > 8 or not all(1 <= d <= MAX_DIM for d in shape)):
+            bad(where, f"is not a tensor shape ({_brief(shape) if len(shape) > 8 else shape})")
+    if m.input.shape and len(m.input.shape) != 4:
+        bad("input.shape", f"must be (1, C, H, W) or (1, H, W, C), got {m.input.shape}")
+    channels = m.input_chw[0] if m.input_chw else None
+    for where, values in (("input.mean", m.input.mean), ("input.std", m.input.std)):
+        if values is not None and channels is not None and len(values) != channels:
+            bad(where, f"has {len(values)} values for {channels} input channels")
+    if m.input.std is not None and any(v <= 0 for v in m.input.std):
+        bad("input.std", "must be positive")
+    if m.classes and len(m.output.shape) == 2 and m.output.shape[1] != len(m.classes):
+        bad("classes", f"has {len(m.classes)} names but output.shape is {m.output.shape}")
+    if m.delegation is not None:
+        for key, kind in (("delegated_subgraphs", "int"), ("delegated_nodes", "int"), ("not_delegated_nodes", "int"),
+                          ("by_op", "dict[str, Any]")):
+            _check_type(m.delegation.get(key, 0 if kind == "int" else {}), kind, f"delegation.{key}", origin)
+        for op, row in m.delegation.get("by_op", {}).items():
+            _check_type(row, "dict[str, int]", f"delegation.by_op.{op}", origin)
 
 
 def manifest_path(artifact: str | Path) -> Path:
@@ -257,9 +347,12 @@ def load_manifest(artifact: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise SscDeployError(f"{path}: no manifest (was the artifact exported by ssc-deploy?)")
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SscDeployError(f"{path}: {path.stat().st_size:,} bytes is too large for a manifest")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SscDeployError(f"{path}: not a valid JSON manifest ({err})") from None
+    except (ValueError, RecursionError) as err:  # bad JSON, undecodable text, absurd digits or nesting
+        why = "nested too deeply" if isinstance(err, RecursionError) else err
+        raise SscDeployError(f"{path}: not a valid JSON manifest ({why})") from None
     except OSError as err:  # a directory or an unreadable file in the manifest's place
         raise SscDeployError(f"{path}: cannot read the manifest ({err.strerror or err})") from None
     _check_schema(data, str(path))

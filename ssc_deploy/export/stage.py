@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ssc_deploy import __version__
+from ssc_deploy.atomic import check_free_space
 from ssc_deploy.checkpoint import sha256_file
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import by_target
@@ -21,6 +22,8 @@ from .subject import ExportSubject
 from .targets import TARGETS
 from .validate import ExportOptions
 from .verify import compare, require_parity
+
+SPACE_MARGIN = 4 << 20  # converters' graphs, metadata and the manifest beside the weights
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ def export_target(target: str, subject: ExportSubject, lowered: LoweredNets, opt
     """
     start = time.perf_counter()
     mod = TARGETS[target]
+    check_free_space(path.parent, space_needed(subject), f"the {target} export", shown_as=path.parent.parent)
     metadata = {"ssc_deploy_model": subject.name, "classes": subject.classes, "mean": subject.mean,
                 "std": subject.std, "scale": SCALE, "output": "logits"}
     try:
@@ -55,15 +59,33 @@ def export_target(target: str, subject: ExportSubject, lowered: LoweredNets, opt
             raise
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise SscDeployError(f"{target}: export failed ({type(err).__name__}: {first}); no artifact was written") from None
+    output_shape = _check_outputs(outputs, subject, target)
     parity = compare(lowered.reference, outputs, options.atol, lowered.data)
     require_parity(parity, target, info.output_name)
-    manifest = _manifest(target, path, info, subject, lowered, parity)
-    manifest_path(path).write_text(manifest.dumps(), encoding="utf-8")
+    manifest = _manifest(target, path, info, subject, lowered, parity, output_shape)
+    try:
+        manifest_path(path).write_text(manifest.dumps(), encoding="utf-8")
+    except OSError as err:
+        raise SscDeployError(f"{target}: cannot write the manifest ({err.strerror or err}); no artifact was written") from None
     return StagedArtifact(target, path, manifest, time.perf_counter() - start)
 
 
+def space_needed(subject: ExportSubject) -> int:
+    """Bytes one target's export may need in scratch: the float32 weights a few times over, and a margin."""
+    return 3 * 4 * subject.params + SPACE_MARGIN
+
+
+def _check_outputs(outputs, subject: ExportSubject, target: str) -> list[int]:
+    """The artifact's own output shape for one image; one-line error unless it is one logit per class."""
+    shape = [int(d) for d in getattr(outputs, "shape", ())]
+    if len(shape) != 2 or shape[1] != len(subject.classes):
+        raise SscDeployError(f"{target}: the artifact outputs shape {shape[1:]} per image, but there are "
+                             f"{len(subject.classes)} class names; no artifact was written")
+    return [1, shape[1]]
+
+
 def _manifest(target: str, path: Path, info: TargetExport, subject: ExportSubject, lowered: LoweredNets,
-              parity: Parity) -> Manifest:
+              parity: Parity, output_shape: list[int]) -> Manifest:
     """The one place a manifest is built."""
     lowering = lowered.lowerings[target]
     return Manifest(
@@ -78,7 +100,7 @@ def _manifest(target: str, path: Path, info: TargetExport, subject: ExportSubjec
                         lowering=lowering, trained=subject.trained),
         input=InputSpec(name=info.input_name, shape=info.input_shape, dtype="float32", layout=info.layout,
                         mean=subject.mean, std=subject.std, scale=SCALE),
-        output=OutputSpec(name=info.output_name, shape=[1, len(subject.classes)], kind="logits"),
+        output=OutputSpec(name=info.output_name, shape=output_shape, kind="logits"),
         classes=subject.classes,
         parity=parity,
         source=subject.source,

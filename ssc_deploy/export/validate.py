@@ -9,6 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ssc_deploy.atomic import check_writable_dir
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
@@ -91,7 +92,7 @@ def plan_outputs(out_dir: str | os.PathLike, name: str, targets: Iterable[str], 
     out_dir = Path(out_dir)
     finals = {t: out_dir / f"{name}{by_target(t).suffix}" for t in targets}
     created = not out_dir.exists()
-    _prepare_out_dir(out_dir)
+    check_writable_dir(out_dir)
     existing = [p for f in finals.values() for p in (f, manifest_path(f)) if p.exists() or p.is_symlink()]
     for p in existing:
         if p.is_dir():  # --force replaces files only: os.replace cannot put a file over a directory
@@ -99,14 +100,3 @@ def plan_outputs(out_dir: str | os.PathLike, name: str, targets: Iterable[str], 
     if existing and not force:
         raise SscDeployError(f"{existing[0]}: already exists (use --force to overwrite)")
     return OutputPlan(out_dir, finals, created)
-
-
-def _prepare_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SscDeployError(f"{out_dir}: exists and is not a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SscDeployError(f"{out_dir}: cannot create the output directory ({err.strerror or err})") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise SscDeployError(f"{out_dir}: output directory is not writable")

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
+from ssc_deploy.display import markup_safe
 from ssc_deploy.errors import SscDeployError
 
 from .console import console as make_console
@@ -43,7 +46,7 @@ def measure_with_progress(sources: list, settings, devices: list, work_dir: Path
             if started["n"]:
                 progress.advance(task)
             started["n"] += 1
-            progress.update(task, description=label)
+            progress.update(task, description=markup_safe(label))  # model names are data, not markup
 
         result = run_bench(sources, settings, devices=devices, work_dir=work_dir, progress=tick, on_plan=on_plan)
         progress.update(task, completed=len(result["rows"]), description="done")
@@ -52,35 +55,32 @@ def measure_with_progress(sources: list, settings, devices: list, work_dir: Path
 
 def publish(result: dict[str, Any], json_out: Path | None = None, csv_out: Path | None = None,
             report: Path | None = None, db: Path | None = None, store: bool = True, console=None) -> int | None:
-    """Print the table and write every output asked for; return the stored run id."""
+    """Print the table and write every output asked for, then store the run; return its id.
+
+    The store is the last step: when it fails, the table, JSON, CSV and report are on disk
+    already and its one-line error is raised after them.
+    """
     from .table import print_result, write_csv, write_json
 
     console = console or make_console()
-    run_id = None
-    store_error = None
-    if store:
-        from .store import save_run
-
-        try:
-            run_id = save_run(result, db)
-            result["run_id"] = run_id
-        except SscDeployError as err:  # the other outputs are still written first
-            store_error = err
     print_result(result, console)
     if json_out:
         write_json(result, json_out)
-        console.print(f"JSON: {json_out}")
+        console.print(Text(f"JSON: {json_out}"))
     if csv_out:
         write_csv(result, csv_out)
-        console.print(f"CSV: {csv_out}")
+        console.print(Text(f"CSV: {csv_out}"))
     if report:
         from .report import write_report
 
-        console.print(f"report: {write_report(result, report)}")
-    if run_id is not None:
-        console.print(f"[dim]stored as run {run_id} in {db or _default_db()} (ssc-deploy results)[/]", highlight=False)
-    if store_error is not None:
-        raise store_error
+        console.print(Text(f"report: {write_report(result, report)}"))
+    if not store:
+        return None
+    from .store import save_run
+
+    run_id = save_run(result, db)
+    result["run_id"] = run_id
+    console.print(Text(f"stored as run {run_id} in {db or _default_db()} (ssc-deploy results)", style="dim"))
     return run_id
 
 
@@ -112,6 +112,10 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
         pin_cores=pin_cores, lowering=lowering,
     )
     devs = resolve_devices(devices)
+    if store:  # a store that cannot be written is found now, not after the measurements
+        from .store import check_writable
+
+        check_writable(db)
     console = make_console()
     result = measure_with_progress(sources, settings, devs, work_dir, console)
     publish(result, json_out, csv_out, report, db, store, console)

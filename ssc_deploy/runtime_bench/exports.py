@@ -40,7 +40,7 @@ def export_for(model: Model, runtimes: list[str], out_dir: Path, lowering: str, 
         for rt in todo:
             model.export_errors[rt] = "export is not available in this installation (ssc_deploy.export)"
         return
-    dest = out_dir / f"{model.name}.{model.role}"
+    dest = out_dir / model.file_stem
     try:
         results = _export(model, todo, dest, lowering, data)
     except Exception:  # noqa: BLE001 - retried one target at a time below, to name the failing one

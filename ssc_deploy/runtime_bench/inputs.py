@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ssc_deploy.atomic import atomic_path
+from ssc_deploy.display import shown
 from ssc_deploy.errors import SscDeployError
 
 from .model_under_test import Model
@@ -20,7 +22,7 @@ def write_inputs(model: Model, data: str | None, n_eval: int, work: Path) -> Non
 
     ds = load_dataset(data or DEFAULT_DATA, "test")
     n = min(n_eval, len(ds)) if n_eval > 0 else len(ds)
-    x = normalize(ds.images[:n], model.mean, model.std, model.input_shape[-1])
+    x = normalize(ds.images[:n], model.mean, model.std, model.input_shape[-1], source=f"{shown(model.name)}: input")
     arrays: dict[str, np.ndarray] = {"x": x.astype(np.float32)}
     if model.classes is None or len(model.classes) == len(ds.classes):
         arrays["labels"] = ds.labels[:n].astype(np.int64)
@@ -33,8 +35,9 @@ def write_inputs(model: Model, data: str | None, n_eval: int, work: Path) -> Non
         except (SscDeployError, ImportError) as err:
             model.notes.append(f"no PyTorch reference ({err}): parity not checked")
     else:
-        model.notes.append("no checkpoint: parity with PyTorch not checked")
-    path = work / "inputs" / f"{model.name}.{model.role}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+        model.notes.append("no checkpoint: parity with PyTorch not checked (pass the checkpoint with the artifact)")
+    path = work / "inputs" / f"{model.file_stem}.npz"
+    with atomic_path(path) as tmp:  # an interrupted run leaves no half-written inputs
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
     model.inputs = path

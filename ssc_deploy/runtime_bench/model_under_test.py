@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,18 @@ class Model:
     export_errors: dict[str, str] = field(default_factory=dict)
     exportable: bool = False  # exported for runtimes it lacks (checkpoints; artifacts only with --runtime)
     module: Any = None  # the PyTorch net in memory, when one was built or loaded (never serialised)
+
+    @property
+    def file_stem(self) -> str:
+        """The stem of this model's files in the work directory.
+
+        Names come from manifests and checkpoints, files anyone may have written: they are data,
+        never path parts. The stem is a slug of the name (letters, digits, ``-``, ``_``) and a hash
+        of name and role, so distinct models never share a file and no name can leave the directory.
+        """
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", self.name)[:40].strip("-_") or "model"
+        digest = hashlib.sha256(f"{self.name}\0{self.role}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        return f"{slug}-{digest}.{self.role}"
 
     @property
     def can_export(self) -> bool:

@@ -24,7 +24,8 @@ def prepare_models(sources: list[str | Path], settings: BenchSettings, work: Pat
         raise SscDeployError("nothing to benchmark: pass artifacts or checkpoints (or --baselines)")
     baseline_names = settings.baseline_names()
     models = load_sources(classified, baseline_names, bool(settings.runtimes))
-    runtimes = runtimes_to_measure(settings.runtimes, models, any(kind == "checkpoint" for kind, _ in classified))
+    # A checkpoint passed beside its artifacts (for PyTorch parity) asks for no other runtime.
+    runtimes = runtimes_to_measure(settings.runtimes, models, any(not m.artifacts for m in models))
     add_baselines(models, baseline_names)
     check_same_input(models)
     for m in models:

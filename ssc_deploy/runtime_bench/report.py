@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ssc_deploy.atomic import atomic_path, write_text_atomic
+from ssc_deploy.display import md_cell, shown
 from ssc_deploy.errors import missing_package
 from ssc_deploy.runtimes import RUNTIME_TABLE
 
@@ -62,12 +63,12 @@ def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str],
         if x is None:
             continue
         fam = r.get("family", "unknown")
-        label = r["model"] if r["model"] not in seen_label else None
+        label = _plot_text(r["model"]) if r["model"] not in seen_label else None
         seen_label.add(r["model"])
         ax.scatter(x * scale, r["top1"] * 100, s=60, color=colours.get(fam, "#333333"),
                    marker=RUNTIME_MARKERS.get(r["runtime"], "o") if by_runtime else "o",
                    edgecolor="black", linewidth=0.5, label=label, zorder=3)
-        ax.annotate(r["model"], (x * scale, r["top1"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.annotate(_plot_text(r["model"]), (x * scale, r["top1"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=7)
     pts = [(r[xkey] * scale, r["top1"] * 100) for r in rows if r.get(xkey) is not None]
     front = pareto_front(pts)
     if front:
@@ -137,6 +138,11 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
+def _plot_text(name: str) -> str:
+    """A model name as a plot label: printable, and no ``$`` for matplotlib to read as mathtext."""
+    return shown(name).replace("$", r"\$")
+
+
 def _md_table(result: dict[str, Any]) -> str:
     cols = ["device", "model", "runtime", "threads", "status", "size (kB)", "params (M)", "MACs (M)", "median ms",
             "p10-p90 ms", "top-1 %", "parity max abs diff", "peak MB", "size ratio", "latency ratio", "top-1 delta"]
@@ -146,13 +152,14 @@ def _md_table(result: dict[str, Any]) -> str:
         return "-" if v is None else format(v, fmt)
 
     for r in result.get("rows", []):
-        name = r["model"] + (" (baseline)" if r.get("role") == "baseline" else "") + ("" if r.get("trained") else ", untrained")
+        name = md_cell(r["model"]) + (" (baseline)" if r.get("role") == "baseline" else "") + ("" if r.get("trained") else ", untrained")
         lat_range = "-" if r.get("latency_p10_ms") is None else f"{r['latency_p10_ms']:.3f}-{r['latency_p90_ms']:.3f}"
         lat = f(r.get("latency_median_ms"), ".3f") + (" (emulated)" if r.get("emulated") and r.get("latency_median_ms") else "")
         status = STATUS_TEXT.get(r["status"], r["status"]) + (f": {r['reason']}" if r.get("reason") else "")
         cells = [
-            r["device"], name, r["runtime"] + ("" if r.get("source") == "device-runner" else f" ({r.get('source')})"),
-            str(r["threads"]), status.replace("|", "/"), f(r["bytes"] / 1e3 if r.get("bytes") else None, ".1f"),
+            md_cell(r["device"]), name,
+            md_cell(r["runtime"] + ("" if r.get("source") == "device-runner" else f" ({r.get('source')})")),
+            str(r["threads"]), md_cell(status), f(r["bytes"] / 1e3 if r.get("bytes") else None, ".1f"),
             f(r["params"] / 1e6 if r.get("params") else None, ".3f"), f(r["macs"] / 1e6 if r.get("macs") else None, ".1f"),
             lat, lat_range, f(r["top1"] * 100 if r.get("top1") is not None else None, ".1f"),
             f(r.get("parity_max_abs_diff"), ".1e"), f(r.get("peak_rss_mb"), ".0f"),
@@ -183,11 +190,12 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
     ]
     for d in result.get("devices", []):
         rts = ", ".join(f"{k} {v}" for k, v in (d.get("runtimes") or {}).items())
-        out.append(f"- **{d.get('name')}** ({d.get('kind')}): {d.get('model') or ''} {d.get('machine', '')}, "
-                   f"{d.get('cores', '?')} cores, {d.get('os', '')}, Python {d.get('python', '')}; {rts}"
+        out.append(f"- **{md_cell(d.get('name'))}** ({d.get('kind')}): " + md_cell(
+                   f"{d.get('model') or ''} {d.get('machine', '')}, {d.get('cores', '?')} cores, {d.get('os', '')}, "
+                   f"Python {d.get('python', '')}; {rts}")
                    + (" - **emulated: latency is not an ARM figure**" if d.get("emulated") else ""))
     out += ["", "## Results", "", _md_table(result), ""]
-    notes = [f"- {m['name']}: {n}" for m in result.get("models", []) for n in m.get("notes", [])]
+    notes = [f"- {md_cell(m['name'])}: {md_cell(n)}" for m in result.get("models", []) for n in m.get("notes", [])]
     if notes:
         out += ["Notes:", "", *notes, ""]
     if plots:

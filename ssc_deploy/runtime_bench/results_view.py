@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ssc_deploy.atomic import write_text_atomic
+from ssc_deploy.display import as_text, markup_safe
 from ssc_deploy.errors import SscDeployError
 
 from .console import console as make_console
@@ -22,9 +23,10 @@ def list_cmd(db: Path | None, limit: int, json_out: Path | None) -> None:
     for c in ("run", "created", "tool", "status", "devices", "runtimes", "threads", "rows ok", "label"):
         t.add_column(c)
     for r in runs:
-        t.add_row(str(r.id), r.created, r.tool_version, r.status, ", ".join(d.get("name", "?") for d in r.devices),
-                  ", ".join(r.settings.get("runtimes") or []), ",".join(map(str, r.settings.get("threads") or [])),
-                  f"{r.n_ok}/{r.n_rows}", r.label)
+        t.add_row(str(r.id), as_text(r.created), as_text(r.tool_version), as_text(r.status),
+                  as_text(", ".join(str(d.get("name", "?")) for d in r.devices)),
+                  as_text(", ".join(map(str, r.settings.get("runtimes") or []))),
+                  ",".join(map(str, r.settings.get("threads") or [])), f"{r.n_ok}/{r.n_rows}", as_text(r.label))
     make_console().print(t)
     if json_out:
         write_text_atomic(json_out, json.dumps([r.__dict__ for r in runs], indent=2) + "\n")
@@ -61,10 +63,10 @@ def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) 
         if not (c["in_a"] and c["in_b"]):
             verdict = "[dim]only in run " + (str(run_a) if c["in_a"] else str(run_b)) + "[/]"
         elif c["regression"]:
-            verdict = "[red]REGRESSION: " + ", ".join(c["reasons"]) + "[/]"
+            verdict = "[red]REGRESSION: " + markup_safe(", ".join(c["reasons"])) + "[/]"
         else:
             verdict = "[green]ok[/]"
-        t.add_row(c["device"], c["model"], c["runtime"], str(c["threads"]), f(c["latency_a_ms"], ".3f"),
+        t.add_row(as_text(c["device"]), as_text(c["model"]), as_text(c["runtime"]), str(c["threads"]), f(c["latency_a_ms"], ".3f"),
                   f(c["latency_b_ms"], ".3f") + (" emul." if c["emulated"] else ""), f(c["latency_ratio"], ".2f") + "x"
                   if c["latency_ratio"] else "-", f(c["top1_a"] * 100 if c["top1_a"] is not None else None, ".1f"),
                   f(c["top1_b"] * 100 if c["top1_b"] is not None else None, ".1f"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from ssc_deploy.checkpoint import sha256_file
+from ssc_deploy.display import shown
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import by_suffix
 
@@ -38,15 +38,12 @@ def classify_sources(sources: Iterable[str | Path]) -> list[tuple[str, Path]]:
     return out
 
 
-def read_manifest(artifact: Path) -> dict[str, Any] | None:
-    """The manifest beside ``artifact``; None when there is none; one-line error when it is broken."""
-    try:
-        from ssc_deploy.export.manifest import load_manifest, manifest_path
-    except ImportError:  # pragma: no cover - export is part of the package
-        return None
-    if not manifest_path(artifact).exists():
-        return None
-    return load_manifest(artifact)
+def read_manifest(artifact: Path):
+    """The :class:`~ssc_deploy.export.manifest.Manifest` beside ``artifact``, every field checked;
+    None when there is none; one-line error naming the file and field when it is broken."""
+    from ssc_deploy.export.manifest import Manifest
+
+    return Manifest.beside(artifact)
 
 
 def family_of(name: str) -> str:
@@ -73,7 +70,11 @@ def net_complexity(net, in_size: int) -> tuple[int | None, int | None]:
 
 
 def model_from_artifact(path: Path, role: str = "candidate") -> Model:
-    """A :class:`Model` from one artifact file and its manifest (latency only without one)."""
+    """A :class:`Model` from one artifact file and its manifest (latency only without one).
+
+    The manifest is data: its names never become paths, and the checkpoint it names is not
+    loaded (pass the checkpoint too for PyTorch parity).
+    """
     runtime = runtime_for(path)
     if runtime is None:
         raise SscDeployError(f"{path}: not a model file ssc-deploy can run (.onnx, .pte, .tflite)")
@@ -86,26 +87,12 @@ def model_from_artifact(path: Path, role: str = "candidate") -> Model:
         return Model(name=path.stem, family="unknown", role=role, trained=False, input_shape=None,
                      artifacts={runtime: Artifact(path, runtime)},
                      notes=["no manifest: latency only (random input, no accuracy or parity)"])
-    if man.get("runtime") and man["runtime"] != runtime:
-        raise SscDeployError(f"{path}: its manifest says runtime '{man['runtime']}', the file is a {runtime} model")
-    if man.get("sha256") and man["sha256"] != sha256_file(path):
-        raise SscDeployError(f"{path}: the file does not match its manifest's sha256 (changed or corrupt)")
-    m = man.get("model", {})
-    inp = man.get("input", {})
-    shape = list(inp.get("shape") or [])
-    layout = inp.get("layout", "NCHW")
-    chw = shape[1:] if len(shape) == 4 else None
-    if chw and layout == "NHWC":
-        chw = [chw[2], chw[0], chw[1]]
-    src = man.get("source") or {}
-    ckpt = Path(src["checkpoint"]) if src.get("checkpoint") else None
+    man.check_artifact(path, runtime)
     return Model(
-        name=m.get("name") or path.stem, family=m.get("family") or family_of(m.get("name", "")), role=role,
-        trained=bool(m.get("trained", src.get("test_top1") is not None)), input_shape=chw,
-        mean=inp.get("mean"), std=inp.get("std"), classes=man.get("classes"),
-        params=m.get("params"), macs=m.get("macs"), test_top1=src.get("test_top1"),
-        checkpoint=ckpt if ckpt and ckpt.is_file() else None,
-        artifacts={runtime: Artifact(path, runtime, layout=layout, manifest=man)},
+        name=man.model.name, family=man.model.family or family_of(man.model.name), role=role,
+        trained=man.model.trained, input_shape=man.input_chw, mean=man.input.mean, std=man.input.std,
+        classes=man.classes, params=man.model.params, macs=man.model.macs, test_top1=man.source.test_top1,
+        artifacts={runtime: Artifact(path, runtime, layout=man.input.layout, manifest=man.to_dict())},
     )
 
 
@@ -130,9 +117,11 @@ def merge_model(models: list[Model], new: Model) -> None:
         if m.name == new.name and m.role == new.role and m.input_shape == new.input_shape:
             for rt, a in new.artifacts.items():
                 if rt in m.artifacts:
-                    raise SscDeployError(f"{a.path}: {m.name} has two {rt} artifacts ({m.artifacts[rt].path}); pass one")
+                    raise SscDeployError(f"{a.path}: {shown(m.name)} has two {rt} artifacts ({m.artifacts[rt].path}); pass one")
                 m.artifacts[rt] = a
             m.checkpoint = m.checkpoint or new.checkpoint
+            if m.module is None:
+                m.module = new.module
             return
     models.append(new)
 
@@ -142,7 +131,7 @@ def check_same_input(models: list[Model]) -> None:
     sized = [m for m in models if m.input_shape]
     shapes = {tuple(m.input_shape) for m in sized}
     if len(shapes) > 1:
-        desc = ", ".join(f"{m.name} takes {'x'.join(map(str, m.input_shape))}" for m in sized)
+        desc = ", ".join(f"{shown(m.name)} takes {'x'.join(map(str, m.input_shape))}" for m in sized)
         raise SscDeployError(f"models with different input sizes cannot be compared: {desc}")
 
 

@@ -199,6 +199,18 @@ def save_run(result: dict[str, Any], db: str | Path | None = None, label: str = 
     The run and its rows go in one transaction: a failure leaves the store as it was.
     """
     path = Path(db) if db else default_db_path()
+    existed = path.exists()
+    try:
+        return _append_run(path, result, label)
+    except BaseException:
+        if not existed:  # a store this save created holds nothing: no empty file left behind (full disk)
+            for leftover in (path, path.with_name(path.name + "-journal")):
+                if leftover.is_file():
+                    leftover.unlink()
+        raise
+
+
+def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
     with closing(_open_write(path)) as conn:
         try:
             with conn:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ssc_deploy.atomic import write_text_atomic
+from ssc_deploy.display import as_text
 
 STATUS_STYLE = {"ok": "green", "verify-failed": "yellow", "failed": "red"}
 STATUS_TEXT = {"ok": "ok", "verify-failed": "exported, failed verification", "failed": "failed"}
@@ -83,10 +84,10 @@ def build_table(result: dict[str, Any]):
         name = r["model"] + (" (base)" if r.get("role") == "baseline" else "")
         if not r.get("trained"):
             name += " untrained"
-        cells = [r["device"]] if multi_device else []
-        cells += [name, r["runtime"], str(r.get("threads", ""))]
+        cells = [as_text(r["device"])] if multi_device else []
+        cells += [as_text(name), as_text(r["runtime"]), str(r.get("threads", ""))]
         if native:
-            cells.append(r.get("source", ""))
+            cells.append(as_text(r.get("source", "")))
         cells += [
             f"[{STATUS_STYLE.get(status, 'red')}]{STATUS_TEXT.get(status, status)}[/]",
             _size(r.get("bytes")), _millions(r.get("params")), _millions(r.get("macs")), lat,
@@ -110,18 +111,21 @@ def failure_lines(result: dict[str, Any]) -> list[str]:
 
 
 def print_result(result: dict[str, Any], console=None) -> None:
-    """Print the table, each failure's reason and the devices measured."""
+    """Print the table, each failure's reason and the devices measured (names printed as data)."""
     from rich.console import Console
+    from rich.text import Text
 
     console = console or Console()
     console.print(build_table(result))
     for line in failure_lines(result):
-        console.print(f"[yellow]![/] {line}", highlight=False)
+        console.print(Text.assemble(("!", "yellow"), " ", as_text(line)), highlight=False)
     for d in result.get("devices", []):
         rts = ", ".join(f"{k} {v}" for k, v in (d.get("runtimes") or {}).items())
-        emu = " [yellow](emulated: latency is not an ARM figure)[/]" if d.get("emulated") else ""
-        console.print(f"[dim]{d.get('name')}: {d.get('model') or d.get('machine', '')}, {d.get('cores', '?')} cores, "
-                      f"{d.get('os', '')}; {rts}[/]{emu}", highlight=False)
+        line = as_text(f"{d.get('name')}: {d.get('model') or d.get('machine', '')}, {d.get('cores', '?')} cores, "
+                       f"{d.get('os', '')}; {rts}", style="dim")
+        if d.get("emulated"):
+            line.append(" (emulated: latency is not an ARM figure)", style="yellow")
+        console.print(line, highlight=False)
 
 
 def to_json(result: dict[str, Any]) -> str:
@@ -156,4 +160,4 @@ def write_json(result: dict[str, Any], path: str | Path) -> None:
 
 def write_csv(result: dict[str, Any], path: str | Path) -> None:
     """Write the rows as CSV atomically."""
-    write_text_atomic(path, to_csv(result))
+    write_text_atomic(path, to_csv(result), errors="backslashreplace")  # a name with a lone surrogate
