@@ -58,15 +58,58 @@ def test_quickstart_bad_options_are_one_line(tmp_path, capsys, argv, needle):
 def test_plan_fits_epochs_to_the_budget_from_a_real_probe():
     from rich.console import Console
 
-    from ssc_deploy.pipeline.plan import budget_note, plan_epochs
-    from ssc_deploy.train import DEFAULT_EPOCHS
+    from ssc_deploy.pipeline.plan import budget_note, plan_training
+    from ssc_deploy.train.recipe import default_epochs
 
-    cap = DEFAULT_EPOCHS["digits"]
-    plan = plan_epochs(["ssc-net-1-9"], "digits", minutes=0.01, epochs=None, quick=False, console=Console(quiet=True))
-    entry = plan["ssc-net-1-9"]
-    assert entry["seconds_per_epoch"] > 0 and entry["cap"] == cap and entry["max_batches"] is None
-    assert entry["epochs"] == 1  # 0.6 s of training budget holds less than an epoch: the floor is one
-    note = budget_note(["ssc-net-1-9"], plan)
-    assert note is not None and f"gets 1 of the recipe's {cap} epochs" in note and "--minutes" in note
-    fixed = plan_epochs(["a", "b"], "digits", minutes=1, epochs=3, quick=False, console=None)
-    assert [p["epochs"] for p in fixed.values()] == [3, 3] and budget_note(["a", "b"], fixed) is None
+    cap = default_epochs("digits")
+    plan = plan_training(["ssc-net-1-9"], "digits", minutes=0.01, epochs=None, quick=False, console=Console(quiet=True))
+    entry = plan.models["ssc-net-1-9"]
+    assert set(entry.step_seconds) == {"1", "2"} and all(v > 0 for v in entry.step_seconds.values())
+    assert entry.cap == cap == 4 and entry.max_batches is None and entry.batches == 45
+    assert entry.epochs == 1  # 0.6 s of budget holds less than an epoch: the floor is one
+    assert entry.threads == int(min(entry.step_seconds, key=entry.step_seconds.get))
+    assert plan.mode == "sequential" and "parallel" not in plan.options  # one model: nothing to run side by side
+    assert plan.train_seconds > 0 and plan.post_seconds > 0 and plan.probe_seconds > 0
+    note = budget_note(plan)
+    assert note is not None and f"fewer epochs than the recipe's {cap} (ssc-net-1-9 1)" in note and "--minutes" in note
+
+
+def test_parallel_simulation_shares_the_cores():
+    from ssc_deploy.pipeline.plan import simulate_parallel
+
+    assert simulate_parallel({"a": 10.0, "b": 10.0}, cores=2.0) == pytest.approx(10.0)
+    # Three jobs on two cores: 2/3 speed until the short one ends, then full speed.
+    assert simulate_parallel({"a": 4.0, "b": 10.0, "c": 10.0}, cores=2.0) == pytest.approx(6.0 + 6.0)
+    assert simulate_parallel({"a": 5.0}, cores=0.5) == pytest.approx(10.0)
+
+
+def test_quickstart_reuses_checkpoints_of_the_same_run(tmp_path):
+    """Second run trains nothing; --retrain retrains; a checkpoint of another recipe is retrained."""
+    from rich.console import Console
+
+    from ssc_deploy.checkpoint import load_checkpoint
+    from ssc_deploy.pipeline.quickstart import QuickstartOptions, train_stage
+    from ssc_deploy.train import TrainConfig, train_model
+
+    out = tmp_path / "qs"
+    opts = QuickstartOptions(out=out, models=["ssc-net-1-9"], quick=True)
+    ck = out / "checkpoints" / "ssc-net-1-9.pt"
+
+    def run(**changes):
+        console = Console(record=True, width=200)
+        for k, v in changes.items():
+            setattr(opts, k, v)
+        plan, _, _ = train_stage(opts, out, console)
+        return plan.models["ssc-net-1-9"], console.export_text(), load_checkpoint(ck).provenance["created"], ck.stat().st_mtime_ns
+
+    first, text, _, mtime = run()
+    assert not first.reused and "(trained)" in text and "reusing" not in text
+    again, text, _, mtime2 = run()
+    assert again.reused and mtime2 == mtime and "reusing ssc-net-1-9" in text and "(reused)" in text
+    forced, text, _, mtime3 = run(retrain=True)
+    assert not forced.reused and mtime3 != mtime2 and "(trained)" in text
+    # The same run under the paper's recipe is another run: not reused.
+    train_model(TrainConfig("ssc-net-1-9", data="digits", epochs=1, max_batches=4, recipe="paper", out=ck, force=True,
+                            progress=False, threads=1))
+    other, text, _, _ = run(retrain=False)
+    assert not other.reused and "(trained)" in text and load_checkpoint(ck).provenance["recipe"] == "digits-fast"

@@ -35,7 +35,7 @@ def test_recipe_follows_the_paper():
     assert [cifar.lr_at(e) for e in (0, 79, 80, 119, 120, 159)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
     imnet = default_recipe("imagenet32")
     assert (imnet.epochs, imnet.lr, imnet.weight_decay, imnet.milestones) == (40, 0.01, 1e-4, (10, 20, 30))
-    digits = default_recipe("digits")
+    digits = default_recipe("digits", name="paper")
     assert digits.epochs == DEFAULT_EPOCHS["digits"] and digits.batch_size == 32 and digits.lr == 0.1
     assert default_recipe("cifar100", epochs=4, lr=0.05).milestones == (2, 3)
     with pytest.raises(SscDeployError, match="--epochs must be at least 1"):
@@ -49,7 +49,7 @@ def test_train_config_round_trips_through_the_ddp_command_line():
     from ssc_deploy.train import ddp
 
     every = TrainConfig(model=MODEL, data="cifar10:/d", epochs=3, out=Path("o.pt"), batch_size=64, lr=0.05,
-                        weight_decay=1e-4, seed=7, resume=Path("r.pt"), init=Path("i.pt"), in_size=24, progress=False,
+                        weight_decay=1e-4, recipe="paper", seed=7, resume=Path("r.pt"), init=Path("i.pt"), in_size=24, progress=False, epoch_lines=True,
                         num_workers=2, max_batches=5, eval_every=1, eval_limit=40, threads=1, device="cpu", force=True)
     assert all(getattr(every, f.name) != f.default for f in dataclasses.fields(TrainConfig))
     for cfg in (every, TrainConfig(out=Path("o.pt"))):
@@ -66,7 +66,7 @@ def test_train_config_round_trips_through_the_ddp_command_line():
 def test_train_writes_a_self_describing_checkpoint(tmp_path: Path):
     out = tmp_path / "m.pt"
     threads_before = torch.get_num_threads()
-    ckpt = train_model(TrainConfig(MODEL, data="digits", epochs=2, out=out, seed=1, **TINY))
+    ckpt = train_model(TrainConfig(MODEL, data="digits", epochs=2, out=out, seed=1, recipe="paper", **TINY))
     assert torch.get_num_threads() == threads_before
     back = load_checkpoint(out)
     assert back.model_name == MODEL and back.classes == [str(i) for i in range(10)]

@@ -20,8 +20,8 @@ def quickstart(
                              "artifacts, bench.json/csv and the report (must be empty unless --force)."),
     quick: bool = typer.Option(False, "--quick", help="Smoke run of the whole chain (about 2 minutes): one short "
                                "epoch per model and few timed runs; accuracies are not meaningful."),
-    minutes: float = typer.Option(10.0, "--minutes", help="Time budget; training epochs are fitted to it from a "
-                                  "short timed probe of each model on this machine."),
+    minutes: float = typer.Option(12.0, "--minutes", help="Time budget; thread count, side-by-side or sequential "
+                                  "training and the epochs are fitted to it from short timed probes on this machine."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Train every model this many epochs instead of "
                                          "fitting them to --minutes."),
     models: str = typer.Option("ssc-net-1-9,mobilenetv2,igcv3-d-0.7x", "--models", help="Comma-separated zoo names: "
@@ -32,7 +32,13 @@ def quickstart(
     runs: int = typer.Option(30, "--runs", help="Timed inferences per measurement."),
     warmup: int = typer.Option(5, "--warmup", help="Untimed inferences before timing."),
     n_eval: int = typer.Option(0, "--n-eval", help="Test images for accuracy and parity (0: the whole test split)."),
-    force: bool = typer.Option(False, "--force", help="Write into a non-empty --out, replacing earlier results."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty --out, replacing earlier results "
+                               "(an earlier quickstart's --out needs no --force)."),
+    retrain: bool = typer.Option(False, "--retrain", help="Train every model, even where --out holds a checkpoint "
+                                 "trained by the same code, data and recipe (reused by default)."),
+    parallel: Optional[bool] = typer.Option(None, "--parallel/--sequential", help="Train the models side by side "
+                                            "(one process and thread each) or one after another. Default: whichever "
+                                            "the probe measures faster."),
     db: Optional[Path] = typer.Option(None, "--db", help="Results store to append the run to (default "
                                       "~/.cache/ssc-deploy/results.sqlite)."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not append the run to the results store."),
@@ -46,7 +52,7 @@ def quickstart(
         raise SscDeployError(f"unknown runtime '{runtime}' (use {', '.join(RUNTIME_NAMES)})")
     opts = QuickstartOptions(out=out, models=[n.lower() for n in names], data=data, minutes=minutes, epochs=epochs,
                              quick=quick, runtimes=runtimes, runs=runs, warmup=warmup, n_eval=n_eval,
-                             force=force, db=db, store=not no_store)
+                             force=force, retrain=retrain, parallel=parallel, db=db, store=not no_store)
     result = run_quickstart(opts)
     failed = [r for r in result["rows"] if r["status"] != "ok"]
     if failed:

@@ -35,6 +35,7 @@ def _summary_rows(ckpt) -> list[tuple[str, str]]:
         ("classes", str(len(ckpt.classes))),
         ("input", "x".join(str(v) for v in ckpt.input_shape)),
         ("epochs", str(m.get("epochs_done", "?"))),
+        ("recipe", str(ckpt.provenance.get("recipe", "paper"))),
     ]
     for key, label in (("test_top1", "test top-1"), ("test_top5", "test top-5"), ("train_top1", "train top-1")):
         if key in m:
@@ -82,11 +83,15 @@ def _ckpt_json(ckpt, n_params: int | None = None) -> dict[str, Any]:
 def train(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Architecture to train, e.g. ssc-net-1-9, ssc-net-3-9 (see `ssc-deploy models`). Taken from the checkpoint with --resume."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data set: digits (offline default; with --resume, the checkpoint's data), cifar10:PATH, cifar100:PATH, imagenet32:PATH or folder:PATH (PATH/train/<class>/*, PATH/test/<class>/*)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Total epochs. Default per data set: digits 6, CIFAR 160, ImageNet32 40 (the paper's), folder 160. The learning rate drops 10x at 50% and 75% of them (ImageNet32: every 25%)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", "-e", help="Total epochs. Default per data set: digits 4 (digits-fast; 6 with --recipe paper), CIFAR 160, ImageNet32 40 (the paper's), folder 160. With the paper's recipe the learning rate drops 10x at 50% and 75% of them (ImageNet32: every 25%)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint file to write (rewritten atomically after every epoch). Default: MODEL.pt, or the --resume file."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global mini-batch size (split across --nproc processes). Default 128, as in the paper (digits: 32)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Initial learning rate. Default 0.1 (ImageNet32: 0.01), as in the paper."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="L2 weight decay. Default 2e-4 (ImageNet32: 1e-4), as in the paper."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="Optimisation recipe: paper (step LR, the default "
+                                         "for CIFAR, ImageNet32 and folders) or digits-fast (linear warm-up, cosine LR, "
+                                         "label smoothing 0.1, 4 epochs; the default for digits). With --resume, the "
+                                         "checkpoint's."),
     seed: int = typer.Option(0, "--seed", help="Seed for initialisation, shuffling and augmentation (runs are reproducible)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its checkpoint (model, data classes and recipe come from it)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of this checkpoint or bare state_dict (fine-tuning); the optimizer starts fresh."),
@@ -97,19 +102,19 @@ def train(
     max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop each epoch after this many batches (quick trials and smoke tests)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Also measure test accuracy every N epochs (0: only at the end)."),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", help="Measure test accuracy on only the first N test images (quick trials). Default: all."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process. Default: the idle CPU cores (cores minus load average) / processes; on a busy machine more threads than idle cores runs several times slower."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads per process. Default: the fastest of 1, 2 and all of the process's cores, timed on a few training steps before training (on a busy machine more threads can run several times slower)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda. Default: cuda when available, else cpu."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file (otherwise training refuses to overwrite it)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with loss and accuracy (on stderr)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final checkpoint's summary as JSON on stdout instead of a table."),
 ) -> None:
-    """Train a model with the paper's recipe (SGD, Nesterov 0.9, batch 128, step LR, crop+flip) and write a checkpoint."""
+    """Train a model (the paper's recipe: SGD, Nesterov 0.9, batch 128, step LR, crop+flip; digits: digits-fast) and write a checkpoint."""
     from ssc_deploy.data import parse_spec
     from ssc_deploy.train.config import TrainConfig
 
     config = TrainConfig(
         model=model, data=data, epochs=epochs, out=out, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        seed=seed, resume=resume, init=init, in_size=in_size, progress=progress, num_workers=num_workers,
+        recipe=recipe, seed=seed, resume=resume, init=init, in_size=in_size, progress=progress, num_workers=num_workers,
         max_batches=max_batches, eval_every=eval_every, eval_limit=eval_limit, threads=threads, device=device,
         force=force,
     )

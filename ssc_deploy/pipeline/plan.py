@@ -1,70 +1,220 @@
-"""How many epochs each quickstart model gets: planned from a short timed probe, not guessed.
+"""How the quickstart trains: thread count, side by side or one after another, and epochs, all
+planned from timed probes on this machine right now, not guessed.
 
-A four-batch probe of each model measures seconds a batch on this machine right now, and each
-model gets the epochs that fit its share of the budget (the model under test half of the
-training time, the baselines the other half), capped at the recipe's default epochs for the data.
+1. Each model times a few training steps with 1 and with 2 threads, interleaved
+   (:func:`ssc_deploy.train.threads.time_threads`) in this process: the sequential option
+   runs each model at its fastest count.
+2. All models then time 1-thread steps at once, each in its own process
+   (:mod:`ssc_deploy.pipeline.probe_worker`): the parallel option runs them side by side.
+3. Both options are simulated over the recipe's epochs; the faster one is taken. Epochs are
+   cut, last finisher first, until the training fits its share of the budget.
+
+The export and benchmark stages are estimated from the same probe (their cost scales with
+the machine's speed as the probe sees it; ``POST_SECONDS_PER_STEP`` was calibrated here).
 """
 
 from __future__ import annotations
 
+import json
 import math
-import tempfile
-from pathlib import Path
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-DEFAULT_MINUTES = 10.0
-# Share of the budget left for exporting 3 x 3 artifacts and benchmarking them.
-NON_TRAINING_SHARE = 0.35
-PROBE_BATCHES = 4
-# The probe only times training; its closing evaluation is cut to a few images.
-PROBE_EVAL_IMAGES = 8
+DEFAULT_MINUTES = 12.0
+# Export (3 targets) plus benchmark (3 runtimes, 1 thread) of one model, in seconds per second
+# of that model's 1-thread training step at batch 32, measured by full quickstart runs here.
+POST_SECONDS_PER_STEP = 60.0
+# Start-up of a training process (imports, data, model) and its closing evaluation, in steps.
+WORKER_OVERHEAD_STEPS = 8.0
+THREAD_CANDIDATES = (1, 2)
+QUICK_BATCHES = 4  # --quick: batches of its one epoch
 
 
-def probe_seconds_per_epoch(model: str, data: str, work: Path) -> float:
-    """Seconds one training epoch of ``model`` takes here now, from a short timed probe."""
-    from ssc_deploy.data import load_dataset, parse_spec
-    from ssc_deploy.train import TrainConfig, train_model
+@dataclass
+class ModelPlan:
+    """One model's share of the plan."""
+
+    epochs: int
+    max_batches: int | None = None
+    threads: int | None = None  # None: the trainer times its own
+    cap: int = 0  # the recipe's epochs
+    batches: int = 0  # batches an epoch
+    step_seconds: dict[str, float] = field(default_factory=dict)  # solo, by thread count
+    concurrent_step_seconds: float | None = None  # 1 thread, all models at once
+    why: str = ""
+    reused: bool = False  # a checkpoint of the same run exists: no training
+
+
+@dataclass
+class TrainingPlan:
+    """Everything the plan stage decided, with the measurements it decided from."""
+
+    mode: str  # "parallel" (one process a model, 1 thread each) or "sequential"
+    models: dict[str, ModelPlan]
+    train_seconds: float = 0.0  # planned wall time of the train stage
+    post_seconds: float = 0.0  # planned export + benchmark
+    probe_seconds: float = 0.0
+    options: dict[str, float] = field(default_factory=dict)  # simulated seconds of each mode
+    budget_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for bench.json."""
+        return asdict(self)
+
+
+def sample_batch(model_name: str, data: str):
+    """A fresh ``model_name`` for ``data``, its first training batch at the recipe's batch size and batches an epoch."""
+    import torch
+
+    from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, load_dataset, parse_spec
+    from ssc_deploy.data.transforms import to_normalized_float
+    from ssc_deploy.models import create_model
     from ssc_deploy.train.recipe import default_recipe
 
-    ckpt = train_model(TrainConfig(model=model, data=data, epochs=1, out=work / f"{model}.probe.pt", progress=False,
-                                   max_batches=PROBE_BATCHES, eval_limit=PROBE_EVAL_IMAGES, force=True))
-    hist = ckpt.metrics.get("history") or [{}]
-    seconds = float(hist[-1].get("seconds") or ckpt.metrics.get("train_seconds") or 0.0)
-    # The probe ran the recipe's own batch size, so batches an epoch follow from it.
-    batches = math.ceil(len(load_dataset(data, "train")) / default_recipe(parse_spec(data)[0]).batch_size)
-    return seconds / PROBE_BATCHES * batches
+    ds = load_dataset(data, "train", size=32)
+    bs = default_recipe(parse_spec(data)[0]).batch_size
+    x = torch.from_numpy(ds.images[:bs].transpose(0, 3, 1, 2).copy())
+    x = to_normalized_float(x, DEFAULT_MEAN, DEFAULT_STD)
+    y = torch.from_numpy(ds.labels[:bs].astype("int64"))
+    torch.manual_seed(0)
+    return create_model(model_name, num_classes=len(ds.classes), in_size=32), (x, y), math.ceil(len(ds) / bs)
 
 
-def plan_epochs(models: Sequence[str], data: str, minutes: float, epochs: int | None, quick: bool,
-                console) -> dict[str, dict[str, Any]]:
-    """Epochs (and batch caps) for each model: ``quick``, fixed ``epochs``, or fitted to ``minutes``."""
+def _solo_probe(model_name: str, data: str, counts: Sequence[int]) -> tuple[dict[int, float], int]:
+    from ssc_deploy.train.threads import time_threads
+
+    model, batch, batches = sample_batch(model_name, data)
+    return time_threads(model, batch, list(counts), rounds=2), batches
+
+
+def _concurrent_probe(models: Sequence[str], data: str) -> dict[str, float]:
+    """1-thread step seconds of every model, all timed at once in their own processes."""
+    from ssc_deploy.errors import SscDeployError
+
+    procs = {m: subprocess.Popen([sys.executable, "-m", "ssc_deploy.pipeline.probe_worker", m, data],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in models}
+    seconds = {}
+    for m, p in procs.items():
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise SscDeployError(f"the parallel probe of {m} failed: {(err.strip().splitlines() or ['?'])[-1]}")
+        seconds[m] = float(json.loads(out.strip().splitlines()[-1])["seconds"])
+    return seconds
+
+
+def simulate_parallel(work: dict[str, float], cores: float) -> float:
+    """Wall seconds for jobs of ``work`` solo-seconds each, all started at once on ``cores`` effective cores."""
+    left = dict(work)
+    clock = 0.0
+    while left:
+        rate = min(1.0, cores / len(left))
+        m = min(left, key=left.get)
+        step = left.pop(m) / rate
+        clock += step
+        left = {k: v - step * rate for k, v in left.items()}
+    return clock
+
+
+def _work(mp: ModelPlan, step: float, epochs: int) -> float:
+    return step * (epochs * mp.batches + WORKER_OVERHEAD_STEPS)
+
+
+def _fit(models: dict[str, ModelPlan], budget: float, wall) -> float:
+    """Cut epochs (of the model finishing last, never below 1) until ``wall(models)`` fits ``budget``."""
+    total = wall(models)
+    while total > budget:
+        cuttable = [m for m, mp in models.items() if mp.epochs > 1 and not mp.reused]
+        if not cuttable:
+            break
+        finishing_last = max(cuttable, key=lambda m: models[m].epochs * models[m].batches * min(
+            models[m].step_seconds.values()))
+        models[finishing_last].epochs -= 1
+        total = wall(models)
+    return total
+
+
+def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int | None, quick: bool,
+                  console=None, parallel: bool | None = None, reused: Sequence[str] = ()) -> TrainingPlan:
+    """The plan for ``models``: ``quick`` (1 short epoch each), fixed ``epochs``, or fitted to ``minutes``.
+
+    ``parallel`` forces the mode; None decides it from the probes. Models in ``reused`` are not
+    trained (only a 1-thread step is timed, for the export and benchmark estimate).
+    """
     from ssc_deploy.data import parse_spec
-    from ssc_deploy.train.recipe import DEFAULT_EPOCHS
+    from ssc_deploy.train.recipe import default_epochs
 
+    t0 = time.perf_counter()
+    cap = default_epochs(parse_spec(data)[0])
+    plans: dict[str, ModelPlan] = {}
+    for m in models:
+        counts = (1,) if m in reused else THREAD_CANDIDATES
+        if console is not None:
+            console.print(f"  timing {m}: training steps at {' and '.join(map(str, counts))} thread(s)"
+                          f"{', interleaved' if len(counts) > 1 else ''} ...", highlight=False)
+        solo, batches = _solo_probe(m, data, counts)
+        plans[m] = ModelPlan(epochs=cap, cap=cap, batches=batches, step_seconds={str(k): v for k, v in solo.items()},
+                             reused=m in reused)
     if quick:
-        return {m: {"epochs": 1, "max_batches": 4, "why": "--quick"} for m in models}
-    if epochs is not None:
-        return {m: {"epochs": epochs, "max_batches": None, "why": "--epochs"} for m in models}
-    cap = DEFAULT_EPOCHS.get(parse_spec(data)[0], 15)
-    budget = minutes * 60 * (1 - NON_TRAINING_SHARE)
-    shares = [0.5] + [0.5 / max(1, len(models) - 1)] * (len(models) - 1) if len(models) > 1 else [1.0]
-    plan = {}
-    with tempfile.TemporaryDirectory(prefix="ssc-deploy-probe-") as tmp:
-        for model, share in zip(models, shares):
-            console.print(f"  timing a {PROBE_BATCHES}-batch probe of {model} ...", highlight=False)
-            per_epoch = probe_seconds_per_epoch(model, data, Path(tmp))
-            n = max(1, min(cap, int(budget * share // max(per_epoch, 1e-3))))
-            plan[model] = {"epochs": n, "max_batches": None, "seconds_per_epoch": per_epoch, "cap": cap,
-                           "why": f"{per_epoch:.0f} s/epoch here, {budget * share / 60:.1f} min of the budget"}
-    return plan
+        for mp in plans.values():
+            mp.epochs, mp.max_batches, mp.batches, mp.why = 1, QUICK_BATCHES, QUICK_BATCHES, "--quick"
+    elif epochs is not None:
+        for mp in plans.values():
+            mp.epochs, mp.why = epochs, "--epochs"
+    for m in reused:
+        plans[m].epochs, plans[m].why = 0, "reused: trained by the same code, data and recipe"
+    concurrent: dict[str, float] = {}
+    to_train = [m for m in models if m not in reused]
+    if len(to_train) > 1 and parallel is not False:
+        if console is not None:
+            console.print(f"  timing all {len(to_train)} side by side, 1 thread each ...", highlight=False)
+        concurrent = _concurrent_probe(to_train, data)
+        for m, s in concurrent.items():
+            plans[m].concurrent_step_seconds = s
+    probe_seconds = time.perf_counter() - t0
+    post = POST_SECONDS_PER_STEP * sum(mp.step_seconds["1"] for mp in plans.values())
+    budget = max(0.0, minutes * 60 - probe_seconds - post)
+    options = {"sequential": training_wall("sequential", plans)}
+    if concurrent:
+        options["parallel"] = training_wall("parallel", plans)
+    mode = {True: "parallel", False: "sequential"}.get(parallel) or min(options, key=options.get)
+    fitted = quick or epochs is not None
+    train_seconds = training_wall(mode, plans) if fitted else _fit(plans, budget, lambda ps: training_wall(mode, ps))
+    for m, mp in plans.items():
+        mp.threads = 1 if mode == "parallel" else int(min(mp.step_seconds, key=mp.step_seconds.get))
+        if not fitted and not mp.reused:
+            mp.why = (f"{mp.step_seconds['1'] * mp.batches:.0f} s/epoch at 1 thread alone, "
+                      f"{mp.step_seconds.get('2', float('nan')) * mp.batches:.0f} s at 2")
+    return TrainingPlan(mode=mode, models=plans, train_seconds=train_seconds, post_seconds=post,
+                        probe_seconds=probe_seconds, options=options, budget_seconds=minutes * 60)
 
 
-def budget_note(models: Sequence[str], plan: dict[str, dict[str, Any]]) -> str | None:
-    """A warning when the model under test gets fewer epochs than its recipe, with the budget that would fit them."""
-    first = plan[models[0]]
-    if "seconds_per_epoch" not in first or first["epochs"] >= first.get("cap", 0):
+def budget_note(plan: TrainingPlan) -> str | None:
+    """A warning when a model gets fewer epochs than its recipe, with the budget that would fit them all."""
+    short = [m for m, mp in plan.models.items()
+             if mp.epochs < mp.cap and not mp.reused and mp.why not in ("--quick", "--epochs")]
+    if not short:
         return None
-    need = first["seconds_per_epoch"] * first["cap"] / 60 / 0.5 / (1 - NON_TRAINING_SHARE)
-    return (f"{models[0]} gets {first['epochs']} of the recipe's {first['cap']} epochs "
-            f"in this budget, so its accuracy will be below what it can reach; --minutes {need:.0f} "
-            "would allow all of them on this machine as loaded now")
+    full = {m: ModelPlan(**{**asdict(mp), "epochs": mp.cap}) for m, mp in plan.models.items()}
+    need = (plan.probe_seconds + plan.post_seconds + training_wall(plan.mode, full)) / 60
+    cut = ", ".join(f"{m} {plan.models[m].epochs}" for m in short)
+    return (f"this budget allows fewer epochs than the recipe's {plan.models[short[0]].cap} ({cut}), so accuracy "
+            f"will be below what the models reach; --minutes {math.ceil(need)} would allow all of them on this "
+            "machine as loaded now")
+
+
+def training_wall(mode: str, plans: dict[str, ModelPlan]) -> float:
+    """Planned wall seconds of training ``plans`` in ``mode``, from the probes' figures.
+
+    Sequential: each model at its fastest thread count, one after another. Parallel: one
+    1-thread process a model, on the effective cores the side-by-side probe found (each
+    process ran at solo/concurrent of its solo speed; their sum is the cores they shared).
+    """
+    plans = {m: mp for m, mp in plans.items() if not mp.reused}
+    if mode == "sequential":
+        return sum(_work(mp, min(mp.step_seconds.values()), mp.epochs) for mp in plans.values())
+    cores = sum(mp.step_seconds["1"] / mp.concurrent_step_seconds for mp in plans.values()
+                if mp.concurrent_step_seconds)
+    return simulate_parallel({m: _work(mp, mp.step_seconds["1"], mp.epochs) for m, mp in plans.items()}, cores or 1.0)

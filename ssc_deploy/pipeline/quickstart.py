@@ -1,16 +1,19 @@
 """``ssc-deploy quickstart``: train the default SSC-Net and its two baselines briefly, export all
 three to every target, benchmark them on this host and write the report.
 
-Training time is planned, not guessed (:mod:`ssc_deploy.pipeline.plan`): a short probe of each
-model measures seconds a batch on this machine right now, and each model gets the epochs that
-fit its share of the ``--minutes`` budget (the SSC-Net half of the training time, each baseline a
-quarter), capped at the training recipe's default epochs for the data (on digits, the recipe's
-own measurement is that SSC-Net-1-9 passes 90 % test top-1 within them). ``--epochs`` fixes the
-epochs instead; ``--quick`` is the CI smoke run (one short epoch each, few timed runs: about 2
-minutes; the accuracies mean nothing).
+Training is planned, not guessed (:mod:`ssc_deploy.pipeline.plan`): short timed probes pick
+the thread count, whether the models train side by side (one process and thread each) or one
+after another, and the epochs that fit the ``--minutes`` budget, capped at the data's default
+recipe (on digits ``digits-fast``: 4 epochs). ``--epochs`` fixes the epochs instead; ``--quick``
+is the CI smoke run (one short epoch each, few timed runs: about 2 minutes; the accuracies
+mean nothing). A rerun into the same ``--out`` keeps every checkpoint trained by the same
+code, data and recipe (:mod:`ssc_deploy.pipeline.reuse`) and goes straight to export and
+benchmark; ``--retrain`` trains anyway. SSC-Nets are exported with each runtime's fastest
+verified shift lowering (the runtime table's ``fastest_lowering``); the baselines have no shifts.
 
 Output directory layout (``--out``, default ``./ssc-deploy-quickstart``)::
 
+    .ssc-deploy-quickstart       marks the directory as a quickstart's (a rerun may write into it)
     checkpoints/<model>.pt       trained checkpoints
     artifacts/<model>.{onnx,pte,tflite} (+ .manifest.json)
     report/report.md + PNG plots
@@ -19,6 +22,9 @@ Output directory layout (``--out``, default ``./ssc-deploy-quickstart``)::
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +33,12 @@ from typing import Any
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime
 
-from .plan import DEFAULT_MINUTES, budget_note, plan_epochs
+from .plan import DEFAULT_MINUTES, TrainingPlan, budget_note, plan_training, training_wall
+from .reuse import planned_key, reusable
 
 DEFAULT_MODELS = ("ssc-net-1-9", "mobilenetv2", "igcv3-d-0.7x")
 DEFAULT_OUT = "ssc-deploy-quickstart"
+MARKER = ".ssc-deploy-quickstart"
 
 
 @dataclass
@@ -48,6 +56,8 @@ class QuickstartOptions:
     warmup: int = 5
     n_eval: int = 0  # 0: the whole test split
     force: bool = False
+    retrain: bool = False  # train even where a checkpoint of the same run exists
+    parallel: bool | None = None  # None: side by side or one after another, as the probe says
     db: Path | None = None
     store: bool = True
 
@@ -57,10 +67,10 @@ class QuickstartOptions:
 
 
 def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse to write into a non-empty directory unless ``force``: nothing on disk is lost by surprise."""
+    """Refuse to write into a non-empty directory unless ``force`` or it holds an earlier quickstart's output."""
     if out.exists() and not out.is_dir():
         raise SscDeployError(f"{out}: exists and is not a directory (--out takes a directory)")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    if out.is_dir() and any(out.iterdir()) and not force and not (out / MARKER).is_file():
         raise SscDeployError(f"{out}: is not empty (choose another --out, or --force to overwrite its results)")
 
 
@@ -83,19 +93,98 @@ def validate(opts: QuickstartOptions) -> None:
         raise SscDeployError(f"--minutes must be positive (got {opts.minutes})")
 
 
-def _train(opts: QuickstartOptions, plan: dict[str, dict[str, Any]], out: Path, console) -> dict[str, Path]:
-    """Train every model for its planned epochs; their checkpoint files."""
-    from ssc_deploy.train import TrainConfig, train_model
+def _ckpt_path(out: Path, model: str) -> Path:
+    return out / "checkpoints" / f"{model}.pt"
 
+
+def _key(opts: QuickstartOptions, model: str, epochs: int, quick: bool) -> str:
+    from .plan import QUICK_BATCHES
+
+    return planned_key(model, opts.data, epochs, max_batches=QUICK_BATCHES if quick else None)
+
+
+def _reusable_before_probe(opts: QuickstartOptions, out: Path) -> list[str]:
+    """Models whose checkpoint in ``out`` is the run the options ask for at the recipe's full epochs."""
+    from ssc_deploy.data import parse_spec
+    from ssc_deploy.train.recipe import default_epochs
+
+    if opts.retrain:
+        return []
+    epochs = 1 if opts.quick else opts.epochs or default_epochs(parse_spec(opts.data)[0])
+    return [m for m in opts.models if reusable(_ckpt_path(out, m), _key(opts, m, epochs, opts.quick))]
+
+
+def _mark_reusable_after_plan(opts: QuickstartOptions, plan: TrainingPlan, out: Path) -> None:
+    """A budget-cut plan may match a checkpoint an earlier budget-cut run trained: reuse it too."""
+    if opts.retrain:
+        return
+    for m, mp in plan.models.items():
+        if not mp.reused and reusable(_ckpt_path(out, m), _key(opts, m, mp.epochs, opts.quick)):
+            mp.reused, mp.why = True, "reused: trained by the same code, data and recipe"
+    plan.train_seconds = training_wall(plan.mode, plan.models)
+
+
+def _config(opts: QuickstartOptions, model: str, plan: TrainingPlan, out: Path, **fields: Any):
+    from ssc_deploy.train import TrainConfig
+
+    mp = plan.models[model]
+    return TrainConfig(model=model, data=opts.data, epochs=mp.epochs, out=_ckpt_path(out, model),
+                       max_batches=mp.max_batches, threads=mp.threads, force=True, **fields)
+
+
+def _relay(model: str, proc: subprocess.Popen, console, lines: list[str]) -> None:
+    for line in proc.stdout:
+        line = line.rstrip()
+        lines.append(line)
+        console.print(f"  {model}: {line}", highlight=False)
+
+
+def _train_parallel(opts: QuickstartOptions, plan: TrainingPlan, out: Path, models: list[str], console) -> None:
+    """One training process a model, all at once; each prints a line an epoch, relayed with its name."""
+    procs, relays, lines = {}, [], {m: [] for m in models}
+    for m in models:
+        argv = _config(opts, m, plan, out, progress=False, epoch_lines=True).to_argv()
+        procs[m] = subprocess.Popen([sys.executable, "-m", "ssc_deploy.pipeline.train_worker", *argv],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        relays.append(threading.Thread(target=_relay, args=(m, procs[m], console, lines[m]), daemon=True))
+        relays[-1].start()
+    errors = {m: p.stderr.read() for m, p in procs.items()}
+    for t in relays:
+        t.join()
+    for m, p in procs.items():
+        if p.wait() != 0:
+            said = [ln for ln in lines[m] if ln.startswith("error:")] or errors[m].strip().splitlines()[-1:] or ["?"]
+            raise SscDeployError(f"training {m} failed: {said[-1].removeprefix('error: ')}", exit_code=1)
+
+
+def _train(opts: QuickstartOptions, plan: TrainingPlan, out: Path, console) -> dict[str, Path]:
+    """Train every model the plan does not reuse; every model's checkpoint file."""
+    from ssc_deploy.checkpoint import load_checkpoint
+    from ssc_deploy.train import train_model
+
+    todo = [m for m in opts.models if not plan.models[m].reused]
+    if plan.mode == "parallel" and len(todo) > 1:
+        console.print(f"  {', '.join(todo)} side by side, 1 thread each", highlight=False)
+        _train_parallel(opts, plan, out, todo, console)
+    else:
+        for m in todo:
+            train_model(_config(opts, m, plan, out, progress=True))
     ckpts: dict[str, Path] = {}
     for m in opts.models:
-        path = out / "checkpoints" / f"{m}.pt"
-        ck = train_model(TrainConfig(model=m, data=opts.data, epochs=plan[m]["epochs"], out=path, progress=True,
-                                     max_batches=plan[m]["max_batches"], force=True))
-        console.print(f"  {m}: test top-1 {ck.metrics.get('test_top1', float('nan')) * 100:.1f}% "
-                      f"after {plan[m]['epochs']} epoch(s) -> {path}", highlight=False)
-        ckpts[m] = path
+        ck = load_checkpoint(_ckpt_path(out, m))
+        how = "reused" if plan.models[m].reused else "trained"
+        console.print(f"  {m}: test top-1 {ck.metrics.get('test_top1', float('nan')) * 100:.1f}% after "
+                      f"{ck.metrics.get('epochs_done', '?')} epoch(s), recipe {ck.provenance.get('recipe', 'paper')} "
+                      f"({how}) -> {_ckpt_path(out, m)}", highlight=False)
+        ckpts[m] = _ckpt_path(out, m)
     return ckpts
+
+
+def lowering_for(model: str, runtime: str) -> str:
+    """The shift lowering the quickstart exports ``model`` with for ``runtime``: the fastest verified
+    one for an SSC-Net, the default for nets without shifts."""
+    spec = by_runtime(runtime)
+    return spec.fastest_lowering if has_shifts(model) else spec.default_lowering
 
 
 def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console) -> list[Path]:
@@ -103,15 +192,65 @@ def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console)
     from ssc_deploy.export import export_model
 
     artifacts: list[Path] = []
-    targets = tuple(by_runtime(rt).target for rt in opts.runtimes)
     for m in opts.models:
-        for res in export_model(str(ckpts[m]), targets=targets, out_dir=out / "artifacts", data=opts.data,
-                                progress=True, force=True):
-            artifacts.append(Path(res.artifact))
-            par = res.manifest.get("parity", {})
-            console.print(f"  {res.artifact.name}: {res.artifact.stat().st_size / 1e3:.0f} kB, "
-                          f"max |diff| vs PyTorch {par.get('max_abs_diff', float('nan')):.1e}", highlight=False)
+        for rt in opts.runtimes:
+            lowering = lowering_for(m, rt)
+            for res in export_model(str(ckpts[m]), targets=(by_runtime(rt).target,), out_dir=out / "artifacts",
+                                    data=opts.data, lowering=lowering, progress=True, force=True):
+                artifacts.append(Path(res.artifact))
+                par = res.manifest.get("parity", {})
+                console.print(f"  {res.artifact.name}: {res.artifact.stat().st_size / 1e3:.0f} kB, lowering "
+                              f"{lowering if has_shifts(m) else '- (no shifts)'}, max |diff| vs "
+                              f"PyTorch {par.get('max_abs_diff', float('nan')):.1e}", highlight=False)
     return artifacts
+
+
+def has_shifts(model: str) -> bool:
+    """Whether the quickstart lowers ``model``'s shifts (SSC-Nets only)."""
+    from ssc_deploy.models import model_family
+
+    return model_family(model) == "ssc-net"
+
+
+def _print_plan(plan: TrainingPlan, console) -> None:
+    for m, mp in plan.models.items():
+        threads = "" if mp.reused else f", {mp.threads} thread(s)"
+        console.print(f"  {m}: {mp.epochs} epoch(s){threads} ({mp.why})", highlight=False)
+    if plan.options:
+        choice = ", ".join(f"{k} {v / 60:.1f} min" for k, v in plan.options.items())
+        console.print(f"  training {plan.mode} (simulated for the recipe's epochs: {choice})", highlight=False)
+    console.print(f"  planned: probe {plan.probe_seconds / 60:.1f} + train {plan.train_seconds / 60:.1f} + export "
+                  f"and benchmark {plan.post_seconds / 60:.1f} = {_planned_total(plan) / 60:.1f} min "
+                  f"(budget {plan.budget_seconds / 60:.0f} min)", highlight=False)
+
+
+def _planned_total(plan: TrainingPlan) -> float:
+    return plan.probe_seconds + plan.train_seconds + plan.post_seconds
+
+
+def train_stage(opts: QuickstartOptions, out: Path, console) -> tuple[TrainingPlan, dict[str, Path], dict[str, float]]:
+    """Stages 1 and 2: plan (reuse, probes, epochs) and train; the plan, every checkpoint, and seconds each took."""
+    t0 = time.perf_counter()
+    console.rule("[bold]1/4 plan")
+    reused = _reusable_before_probe(opts, out)
+    if reused:
+        console.print(f"  reusing {', '.join(reused)}: trained by the same code, data and recipe (--retrain to "
+                      "train anyway)", highlight=False)
+    plan = plan_training(opts.models, opts.data, opts.minutes, opts.epochs, opts.quick, console,
+                         parallel=opts.parallel, reused=reused)
+    _mark_reusable_after_plan(opts, plan, out)
+    _print_plan(plan, console)
+    note = budget_note(plan)
+    if note:
+        console.print(f"  [yellow]note:[/] {note}", highlight=False)
+    actual = {"probe": time.perf_counter() - t0}
+
+    console.rule("[bold]2/4 train")
+    t = time.perf_counter()
+    ckpts = _train(opts, plan, out, console)
+    actual["train"] = time.perf_counter() - t
+
+    return plan, ckpts, actual
 
 
 def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
@@ -124,30 +263,35 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
     check_out_dir(out, opts.force)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by ssc-deploy quickstart; a rerun reuses matching checkpoints here\n")
 
-    console.rule("[bold]1/4 plan")
-    plan = plan_epochs(opts.models, opts.data, opts.minutes, opts.epochs, opts.quick, console)
-    for m, p in plan.items():
-        console.print(f"  {m}: {p['epochs']} epoch(s) ({p['why']})", highlight=False)
-    note = budget_note(opts.models, plan)
-    if note:
-        console.print(f"  [yellow]note:[/] {note}", highlight=False)
-
-    console.rule("[bold]2/4 train")
-    ckpts = _train(opts, plan, out, console)
+    plan, ckpts, actual = train_stage(opts, out, console)
 
     console.rule("[bold]3/4 export")
+    t = time.perf_counter()
     artifacts = _export(opts, ckpts, out, console)
+    actual["export"] = time.perf_counter() - t
 
     console.rule("[bold]4/4 benchmark (this host, 1 thread)")
     from ssc_deploy.devices.host import HostDevice
     from ssc_deploy.runtime_bench.bench_run import measure_with_progress, publish
     from ssc_deploy.runtime_bench.settings import BenchSettings
 
+    t = time.perf_counter()
     settings = BenchSettings(runtimes=list(opts.runtimes), threads=[1], warmup=opts.warmup, runs=opts.runs,
                              data=opts.data, n_eval=opts.n_eval, baselines=list(opts.models[1:]))
     result = measure_with_progress(artifacts, settings, [HostDevice()], out / "work", console)
-    result["quickstart"] = {"plan": plan, "minutes": (time.perf_counter() - t0) / 60, "quick": opts.quick}
+    total = time.perf_counter() - t0
+    result["quickstart"] = {"plan": plan.to_dict(), "minutes": total / 60, "quick": opts.quick,
+                            "reused": [m for m, mp in plan.models.items() if mp.reused],
+                            "lowerings": {m: {rt: lowering_for(m, rt) for rt in opts.runtimes} for m in opts.models}}
     publish(result, out / "bench.json", out / "bench.csv", out / "report", opts.db, opts.store, console)
-    console.print(f"[bold green]done[/] in {(time.perf_counter() - t0) / 60:.1f} min: open {out / 'report' / 'report.md'}")
+    actual["bench"] = time.perf_counter() - t
+    total = time.perf_counter() - t0
+    planned = _planned_total(plan)
+    console.print(f"planned {planned / 60:.1f} min, took {total / 60:.1f} min ({100 * (total - planned) / planned:+.0f} %): "
+                  f"train {plan.train_seconds / 60:.1f} planned / {actual['train'] / 60:.1f} actual, export and "
+                  f"benchmark {plan.post_seconds / 60:.1f} / {(actual['export'] + actual['bench']) / 60:.1f} "
+                  f"(probe {actual['probe'] / 60:.1f})", highlight=False)
+    console.print(f"[bold green]done[/] in {total / 60:.1f} min: open {out / 'report' / 'report.md'}")
     return result

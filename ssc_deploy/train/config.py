@@ -38,16 +38,18 @@ class TrainConfig:
     batch_size: int | None = None  # global batch, split across data-parallel ranks
     lr: float | None = None
     weight_decay: float | None = None
+    recipe: str | None = None  # recipe name (paper, digits-fast); default per data, on resume the stored one
     seed: int = 0
     resume: Path | None = None  # continue this checkpoint's run exactly
     init: Path | None = None  # start from these weights, with a fresh optimizer
     in_size: int = 32
     progress: bool = True
+    epoch_lines: bool = False  # print one line a finished epoch on stdout (for a parent reading a worker)
     num_workers: int = 0
     max_batches: int | None = None  # cap on batches an epoch (quick runs; kept on resume)
     eval_every: int = 0  # also evaluate every N epochs (0: only at the end)
     eval_limit: int | None = None  # evaluate on the first N test images only
-    threads: int | None = None  # torch CPU threads a process; default the idle cores' share
+    threads: int | None = None  # torch CPU threads a process; default the fastest of 1..cores, timed
     device: str | None = None  # cpu or cuda; default cuda when available
     force: bool = False  # replace an existing ``out``
 

@@ -37,6 +37,8 @@ from ssc_deploy.models import create_model, model_family
 
 from .config import TrainConfig, require_model
 from .recipe import Recipe, default_recipe
+from .key import train_key
+from .threads import candidates, fastest, time_threads
 
 EVAL_BATCH = 32  # measured here: per-image cost grows with the batch (memory-bound ops)
 
@@ -65,23 +67,26 @@ def _dist_info() -> _Dist:
     return _Dist()
 
 
-def _set_threads(threads: int | None, procs_per_host: int) -> int:
-    """``threads``, or this process's share of the cores that are not already busy.
+def _set_threads(threads: int | None, procs_per_host: int, model: torch.nn.Module,
+                 batch: tuple[torch.Tensor, torch.Tensor], dev: torch.device) -> tuple[int, dict[int, float]]:
+    """``threads``, else the fastest candidate count timed on a few training steps of ``batch``.
 
-    On a shared machine, more intra-op threads than idle cores makes every op wait on
-    the slowest thread (measured here: 2 threads on 2 busy cores ran 4-8x slower than 1).
+    Returns the count set and the seconds a step each candidate took (empty when nothing was
+    timed: ``threads`` given, on a GPU, or a single candidate). The torch RNG is left as it was.
     """
+    timing: dict[int, float] = {}
+    counts = candidates(procs_per_host)
     if threads:
         n = int(threads)
+    elif dev.type != "cpu" or len(counts) == 1:
+        n = counts[-1]
     else:
-        cores = os.cpu_count() or 1
-        try:
-            busy = int(os.getloadavg()[0])
-        except OSError:
-            busy = 0
-        n = max(1, min(cores, cores - busy) // max(1, procs_per_host))
+        rng = torch.get_rng_state()
+        timing = time_threads(model, batch, counts)
+        torch.set_rng_state(rng)
+        n = fastest(timing)
     torch.set_num_threads(n)
-    return n
+    return n, timing
 
 
 def _to_tensor(ds: ImageSet, in_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,19 +237,26 @@ def prepare_run(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None, Re
     model_family(require_model(model_name))  # an unknown name fails here, before any data is read
     resolved = dataclasses.replace(config, out=out, model=model_name, data=data)
     if start is None:
-        return resolved, None, default_recipe(kind, config.epochs, config.batch_size, config.lr, config.weight_decay)
+        return resolved, None, default_recipe(kind, config.epochs, config.batch_size, config.lr, config.weight_decay,
+                                              name=config.recipe)
     state = start.training_state
     try:
         stored = Recipe.from_dict(state["recipe"])
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, SscDeployError) as err:
         raise SscDeployError(f"{config.resume}: its stored training recipe is unreadable ({err})") from None
-    recipe = default_recipe(
+    if config.recipe is not None and config.recipe != stored.name:
+        raise SscDeployError(f"{config.resume}: was trained with recipe '{stored.name}', not '{config.recipe}'")
+    checked = default_recipe(
         kind,
         epochs=stored.epochs if config.epochs is None else config.epochs,
         batch_size=stored.batch_size if config.batch_size is None else config.batch_size,
         lr=stored.lr if config.lr is None else config.lr,
         weight_decay=stored.weight_decay if config.weight_decay is None else config.weight_decay,
+        name=stored.name,
     )
+    recipe = dataclasses.replace(stored, epochs=checked.epochs, batch_size=checked.batch_size, lr=checked.lr,
+                                 weight_decay=checked.weight_decay,
+                                 milestones=checked.milestones if stored.schedule == "step" else stored.milestones)
     resolved = dataclasses.replace(
         resolved, in_size=start.in_size, seed=int(state.get("seed", config.seed)),
         max_batches=_stored_or(config.max_batches, state, "max_batches"),
@@ -310,7 +322,6 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
         m, s = train_set.channel_stats()
         mean, std = list(m), [max(v, 1e-6) for v in s]
 
-    threads_used = _set_threads(cfg.threads, int(os.environ.get("LOCAL_WORLD_SIZE", d.world_size)))
     torch.manual_seed(seed)
     model = create_model(model_name, num_classes=len(classes), in_size=in_size)
     if cfg.init is not None and state is None:
@@ -343,6 +354,9 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
     provenance_eval = {"test_images": int(len(test_y))}
     augment = augmentation_for(kind)
     per_rank_batch = max(1, recipe.batch_size // d.world_size)
+    sample = (to_normalized_float(train_x[:per_rank_batch], mean, std).to(dev), train_y[:per_rank_batch].to(dev))
+    threads_used, thread_timing = _set_threads(cfg.threads, int(os.environ.get("LOCAL_WORLD_SIZE", d.world_size)),
+                                               model, sample, dev)
 
     provenance = {
         "tool_version": ssc_deploy.__version__,
@@ -355,6 +369,9 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
         "seed": seed,
         "world_size": d.world_size,
         "threads_per_process": threads_used,
+        "threads_timed": {str(n): round(t, 4) for n, t in thread_timing.items()},
+        "recipe": recipe.name,
+        "train_key": train_key(model_name, data, recipe, seed, in_size, max_batches, eval_limit),
         "device": str(dev.type),
         "host": platform.node(),
         "python": platform.python_version(),
@@ -392,9 +409,6 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
     with _progress(cfg.progress and d.is_main) as bar:
         task = bar.add_task("training", total=remaining * n_batches) if bar is not None else None
         for epoch in range(start_epoch, recipe.epochs):
-            lr_now = recipe.lr_at(epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_now
             batches = _epoch_batches(len(train_y), per_rank_batch, d, seed, epoch, max_batches)
             loader = torch.utils.data.DataLoader(
                 _EpochBatches(train_x, train_y, batches, augment, mean, std, seed, epoch, d.rank),
@@ -403,10 +417,13 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
             net.train()
             totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
             t0 = time.perf_counter()
-            for x, y in loader:
+            for b, (x, y) in enumerate(loader):
+                lr_now = recipe.lr_at(epoch, b, len(batches))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_now
                 x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
                 out_logits = net(x)
-                loss = F.cross_entropy(out_logits, y)
+                loss = F.cross_entropy(out_logits, y, label_smoothing=recipe.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -415,12 +432,12 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
                 if bar is not None:
                     n = max(float(totals[2]), 1.0)
                     bar.update(task, advance=1, description=(
-                        f"epoch {epoch + 1}/{recipe.epochs} lr {lr_now:g} "
+                        f"{cfg.model} epoch {epoch + 1}/{recipe.epochs} lr {lr_now:.3g} "
                         f"loss {float(totals[0]) / n:.3f} acc {100 * float(totals[1]) / n:.1f}%"))
             if d.enabled:
                 dist.all_reduce(totals)
             n = max(float(totals[2]), 1.0)
-            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr_now, "train_loss": float(totals[0]) / n,
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": recipe.lr_at(epoch, 0, len(batches)), "train_loss": float(totals[0]) / n,
                                       "train_top1": float(totals[1]) / n, "seconds": time.perf_counter() - t0}
             last = epoch + 1 == recipe.epochs
             if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and not last:
@@ -428,6 +445,9 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
                 if bar is not None:
                     bar.console.print(f"epoch {epoch + 1}: test top-1 {100 * record['test_top1']:.1f}%")
             history.append(record)
+            if cfg.epoch_lines and d.is_main:
+                print(f"epoch {epoch + 1}/{recipe.epochs}: loss {record['train_loss']:.3f}, train top-1 "
+                      f"{100 * record['train_top1']:.1f} %, {record['seconds']:.0f} s", flush=True)
             if d.is_main and not last:
                 save_checkpoint(make_checkpoint({"epochs_done": epoch + 1, **_train_summary(history)}, epoch + 1), out)
 
