@@ -153,6 +153,25 @@ def test_a_broken_results_store_is_refused_before_measuring(zoo, tmp_path, capsy
     assert junk.read_bytes() == b"not sqlite at all" * 64
 
 
+def test_a_store_that_cannot_be_written_is_found_before_measuring(zoo, tmp_path, capsys, monkeypatch):
+    """Issue 12 #6: the cache path a file, or --db on a read-only file system, used to surface only
+    after the run (and lose it). Now one line before any measurement, nothing written."""
+    from tests.support.filesystems import remount_read_only, tmpfs
+
+    js = tmp_path / "b.json"
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be\n")
+    monkeypatch.setenv("SSC_DEPLOY_CACHE", str(blocker))
+    _one_line_error(capsys, ["bench", str(zoo["bench-tiny.onnx"]), "--baselines", "", *FAST, "--json", str(js)],
+                    f"{blocker} is a file, not a directory")
+    assert not js.exists() and blocker.read_text() == "a file where the cache directory should be\n"
+    with tmpfs(tmp_path / "ro") as ro:
+        remount_read_only(ro)
+        _one_line_error(capsys, ["bench", str(zoo["bench-tiny.onnx"]), "--baselines", "", *FAST, "--json", str(js),
+                                 "--db", str(ro / "r.sqlite")], "read-only file system")
+    assert not js.exists()
+
+
 def _one_line_error(capsys, argv: list[str], needle: str) -> None:
     rc = main(argv)
     err = capsys.readouterr().err

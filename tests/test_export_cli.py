@@ -140,3 +140,31 @@ def test_list_lowerings_and_help(capsys):
     out = capsys.readouterr().out
     for option in ("--target", "--lowering", "--nhwc", "--strict", "--atol", "--force", "--model", "--opset"):
         assert option in out
+
+
+def test_class_names_that_do_not_match_the_outputs_are_refused(tmp_path, capsys):
+    """Issue 12 #4: 1 class name for 10 outputs was exported with exit 0 and output.shape [1, 1]."""
+    from ssc_deploy.checkpoint import Checkpoint, save_checkpoint
+    from ssc_deploy.models import create_model
+
+    net = create_model("ssc-net-1-9", num_classes=10)
+    ckpt = tmp_path / "one-name.pt"
+    save_checkpoint(Checkpoint(model_name="ssc-net-1-9", config={"num_classes": 10, "in_size": 32},
+                               state_dict=net.state_dict(), classes=["only"], mean=[0.5] * 3, std=[0.25] * 3,
+                               input_shape=[3, 32, 32]), ckpt)
+    (tmp_path / "o").mkdir()
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "o"), "--no-progress"]) != 0
+    assert "class_names has 1 names but the model outputs 10 logits" in _one_error_line(capsys)
+    assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_the_manifest_output_shape_is_the_artifacts_own(exported):
+    """The shape in the manifest is read from what the file outputs, not assumed from the class names."""
+    import numpy as np
+
+    from ssc_deploy.sessions import load_runner
+
+    art = next(exported.glob("*.onnx"))
+    m = json.loads((exported / (art.name + ".manifest.json")).read_text())
+    logits = load_runner("onnxruntime", art)(np.zeros([1, 3, 32, 32], np.float32))
+    assert m["output"]["shape"] == list(np.asarray(logits).reshape(1, -1).shape) == [1, len(m["classes"])]
