@@ -13,29 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssc_deploy.models.layers import ChannelShuffle, Shift
+from ssc_deploy.models.layers import ChannelShuffle, Shift, shift_plan
 
 from .registry import register_lowering
-
-
-def _runs(offsets: list[tuple[int, int]]) -> list[tuple[int, int, tuple[int, int]]]:
-    """Maximal runs ``(start, stop, offset)`` of consecutive channels sharing one offset."""
-    runs: list[tuple[int, int, tuple[int, int]]] = []
-    for ch, off in enumerate(offsets):
-        if runs and runs[-1][2] == off:
-            runs[-1] = (runs[-1][0], ch + 1, off)
-        else:
-            runs.append((ch, ch + 1, off))
-    return runs
-
-
-def _period(offsets: list[tuple[int, int]]) -> int:
-    """Smallest P with ``offsets[c] == offsets[c % P]`` for every channel c (C when none is shorter)."""
-    c = len(offsets)
-    for p in range(1, c):
-        if 2 * p <= c and all(offsets[i] == offsets[i % p] for i in range(c)):
-            return p
-    return c
 
 
 class PadSliceShift(nn.Module):
@@ -45,17 +25,8 @@ class PadSliceShift(nn.Module):
         super().__init__()
         self.offsets = [(int(dy), int(dx)) for dy, dx in offsets]
         self.pad = max((max(abs(dy), abs(dx)) for dy, dx in self.offsets), default=0)
-        c = len(self.offsets)
-        runs = _runs(self.offsets)
-        period = _period(self.offsets)
-        body = c - c % period
-        period_runs = _runs(self.offsets[:period])
-        tail_runs = [(a + body, b + body, off) for a, b, off in _runs(self.offsets[body:])]
-        if period < c and len(period_runs) + len(tail_runs) < len(runs):
-            # Periodic form: a (N, C//P, P, H, W) view for the first C - C % P channels, plain runs for the rest.
-            self.period, self.body, self.runs, self.tail = period, body, period_runs, tail_runs
-        else:
-            self.period, self.body, self.runs, self.tail = c, c, runs, []
+        plan = shift_plan(self.offsets)
+        self.period, self.body, self.runs, self.tail = plan.period, plan.body, list(plan.runs), list(plan.tail)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.pad
