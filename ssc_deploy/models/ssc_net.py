@@ -57,7 +57,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from .layers import ChannelShuffle, Shift, conv_bn, ssc_offsets, to_cnhw, tracing
-from .registry import check_size, register_model  # noqa: F401  (cli/models_cmd.py imports it from here)
+from .registry import register_model
 
 KERNEL_SIZE = 3
 C = KERNEL_SIZE * KERNEL_SIZE  # channels a SSC group holds: one per kernel position
