@@ -6,7 +6,7 @@ the other's timings; remote devices run in parallel with them, one thread each.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import Any
 
 from ssc_deploy.errors import SscDeployError
@@ -33,17 +33,45 @@ def device_groups(devices: list, infos: list) -> list[list]:
 
 def run_on_devices(devices: list, infos: list, jobs: list[Job], settings: BenchSettings,
                    progress: ProgressFn | None) -> list[dict[str, Any]]:
-    """Every job on every device, groups in parallel; one row per job and device, in ``devices`` order."""
+    """Every job on every device, groups in parallel; one row per job and device, in ``devices`` order.
+
+    The first group (this CPU's devices, when there are any) runs in the calling thread, so Ctrl-C
+    or SIGTERM reaches the runner it waits for (``subprocess.run`` kills it); the other groups run
+    in daemon threads, which never keep an interrupted process alive.
+    """
     groups = device_groups(devices, infos)
 
     def run_group(group: list) -> list[dict[str, Any]]:
         return [r for d in group for r in run_device_jobs(d, jobs, settings, progress)]
 
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        parts = list(pool.map(run_group, groups))
+    others = [_Background(run_group, g) for g in groups[1:]]
+    parts = [run_group(groups[0])] + [b.result() for b in others]
     by_device = {id(d): part[k * len(jobs):(k + 1) * len(jobs)]
                  for group, part in zip(groups, parts) for k, d in enumerate(group)}
     return [r for d in devices for r in by_device[id(d)]]
+
+
+class _Background:
+    """``fn(arg)`` in a daemon thread; :meth:`result` waits for it and re-raises what it raised."""
+
+    def __init__(self, fn, arg) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._value = fn(arg)
+            except BaseException as err:  # noqa: BLE001 - handed to the caller by result()
+                self._error = err
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def device_dict(device) -> dict[str, Any]:
