@@ -151,6 +151,16 @@ def test_a_broken_results_store_is_refused_before_measuring(zoo, tmp_path, capsy
     assert rc != 0 and "not a results database" in err and err.count("\n") == 1
     assert not js.exists()  # nothing was measured (issue 12 #6: the store is checked up front)
     assert junk.read_bytes() == b"not sqlite at all" * 64
+    import sqlite3
+
+    foreign = tmp_path / "other-app.sqlite"  # another application's database: refused, left untouched
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    before = foreign.read_bytes()
+    rc = main(["bench", str(zoo["bench-tiny.onnx"]), "--baselines", "", *FAST, "--json", str(js), "--db", str(foreign)])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.startswith("error: ") and err.count("\n") == 1 and "not an ssc-deploy results store" in err, err
+    assert foreign.read_bytes() == before and not js.exists()
 
 
 def test_a_store_that_cannot_be_written_is_found_before_measuring(zoo, tmp_path, capsys, monkeypatch):
