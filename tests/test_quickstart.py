@@ -104,8 +104,11 @@ def test_quickstart_reuses_checkpoints_of_the_same_run(tmp_path):
 
     first, text, _, mtime = run()
     assert not first.reused and "(trained)" in text and "reusing" not in text
+    assert f"ssc-net-1-9: 1 epoch(s), {first.threads} thread(s) (--quick)" in text
+    assert "planned: probe " in text and "export and benchmark" in text and "training sequential" in text
     again, text, _, mtime2 = run()
     assert again.reused and mtime2 == mtime and "reusing ssc-net-1-9" in text and "(reused)" in text
+    assert "ssc-net-1-9: no training (reused: trained by the same code, data and recipe)" in text
     forced, text, _, mtime3 = run(retrain=True)
     assert not forced.reused and mtime3 != mtime2 and "(trained)" in text
     # The same run under the paper's recipe is another run: not reused.

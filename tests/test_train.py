@@ -200,11 +200,15 @@ def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path: Path, capsys):
 
 @pytest.mark.slow
 def test_ssc_net_1_9_reaches_90_percent_on_digits(tmp_path: Path):
-    """The quickstart's default run: digits recipe (6 epochs, batch 32), seed 0, 1 thread.
+    """The quickstart's default run: the digits-fast recipe (4 epochs, batch 32), seed 0, 1 thread.
 
-    Measured: 97.8 % test top-1 after 5 epochs of this exact run; about 2-4 min an epoch
-    on a busy 2-core host, so the whole test takes well over 20 s (it is the one long test).
+    Measured: 97.2 % test top-1 after these 4 epochs (91.7 % after 3), at 2.5 min an epoch on a
+    2-core host loaded to ~10; the 97 % the quickstart reaches is not asserted here because this
+    test could not be shown to stay under ~2 minutes on 1 core, so it keeps the 90 % floor.
     """
+    from ssc_deploy.train.recipe import default_epochs
+
     ckpt = train_model(TrainConfig(MODEL, data="digits", out=tmp_path / "ssc19.pt", seed=0, progress=False, threads=1))
-    assert ckpt.metrics["epochs_done"] == DEFAULT_EPOCHS["digits"] and ckpt.metrics["test_images"] == 360
+    assert ckpt.metrics["epochs_done"] == default_epochs("digits") and ckpt.metrics["test_images"] == 360
+    assert ckpt.provenance["recipe"] == "digits-fast"
     assert ckpt.metrics["test_top1"] >= 0.90, ckpt.metrics["test_top1"]

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.pipeline.plan import DEFAULT_MINUTES
 
 from .app import app
 from .bench_cmd import split_list
@@ -20,7 +21,7 @@ def quickstart(
                              "artifacts, bench.json/csv and the report (must be empty unless --force)."),
     quick: bool = typer.Option(False, "--quick", help="Smoke run of the whole chain (about 2 minutes): one short "
                                "epoch per model and few timed runs; accuracies are not meaningful."),
-    minutes: float = typer.Option(12.0, "--minutes", help="Time budget; thread count, side-by-side or sequential "
+    minutes: float = typer.Option(DEFAULT_MINUTES, "--minutes", help="Time budget; thread count, side-by-side or sequential "
                                   "training and the epochs are fitted to it from short timed probes on this machine."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Train every model this many epochs instead of "
                                          "fitting them to --minutes."),

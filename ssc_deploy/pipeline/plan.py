@@ -25,8 +25,9 @@ from typing import Any, Sequence
 
 DEFAULT_MINUTES = 12.0
 # Export (3 targets) plus benchmark (3 runtimes, 1 thread) of one model, in seconds per second
-# of that model's 1-thread training step at batch 32, measured by full quickstart runs here.
-POST_SECONDS_PER_STEP = 60.0
+# of that model's 1-thread training step at batch 32: 228 s for 5.6 s of steps in the default
+# quickstart run of 2026-12-01 17:47 UTC on this 2-core host (load average 7-8).
+POST_SECONDS_PER_STEP = 40.0
 # Start-up of a training process (imports, data, model) and its closing evaluation, in steps.
 WORKER_OVERHEAD_STEPS = 8.0
 THREAD_CANDIDATES = (1, 2)
@@ -146,7 +147,11 @@ def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int 
     from ssc_deploy.data import parse_spec
     from ssc_deploy.train.recipe import default_epochs
 
+    import torch
+
     t0 = time.perf_counter()
+    if parallel is None and torch.cuda.is_available():
+        parallel = False  # one GPU: the trainer puts each model on it in turn (the CPU probe overestimates)
     cap = default_epochs(parse_spec(data)[0])
     plans: dict[str, ModelPlan] = {}
     for m in models:

@@ -214,8 +214,8 @@ def has_shifts(model: str) -> bool:
 
 def _print_plan(plan: TrainingPlan, console) -> None:
     for m, mp in plan.models.items():
-        threads = "" if mp.reused else f", {mp.threads} thread(s)"
-        console.print(f"  {m}: {mp.epochs} epoch(s){threads} ({mp.why})", highlight=False)
+        what = "no training" if mp.reused else f"{mp.epochs} epoch(s), {mp.threads} thread(s)"
+        console.print(f"  {m}: {what} ({mp.why})", highlight=False)
     if plan.options:
         choice = ", ".join(f"{k} {v / 60:.1f} min" for k, v in plan.options.items())
         console.print(f"  training {plan.mode} (simulated for the recipe's epochs: {choice})", highlight=False)

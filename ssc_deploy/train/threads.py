@@ -4,7 +4,9 @@ On a shared machine the load average says little about how fast a training step 
 one thread or two (measured here with the load average near 8: SSC-Net-1-9 at batch 32 took
 0.85 s a step with 1 thread and 6.4 s with 2). So each candidate count is timed on a few
 real training steps of a throw-away copy of the model, interleaved (1, 2, 1, 2, ...) so a
-change of load hits every candidate alike, and the fastest median wins.
+change of load hits every candidate alike, and the fastest median wins. A candidate more than
+``DROP_RATIO`` times slower than the best after the first timed round is not timed again (on a
+loaded host a 2-thread step can take 5-10 s).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 ROUNDS = 3  # timed steps per candidate (after one untimed warm-up step each)
+DROP_RATIO = 2.0
 
 
 def candidates(procs_per_host: int = 1) -> list[int]:
@@ -45,12 +48,15 @@ def time_threads(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor
         for n in counts:
             torch.set_num_threads(n)
             step()
+        timing = list(counts)
         for _ in range(rounds):
-            for n in counts:
+            for n in timing:
                 torch.set_num_threads(n)
                 t0 = time.perf_counter()
                 step()
                 times[n].append(time.perf_counter() - t0)
+            best = min(min(times[n]) for n in timing)
+            timing = [n for n in timing if min(times[n]) <= DROP_RATIO * best]
     finally:
         torch.set_num_threads(previous)
     return {n: statistics.median(v) for n, v in times.items()}
