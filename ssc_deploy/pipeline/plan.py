@@ -7,7 +7,8 @@ planned from timed probes on this machine right now, not guessed.
 2. All models then time 1-thread steps at once, each in its own process
    (:mod:`ssc_deploy.pipeline.probe_worker`): the parallel option runs them side by side.
 3. Both options are simulated over the recipe's epochs; the faster one is taken. Epochs are
-   cut, last finisher first, until the training fits its share of the budget.
+   cut one at a time from the model with the most until the training fits what the budget
+   leaves after the probe and the estimated export and benchmark, then given back where they fit.
 
 The export and benchmark stages are estimated from the same probe (their cost scales with
 the machine's speed as the probe sees it; ``POST_SECONDS_PER_STEP`` was calibrated here).
@@ -124,16 +125,31 @@ def _work(mp: ModelPlan, step: float, epochs: int) -> float:
 
 
 def _fit(models: dict[str, ModelPlan], budget: float, wall) -> float:
-    """Cut epochs (of the model finishing last, never below 1) until ``wall(models)`` fits ``budget``."""
+    """Epochs that fit ``budget`` by ``wall(models)``: cut one epoch at a time from the model with the
+    most (the slowest on a tie, never below 1), then give epochs back, model under test first, where
+    they still fit."""
+    trainable = [m for m, mp in models.items() if not mp.reused]
+
+    def per_epoch(m: str) -> float:
+        return models[m].batches * min(models[m].step_seconds.values())
+
     total = wall(models)
     while total > budget:
-        cuttable = [m for m, mp in models.items() if mp.epochs > 1 and not mp.reused]
+        cuttable = [m for m in trainable if models[m].epochs > 1]
         if not cuttable:
             break
-        finishing_last = max(cuttable, key=lambda m: models[m].epochs * models[m].batches * min(
-            models[m].step_seconds.values()))
-        models[finishing_last].epochs -= 1
+        models[max(cuttable, key=lambda m: (models[m].epochs, per_epoch(m)))].epochs -= 1
         total = wall(models)
+    grown = True
+    while grown:
+        grown = False
+        for m in trainable:
+            if models[m].epochs < models[m].cap:
+                models[m].epochs += 1
+                if wall(models) <= budget:
+                    total, grown = wall(models), True
+                else:
+                    models[m].epochs -= 1
     return total
 
 

@@ -33,7 +33,7 @@ from typing import Any
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime
 
-from .plan import DEFAULT_MINUTES, TrainingPlan, budget_note, plan_training, training_wall
+from .plan import DEFAULT_MINUTES, TrainingPlan, budget_note, plan_training
 from .reuse import planned_key, reusable
 
 DEFAULT_MODELS = ("ssc-net-1-9", "mobilenetv2", "igcv3-d-0.7x")
@@ -103,25 +103,28 @@ def _key(opts: QuickstartOptions, model: str, epochs: int, quick: bool) -> str:
     return planned_key(model, opts.data, epochs, max_batches=QUICK_BATCHES if quick else None)
 
 
-def _reusable_before_probe(opts: QuickstartOptions, out: Path) -> list[str]:
-    """Models whose checkpoint in ``out`` is the run the options ask for at the recipe's full epochs."""
-    from ssc_deploy.data import parse_spec
-    from ssc_deploy.train.recipe import default_epochs
+def _reusable(opts: QuickstartOptions, out: Path) -> list[str]:
+    """Models whose checkpoint in ``out`` is a run the options ask for: same code, data, recipe and seed,
+    with ``--epochs`` (or ``--quick``) the same epochs, else any epochs an earlier budget plan gave."""
+    from ssc_deploy.checkpoint import load_checkpoint
 
     if opts.retrain:
         return []
-    epochs = 1 if opts.quick else opts.epochs or default_epochs(parse_spec(opts.data)[0])
-    return [m for m in opts.models if reusable(_ckpt_path(out, m), _key(opts, m, epochs, opts.quick))]
-
-
-def _mark_reusable_after_plan(opts: QuickstartOptions, plan: TrainingPlan, out: Path) -> None:
-    """A budget-cut plan may match a checkpoint an earlier budget-cut run trained: reuse it too."""
-    if opts.retrain:
-        return
-    for m, mp in plan.models.items():
-        if not mp.reused and reusable(_ckpt_path(out, m), _key(opts, m, mp.epochs, opts.quick)):
-            mp.reused, mp.why = True, "reused: trained by the same code, data and recipe"
-    plan.train_seconds = training_wall(plan.mode, plan.models)
+    found = []
+    for m in opts.models:
+        path = _ckpt_path(out, m)
+        if not path.is_file():
+            continue
+        if opts.quick or opts.epochs is not None:
+            epochs = 1 if opts.quick else int(opts.epochs)
+        else:
+            try:
+                epochs = int(load_checkpoint(path).metrics.get("epochs_done") or 0)
+            except SscDeployError:
+                continue
+        if epochs >= 1 and reusable(path, _key(opts, m, epochs, opts.quick)):
+            found.append(m)
+    return found
 
 
 def _config(opts: QuickstartOptions, model: str, plan: TrainingPlan, out: Path, **fields: Any):
@@ -232,13 +235,12 @@ def train_stage(opts: QuickstartOptions, out: Path, console) -> tuple[TrainingPl
     """Stages 1 and 2: plan (reuse, probes, epochs) and train; the plan, every checkpoint, and seconds each took."""
     t0 = time.perf_counter()
     console.rule("[bold]1/4 plan")
-    reused = _reusable_before_probe(opts, out)
+    reused = _reusable(opts, out)
     if reused:
         console.print(f"  reusing {', '.join(reused)}: trained by the same code, data and recipe (--retrain to "
-                      "train anyway)", highlight=False)
+                      "train again, for the budget's epochs)", highlight=False)
     plan = plan_training(opts.models, opts.data, opts.minutes, opts.epochs, opts.quick, console,
                          parallel=opts.parallel, reused=reused)
-    _mark_reusable_after_plan(opts, plan, out)
     _print_plan(plan, console)
     note = budget_note(plan)
     if note:
@@ -284,7 +286,8 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
     total = time.perf_counter() - t0
     result["quickstart"] = {"plan": plan.to_dict(), "minutes": total / 60, "quick": opts.quick,
                             "reused": [m for m, mp in plan.models.items() if mp.reused],
-                            "lowerings": {m: {rt: lowering_for(m, rt) for rt in opts.runtimes} for m in opts.models}}
+                            "lowerings": {m: {rt: lowering_for(m, rt) for rt in opts.runtimes}
+                                          for m in opts.models if has_shifts(m)}}
     publish(result, out / "bench.json", out / "bench.csv", out / "report", opts.db, opts.store, console)
     actual["bench"] = time.perf_counter() - t
     total = time.perf_counter() - t0
