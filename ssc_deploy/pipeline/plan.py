@@ -11,7 +11,7 @@ planned from timed probes on this machine right now, not guessed.
    leaves after the probe and the estimated export and benchmark, then given back where they fit.
 
 The export and benchmark stages are estimated from the same probe (their cost scales with
-the machine's speed as the probe sees it; ``POST_SECONDS_PER_STEP`` was calibrated here).
+the machine's speed as the probe sees it; ``POST_*`` were calibrated here).
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 DEFAULT_MINUTES = 12.0
-# Export (3 targets) plus benchmark (3 runtimes, 1 thread) of one model, in seconds per second
-# of that model's 1-thread training step at batch 32: 228 s for 5.6 s of steps in the default
-# quickstart run of 2026-12-01 17:47 UTC on this 2-core host (load average 7-8).
-POST_SECONDS_PER_STEP = 40.0
+# Export (3 targets) plus benchmark (3 runtimes, 1 thread) of the models: a fixed part plus a part
+# that scales with their 1-thread training steps at batch 32, fitted to the default quickstart
+# runs of 2026-12-01 on this 2-core host: 228 s for 5.6 s of steps (load average 7-8) and 144 s
+# for 2.4 s (load average 2-3).
+POST_FIXED_SECONDS = 80.0
+POST_SECONDS_PER_STEP = 26.0
 # Start-up of a training process (imports, data, model) and its closing evaluation, in steps.
 WORKER_OVERHEAD_STEPS = 8.0
 THREAD_CANDIDATES = (1, 2)
@@ -195,7 +197,7 @@ def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int 
         for m, s in concurrent.items():
             plans[m].concurrent_step_seconds = s
     probe_seconds = time.perf_counter() - t0
-    post = POST_SECONDS_PER_STEP * sum(mp.step_seconds["1"] for mp in plans.values())
+    post = POST_FIXED_SECONDS + POST_SECONDS_PER_STEP * sum(mp.step_seconds["1"] for mp in plans.values())
     budget = max(0.0, minutes * 60 - probe_seconds - post)
     options = {"sequential": training_wall("sequential", plans)}
     if concurrent:

@@ -219,7 +219,7 @@ def _print_plan(plan: TrainingPlan, console) -> None:
     for m, mp in plan.models.items():
         what = "no training" if mp.reused else f"{mp.epochs} epoch(s), {mp.threads} thread(s)"
         console.print(f"  {m}: {what} ({mp.why})", highlight=False)
-    if plan.options:
+    if not all(mp.reused for mp in plan.models.values()):
         choice = ", ".join(f"{k} {v / 60:.1f} min" for k, v in plan.options.items())
         console.print(f"  training {plan.mode} (simulated for the recipe's epochs: {choice})", highlight=False)
     console.print(f"  planned: probe {plan.probe_seconds / 60:.1f} + train {plan.train_seconds / 60:.1f} + export "
