@@ -34,12 +34,13 @@ def _one_error(capsys, rc: int, needle: str) -> None:
 @pytest.mark.parametrize("target", TARGET_NAMES)
 def test_export_to_a_full_disk(small_fs, target):
     """Run as a real process: the converters' own logging and native output are part of what the user sees."""
+    fill(small_fs)
     before = snapshot(small_fs)
     done = subprocess.run([sys.executable, "-c", "import sys; from ssc_deploy.cli import main; sys.exit(main())",
                            "export", "--model", "ssc-net-1-9", "--target", target, "--out", str(small_fs / "exports"),
                            "--n-verify", "2", "--no-progress"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith(f"error: {small_fs / 'exports'}: not enough free space for the {target} export")
+    assert done.stderr.startswith("error: ") and target in done.stderr and "space" in done.stderr, done.stderr
     assert snapshot(small_fs) == before  # no staging directory, no partial artifact, the out dir it made removed
 
 

@@ -55,7 +55,12 @@ def _set(doc: dict, where: str, value) -> dict:
     return doc
 
 
-_DELETE = object()
+class _Deleted:
+    def __repr__(self) -> str:  # a stable test id (pytest-xdist compares ids across workers)
+        return "<deleted>"
+
+
+_DELETE = _Deleted()
 # (field, value, the field the error names)
 BAD_FIELDS = [
     ("model.name", 5, "model.name"),
