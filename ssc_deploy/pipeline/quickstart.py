@@ -282,7 +282,8 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
     t = time.perf_counter()
     settings = BenchSettings(runtimes=list(opts.runtimes), threads=[1], warmup=opts.warmup, runs=opts.runs,
                              data=opts.data, n_eval=opts.n_eval, baselines=list(opts.models[1:]))
-    result = measure_with_progress(artifacts, settings, [HostDevice()], out / "work", console)
+    # The checkpoints beside their artifacts give the bench its PyTorch reference (parity, top-1).
+    result = measure_with_progress([*artifacts, *ckpts.values()], settings, [HostDevice()], out / "work", console)
     total = time.perf_counter() - t0
     result["quickstart"] = {"plan": plan.to_dict(), "minutes": total / 60, "quick": opts.quick,
                             "reused": [m for m, mp in plan.models.items() if mp.reused],
