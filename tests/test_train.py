@@ -152,6 +152,19 @@ def test_cli_bad_inputs_are_one_line_and_touch_nothing(tmp_path: Path, capsys):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_train_out_on_a_read_only_file_system_is_refused_before_training(tmp_path: Path, capsys):
+    """Issue 12 #8: the read-only --out used to be found only after the whole training run (minutes)."""
+    from tests.support.filesystems import remount_read_only, tmpfs
+
+    with tmpfs(tmp_path / "ro") as ro:
+        remount_read_only(ro)
+        start = time.perf_counter()
+        rc = main(["train", "--model", MODEL, "--no-progress", "--threads", "1", "--out", str(ro / "m.pt")])
+        assert rc != 0
+        assert "read-only file system" in _one_error_line(capsys)
+        assert time.perf_counter() - start < 30 and list(ro.iterdir()) == []
+
+
 @pytest.mark.parametrize("damage,expected", [("drop", "holds no training state"), ("garble", "stored training recipe is unreadable")])
 def test_resume_with_a_damaged_training_state_is_one_line(tmp_path: Path, capsys, damage: str, expected: str):
     from ssc_deploy.checkpoint import Checkpoint, save_checkpoint

@@ -29,6 +29,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import ssc_deploy
+from ssc_deploy.atomic import check_writable_dir
 from ssc_deploy.checkpoint import Checkpoint, load_checkpoint, load_state_dict_checked, save_checkpoint
 from ssc_deploy.data import DEFAULT_DATA, DEFAULT_MEAN, DEFAULT_STD, ImageSet, load_dataset, parse_spec
 from ssc_deploy.data.transforms import Augment, augmentation_for, resize_uint8, to_normalized_float
@@ -194,6 +195,7 @@ def check_output_path(out: Path, resume: Path | None, force: bool) -> None:
         raise SscDeployError(f"--out {out} is a directory; give a file name such as {out / 'model.pt'}")
     if out.exists() and not force and (resume is None or out.resolve() != resume.resolve()):
         raise SscDeployError(f"{out} already exists: pass --resume {out} to continue it or --force to replace it")
+    check_writable_dir(out.parent, "checkpoint directory")  # a read-only --out is found now, not after training
 
 
 def _resumable(path: Path) -> Checkpoint:
