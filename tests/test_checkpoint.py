@@ -332,3 +332,13 @@ def test_a_deflate_bomb_is_refused_before_it_is_read(tmp_path: Path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and "zip bomb" in proc.stderr, proc.stderr
     assert int(peak.read_text()) < 400 * 1024, f"peak {int(peak.read_text()) >> 10} MiB"
+
+
+def test_ckpt_info_prints_names_as_data(tmp_path: Path, capsys):
+    """Issue 12 #8: what ckpt-info shows of a checkpoint (its path, names) is data, never rich markup."""
+    ckpt, _ = _make_ckpt()
+    path = tmp_path / "[bold]m[/bold].pt"
+    save_checkpoint(ckpt, path)
+    assert main(["ckpt-info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "[bold]m[/bold].pt" in out, out

@@ -53,11 +53,14 @@ def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, show_header=False)
+    from ssc_deploy.display import as_text
+
+    # Values (model and class names, paths) come from the checkpoint: printed as data, never markup.
+    table = Table(title=as_text(title), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(k, as_text(v))
     Console().print(table)
 
 
