@@ -30,3 +30,23 @@ class Terminated(KeyboardInterrupt):
     directories, temporary files, child process groups) cleans up after SIGTERM too,
     and no ``except Exception`` swallows it.
     """
+
+
+_stop_requested: list[bool] = []  # [terminated?] once SIGINT or SIGTERM arrived in this process
+
+
+def note_stop(terminated: bool) -> None:
+    """Record that SIGINT (``terminated=False``) or SIGTERM arrived (the CLI's signal handlers call it)."""
+    if not _stop_requested:
+        _stop_requested.append(terminated)
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`Terminated` / ``KeyboardInterrupt`` again when a stop was requested.
+
+    For the step before anything is committed to disk: a converter that catches
+    ``BaseException`` can swallow the interrupt its native code was in (seen with litert-torch
+    under load), and the export must not then finish as if nothing had happened.
+    """
+    if _stop_requested:
+        raise Terminated() if _stop_requested[0] else KeyboardInterrupt()

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import typer
 
-from ssc_deploy.errors import SscDeployError, Terminated
+from ssc_deploy.errors import SscDeployError, Terminated, note_stop, raise_if_stopped
 
 from .app import app
 from . import models_cmd, train_cmd, export_cmd, bench_cmd, devices_cmd, quickstart_cmd, profile_cmd  # noqa: F401,E402
@@ -35,14 +35,24 @@ def _sigterm_raises() -> Iterator[dict[str, bool]]:
 
     def handler(signum: int, frame: object) -> None:
         seen["terminated"] = True
+        note_stop(terminated=True)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated()
 
+    def interrupt(signum: int, frame: object) -> None:
+        note_stop(terminated=False)
+        raise KeyboardInterrupt()
+
     previous = signal.signal(signal.SIGTERM, handler)
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:  # leave an ignored SIGINT ignored
+        signal.signal(signal.SIGINT, interrupt)
     try:
         yield seen
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _stopped(terminated: bool) -> int:
@@ -86,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     code = rv if isinstance(rv, int) else 0
     if code == EXIT_SIGINT:
         return _stopped(seen["terminated"])
+    try:
+        raise_if_stopped()  # a library swallowed the interrupt: the run still did not finish as asked
+    except KeyboardInterrupt as err:
+        return _stopped(isinstance(err, Terminated))
     return code
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, raise_if_stopped
 
 from .manifest import Parity, manifest_path
 from .stage import StagedArtifact
@@ -49,6 +49,7 @@ def staging(plan: OutputPlan, name: str) -> Iterator[Path]:
 
 def commit(staged: Sequence[StagedArtifact], plan: OutputPlan) -> list[ExportResult]:
     """Move each staged artifact and its manifest to its final path (replacing what ``--force`` allowed)."""
+    raise_if_stopped()
     results: list[ExportResult] = []
     for item in staged:
         final = plan.finals[item.target]
