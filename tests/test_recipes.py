@@ -22,7 +22,7 @@ TINY = dict(batch_size=16, max_batches=2, eval_limit=16, progress=False, threads
 def test_recipes_are_named_and_the_paper_stays_the_default_off_digits():
     for kind in ("cifar10", "cifar100", "imagenet32", "folder"):
         assert default_recipe(kind).name == "paper" and default_recipe(kind).schedule == "step"
-    fast = default_recipe("digits")
+    fast = default_recipe("digits", family="ssc-net")
     assert (fast.name, fast.epochs, fast.batch_size, fast.schedule, fast.label_smoothing) == (
         "digits-fast", 4, 32, "warmup-cosine", 0.1)
     paper = default_recipe("digits", name="paper")
@@ -69,3 +69,14 @@ def test_threads_are_timed_unless_given(tmp_path: Path):
     assert timed.provenance["threads_per_process"] == fastest(seconds)
     assert fastest({1: 1.0, 2: 0.97}) == 1 and fastest({1: 1.0, 2: 0.5}) == 2
     assert candidates(procs_per_host=64) == [1]
+
+
+def test_digits_fast_learning_rate_follows_the_model_family():
+    """Measured on digits (4 epochs): SSC-Nets train best at 0.1, MobileNetV2 and IGCV3 at 0.05."""
+    from ssc_deploy.train.recipe import DIGITS_FAST_LR, DIGITS_FAST_LR_OTHERS
+
+    assert default_recipe("digits", family="ssc-net").lr == DIGITS_FAST_LR["ssc-net"] == 0.1
+    assert default_recipe("digits", family="igcv3").lr == default_recipe("digits", family="mobilenetv2").lr
+    assert default_recipe("digits", family="igcv3").lr == DIGITS_FAST_LR_OTHERS == 0.05
+    assert default_recipe("digits", family="igcv3", lr=0.2).lr == 0.2  # --lr still wins
+    assert default_recipe("cifar10", family="igcv3").lr == 0.1  # the paper's recipe is untouched

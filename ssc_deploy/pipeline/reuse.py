@@ -15,10 +15,11 @@ def planned_key(model: str, data: str, epochs: int, max_batches: int | None = No
                 eval_limit: int | None = None, seed: int = 0) -> str:
     """The key a fresh quickstart run of ``model`` for ``epochs`` (the data's default recipe) would store."""
     from ssc_deploy.data import parse_spec
+    from ssc_deploy.models import model_family
     from ssc_deploy.train.key import train_key
     from ssc_deploy.train.recipe import default_recipe
 
-    recipe = default_recipe(parse_spec(data)[0], epochs=epochs)
+    recipe = default_recipe(parse_spec(data)[0], epochs=epochs, family=model_family(model))
     return train_key(model, data, recipe, seed, 32, max_batches, eval_limit)
 
 

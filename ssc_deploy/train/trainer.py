@@ -240,7 +240,7 @@ def prepare_run(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None, Re
     resolved = dataclasses.replace(config, out=out, model=model_name, data=data)
     if start is None:
         return resolved, None, default_recipe(kind, config.epochs, config.batch_size, config.lr, config.weight_decay,
-                                              name=config.recipe)
+                                              name=config.recipe, family=model_family(model_name))
     state = start.training_state
     try:
         stored = Recipe.from_dict(state["recipe"])
