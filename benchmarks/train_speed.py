@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ssc_deploy.atomic import write_text_atomic
-    try:  # being moved from export.autotune to ssc_deploy.timing
-        from ssc_deploy.timing import sgemm_gmacs
-    except ImportError:
-        from ssc_deploy.export.autotune import sgemm_gmacs
+    from ssc_deploy.timing import sgemm_gmacs
 
     models = [m for m in args.models.split(",") if m]
     batches = [int(b) for b in args.batches.split(",") if b]
