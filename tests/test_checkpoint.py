@@ -334,10 +334,11 @@ def test_a_deflate_bomb_is_refused_before_it_is_read(tmp_path: Path):
     assert int(peak.read_text()) < 400 * 1024, f"peak {int(peak.read_text()) >> 10} MiB"
 
 
-def test_ckpt_info_prints_names_as_data(tmp_path: Path, capsys):
+def test_ckpt_info_prints_names_as_data(tmp_path: Path, capsys, monkeypatch):
     """Issue 12 #8: what ckpt-info shows of a checkpoint (its path, names) is data, never rich markup."""
     ckpt, _ = _make_ckpt()
-    path = tmp_path / "[bold]m[/bold].pt"
+    monkeypatch.chdir(tmp_path)  # a short relative path: an 80-column table must not wrap it
+    path = Path("[bold]m[/bold].pt")
     save_checkpoint(ckpt, path)
     assert main(["ckpt-info", str(path)]) == 0
     out = capsys.readouterr().out
