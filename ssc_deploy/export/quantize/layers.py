@@ -1,0 +1,32 @@
+"""The layers a quantizer weighs: every Conv2d and Linear of the deployment net, by module name.
+
+These names (``stage1.0.ssc1.1.0``, ``fc``) are what the per-layer error table prints and what
+``--keep-float`` takes; each target maps them onto its own graph.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from torch import nn
+
+from ssc_deploy.errors import SscDeployError
+
+QUANTIZABLE = (nn.Conv2d, nn.Linear)
+
+
+def quantizable_layers(net: nn.Module) -> list[str]:
+    """Module names of ``net``'s Conv2d and Linear layers, in definition order."""
+    return [name for name, mod in net.named_modules() if isinstance(mod, QUANTIZABLE)]
+
+
+def check_keep_float(net: nn.Module, names: Iterable[str]) -> list[str]:
+    """``names`` de-duplicated, in order; one-line error for a name that is not a layer of ``net``."""
+    known = quantizable_layers(net)
+    wanted = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        shown = ", ".join(known[:6]) + (", ..." if len(known) > 6 else "")
+        raise SscDeployError(f"--keep-float: '{unknown[0]}' is not a conv or linear layer of this net "
+                             f"(layers: {shown}; `ssc-deploy inspect CKPT --quant-error` lists them all)")
+    return wanted
