@@ -8,6 +8,7 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
       "file": "ssc-net-1-9.onnx",            # artifact file name, beside the manifest
       "sha256": "...", "bytes": 812345,       # of the artifact
       "target": "onnx" | "executorch" | "tflite",
+      "precision": "fp32" | "int8" | "fp16",  # numeric precision of the file ("fp32" when absent)
       "runtime": "onnxruntime" | "executorch" | "tflite",   # what runs it
       "runtime_version": "1.32.0",            # of the runtime the parity check used
       "exporter": {"torch": "...", "onnx": "...", "opset": 17, ...},
@@ -18,6 +19,14 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
       "output": {"name", "shape": [1, num_classes], "kind": "logits"},
       "classes": ["0", "1", ...],             # index -> class name
       "parity": {"data", "n_images", "max_abs_diff", "top1_agreement", "atol", "passed"},
+                # int8/fp16: "passed" follows the accuracy gate below, not atol
+      "quantization": null | {                # null for fp32 (and absent in older manifests)
+          "scheme": "u8s8" | ..., "weights": "int8 per-channel (symmetric)",
+          "activations": "int8 per-tensor", "io": "float32", "keep_float": [layer, ...],
+          "calibration": {"data", "split": "train", "n", "seed", "transforms": "eval"},
+          "accuracy": {"data", "split": "test", "n_images", "fp32_top1", "top1", "drop",
+                       "agreement", "max_drop", "passed"},   # null when the net is untrained
+          ...},                               # and the target's own facts (chain check counts)
       "source": {"checkpoint": path | null, "checkpoint_sha256": hex | null,
                  "test_top1": float | null},  # null for an untrained --model export
       "delegation": {...},                    # executorch only: XNNPACK delegation by op
@@ -44,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.export.quantize import PRECISIONS
 
 SCHEMA = "ssc-deploy-manifest/1"
 SUFFIX = ".manifest.json"
@@ -129,6 +139,7 @@ class Manifest:
     sha256: str
     bytes: int
     target: str
+    precision: str = "fp32"
     runtime: str
     runtime_version: str | None = None
     exporter: dict[str, Any] = field(default_factory=dict)
@@ -137,6 +148,7 @@ class Manifest:
     output: OutputSpec
     classes: list[str]
     parity: Parity
+    quantization: dict[str, Any] | None = None  # int8/fp16 only: scheme, calibration, accuracy
     source: SourceInfo = field(default_factory=SourceInfo)
     delegation: dict[str, Any] | None = None  # executorch only; absent from the JSON otherwise
     op_histogram: dict[str, int] = field(default_factory=dict)
@@ -299,6 +311,8 @@ def _check_consistent(m: "Manifest", origin: str) -> None:
 
     if not m.model.name.strip():
         bad("model.name", "is empty")
+    if m.precision not in PRECISIONS:
+        bad("precision", f"must be one of {', '.join(PRECISIONS)}, got {_brief(m.precision)}")
     if m.input.layout not in ("NCHW", "NHWC"):
         bad("input.layout", f"must be NCHW or NHWC, got {_brief(m.input.layout)}")
     for where, shape in (("input.shape", m.input.shape), ("output.shape", m.output.shape)):

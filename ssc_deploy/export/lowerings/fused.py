@@ -92,8 +92,9 @@ register_lowering(
 register_lowering(
     "dwconv-nhwc",
     "as dwconv, with each shuffle done in channel-last order (LiteRT cancels the permutes against its "
-    "own NHWC transposes; on ExecuTorch the 5-D permute falls back to a portable kernel)",
-    runtimes=("tflite",),
+    "own NHWC transposes; onnxruntime's int8 U8S8 path gains only with it; on ExecuTorch the 5-D "
+    "permute falls back to a portable kernel)",
+    runtimes=("tflite", "onnx"),
 )(pipeline("depthwise", shuffle="channel-last"))
 register_lowering(
     "dwconv-aligned",
