@@ -76,6 +76,27 @@ def test_runner_measures_each_runtime(artifacts, runtime):
         expected5 = float(np.mean((np.argsort(-z["reference"], 1)[:, :5] == z["labels"][:, None]).any(1)))
     assert res["n_eval"] == 12
     assert res["top1"] == pytest.approx(expected) and res["top5"] == pytest.approx(expected5)
+    assert 0 < res["model_rss_mb"] < res["peak_rss_mb"]
+    assert res["planned_activation_bytes"] == (_planned_by_executorch(artifacts[runtime])
+                                               if runtime == "executorch" else None)
+
+
+def _planned_by_executorch(pte: Path) -> int:
+    """The forward plan's non-constant buffer bytes as ExecuTorch's own deserializer reads them (entry 0 reserved)."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    program = deserialize_pte_binary(pte.read_bytes())
+    program = getattr(program, "program", program)
+    (plan,) = [p for p in program.execution_plan if p.name == "forward"]
+    return sum(plan.non_const_buffer_sizes[1:])
+
+
+def test_runner_evaluates_only_n_eval_images(artifacts):
+    rc, lines = run_runner("--artifact", str(artifacts["onnxruntime"]), "--runtime", "onnxruntime", "--runs", "2",
+                           "--warmup", "0", "--inputs", str(artifacts["inputs"]), "--n-eval", "5")
+    res = json.loads(lines[-1])
+    assert rc == 0, res
+    assert res["n_eval"] == 5 and res["parity"]["n"] == 5
 
 
 def test_runner_without_inputs_times_a_random_input(artifacts):

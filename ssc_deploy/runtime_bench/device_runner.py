@@ -10,18 +10,19 @@ Protocol (stable; the device transports depend on it)
 ::
 
     python device_runner.py --artifact FILE --runtime onnxruntime|executorch|tflite
-        --threads N --warmup N --runs N [--inputs FILE.npz] [--layout NCHW|NHWC]
+        --threads N --warmup N --runs N [--inputs FILE.npz] [--layout NCHW|NHWC] [--n-eval N]
 
 ``--inputs`` is an ``.npz`` holding ``x`` (float32, N x C x H x W, normalised), optionally
 ``labels`` (int64, N) and ``reference`` (float32, N x classes: the PyTorch logits). Without
 it the runner times a random input of the model's own shape and reports no accuracy.
 ``--layout NHWC`` transposes ``x`` to N x H x W x C before feeding (channels-last exports).
+``--n-eval N`` evaluates only the first N images of ``x`` (0, the default: all of them).
 
 The LAST line of stdout is one JSON object. On success (exit code 0)::
 
     {"ok": true, "runtime", "runtime_version", "threads", "load_ms",
      "latency_ms": {"median", "p10", "p90", "min", "mean"}, "runs", "warmup",
-     "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval",
+     "throughput_ips", "peak_rss_mb", "model_rss_mb", "planned_activation_bytes", "top1", "top5", "n_eval",
      "parity": {"max_abs_diff", "top1_agreement"}, "machine", "python", ...}
 
 ``top1``/``top5``/``n_eval`` are null without labels, ``parity`` is null without
@@ -44,6 +45,14 @@ Method
   ``getrusage``), taken after all runs: the runner runs in its own process per
   measurement, so the figure belongs to this model and runtime alone (plus the Python
   interpreter, numpy and the runtime's own libraries).
+- The model's own memory (``model_rss_mb``) is the resident set after loading the model
+  and running it (warm-up and timed runs) minus the resident set just before loading,
+  with the runtime's libraries already imported: the figure LiteRT's ``benchmark_model``
+  reports as its footprint delta. Null where /proc/self/status has no ``VmRSS``.
+- ``planned_activation_bytes`` (``.pte`` only, else null) is what ExecuTorch's memory
+  planning reserved for the method's non-constant tensors: the sum of the ``forward``
+  execution plan's ``non_const_buffer_sizes`` except entry 0 (reserved), read from the
+  program's flatbuffer. Memory a delegate (XNNPACK) allocates for itself is not in it.
 """
 
 from __future__ import annotations
@@ -72,15 +81,23 @@ def _first_line(err: BaseException) -> str:
     return line[:400]
 
 
-def peak_rss_mb() -> float | None:
-    """Peak resident set size of this process in MiB (VmHWM, else ru_maxrss)."""
+def _proc_status_mb(key: str) -> float | None:
+    """A memory figure of this process from /proc/self/status (``VmHWM``, ``VmRSS``) in MiB."""
     try:
         with open("/proc/self/status", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process in MiB (VmHWM, else ru_maxrss)."""
+    peak = _proc_status_mb("VmHWM")
+    if peak is not None:
+        return peak
     try:
         import resource
 
@@ -89,6 +106,76 @@ def peak_rss_mb() -> float | None:
         return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
     except (ImportError, OSError):
         return None
+
+
+def rss_mb() -> float | None:
+    """Current resident set size of this process in MiB (VmRSS), None where /proc has none."""
+    return _proc_status_mb("VmRSS")
+
+
+def _fb_field(buf: bytes, table: int, index: int) -> int | None:
+    """Absolute position of field ``index`` of the flatbuffer table at ``table`` (None when absent)."""
+    import struct
+
+    vtable = table - struct.unpack_from("<i", buf, table)[0]
+    vt_len = struct.unpack_from("<H", buf, vtable)[0]
+    slot = 4 + 2 * index
+    if slot >= vt_len:
+        return None
+    off = struct.unpack_from("<H", buf, vtable + slot)[0]
+    return table + off if off else None
+
+
+def _fb_vector(buf: bytes, pos: int) -> tuple[int, int]:
+    """(start of the elements, length) of the flatbuffer vector referenced at ``pos``."""
+    import struct
+
+    vec = pos + struct.unpack_from("<I", buf, pos)[0]
+    return vec + 4, struct.unpack_from("<I", buf, vec)[0]
+
+
+# Field slots in ExecuTorch's schema/program.fbs: Program.execution_plan, ExecutionPlan.name and
+# ExecutionPlan.non_const_buffer_sizes.
+_PROGRAM_EXECUTION_PLAN, _PLAN_NAME, _PLAN_NON_CONST_BUFFER_SIZES = 1, 0, 8
+
+
+def pte_planned_bytes(path: str, method: str = "forward") -> int | None:
+    """Bytes ExecuTorch's memory planning reserved for ``method``'s non-constant tensors in a .pte.
+
+    The sum of the execution plan's ``non_const_buffer_sizes`` without entry 0 (reserved for
+    constants), read straight from the program's flatbuffer; None when the file is not an
+    ExecuTorch program or has no such method.
+    """
+    import struct
+
+    with open(path, "rb") as f:
+        buf = f.read()
+    if len(buf) < 8 or buf[4:6] != b"ET":
+        return None
+    try:
+        root = struct.unpack_from("<I", buf, 0)[0]
+        plans = _fb_field(buf, root, _PROGRAM_EXECUTION_PLAN)
+        if plans is None:
+            return None
+        start, n = _fb_vector(buf, plans)
+        for i in range(n):
+            elem = start + 4 * i
+            plan = elem + struct.unpack_from("<I", buf, elem)[0]
+            name_pos = _fb_field(buf, plan, _PLAN_NAME)
+            name = ""
+            if name_pos is not None:
+                s, k = _fb_vector(buf, name_pos)
+                name = buf[s : s + k].decode("utf-8", "replace")
+            if name != method:
+                continue
+            sizes = _fb_field(buf, plan, _PLAN_NON_CONST_BUFFER_SIZES)
+            if sizes is None:
+                return 0
+            s, k = _fb_vector(buf, sizes)
+            return int(sum(struct.unpack_from(f"<{k}q", buf, s)[1:]))
+    except struct.error:
+        return None
+    return None
 
 
 # --- runtimes: each returns (predict(x) -> logits ndarray, input shape, version) -------------
@@ -272,8 +359,9 @@ def _load_inputs(path: str | None, layout: str):
 
 
 def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
-            inputs: str | None = None, layout: str = "NCHW") -> dict:
-    """Load, time and evaluate one artifact; return the result dict (raises RunnerError)."""
+            inputs: str | None = None, layout: str = "NCHW", n_eval: int = 0) -> dict:
+    """Load, time and evaluate one artifact (the first ``n_eval`` images, 0: all); return the result
+    dict (raises RunnerError)."""
     import numpy as np
 
     if runtime not in LOADERS:
@@ -282,11 +370,16 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
         raise RunnerError(f"{artifact}: no such artifact file")
     if os.path.getsize(artifact) == 0:
         raise RunnerError(f"{artifact}: empty file, not a model")
-    if threads < 1 or runs < 1 or warmup < 0:
-        raise RunnerError("--threads and --runs must be >= 1 and --warmup >= 0")
+    if threads < 1 or runs < 1 or warmup < 0 or n_eval < 0:
+        raise RunnerError("--threads and --runs must be >= 1, --warmup and --n-eval >= 0")
     x, labels, ref = _load_inputs(inputs, layout)
+    if x is not None and n_eval:
+        x = x[:n_eval]
+        labels = None if labels is None else labels[:n_eval]
+        ref = None if ref is None else ref[:n_eval]
 
     import_ms = preimport(runtime)
+    rss_before = rss_mb()
     t0 = time.perf_counter_ns()
     predict, shape, version = LOADERS[runtime](artifact, threads)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
@@ -310,6 +403,8 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
     except Exception as err:  # noqa: BLE001
         raise RunnerError(f"{runtime} failed running the model: {_first_line(err)}") from None
     lat = summarize_latency(times)
+    rss_after = rss_mb()
+    model_rss = rss_after - rss_before if rss_after is not None and rss_before is not None else None
 
     top1 = top5 = None
     n_eval = None
@@ -348,6 +443,8 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
         "warmup": warmup,
         "throughput_ips": 1000.0 / lat["mean"] if lat["mean"] > 0 else None,
         "peak_rss_mb": peak_rss_mb(),
+        "model_rss_mb": model_rss,
+        "planned_activation_bytes": pte_planned_bytes(artifact) if runtime == "executorch" else None,
         "top1": top1,
         "top5": top5,
         "n_eval": n_eval,
@@ -370,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=50, help="timed inferences")
     p.add_argument("--inputs", default=None, help=".npz with x, optional labels and reference")
     p.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"), help="input layout the model takes")
+    p.add_argument("--n-eval", type=int, default=0, help="evaluate only the first N input images (0: all)")
     return p
 
 
@@ -378,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = measure(args.artifact, args.runtime, args.threads, args.warmup, args.runs,
-                         args.inputs, args.layout)
+                         args.inputs, args.layout, args.n_eval)
     except RunnerError as err:
         result = {"ok": False, "error": str(err), "runtime": args.runtime, "artifact": os.path.basename(args.artifact)}
     except MemoryError:
