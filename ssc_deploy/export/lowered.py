@@ -13,6 +13,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from .autotune import choose_lowerings
+from .foreign import ForeignReport, foreign_rewrite
 from .rewrite import deployment_rewrite
 from .subject import eval_mode
 from .verify import compare
@@ -30,6 +31,7 @@ class LoweredNets:
     lowerings: dict[str, str]  # target -> lowering
     nets: dict[str, nn.Module]  # lowering -> deployment net
     rewrite_diff: dict[str, float]  # lowering -> max abs diff of its net vs the original
+    foreign: ForeignReport | None = None  # what the graph rewrite found (None: a zoo net)
 
     def net_for(self, target: str) -> nn.Module:
         """The deployment net ``target`` exports."""
@@ -40,15 +42,18 @@ def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets
                         atol: float) -> LoweredNets:
     """Choose each target's lowering (measured when ``"auto"``) and rewrite ``model`` once per lowering.
 
+    A module the zoo did not build is first traced and its SSC kernels and written-out shifts
+    rewritten (:func:`~ssc_deploy.export.foreign.foreign_rewrite`); parity is always against ``model``.
     Raises the one-line error (exit code 3) when a rewrite changes the outputs beyond float rounding.
     """
     x = torch.from_numpy(images)
     with torch.no_grad(), eval_mode(model):
         reference = model(x).numpy()
-        chosen = choose_lowerings(model, lowering, targets, images, atol=atol)
+        found = foreign_rewrite(model, x[:1])
+        chosen = choose_lowerings(found.module, lowering, targets, images, atol=atol)
         nets, diffs = {}, {}
         for low in dict.fromkeys(chosen.values()):
-            nets[low] = deployment_rewrite(model, low)
+            nets[low] = deployment_rewrite(found.module, low)
             # Artifacts are compared with the original net; this check only says when the rewrite is to blame.
             parity = compare(reference, nets[low](x).numpy(), max(atol, REWRITE_ATOL), data)
             if not parity.passed:
@@ -56,4 +61,4 @@ def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets
                     f"deployment rewrite ({low}) changed the outputs by {parity.max_abs_diff:.3g} "
                     f"(> {parity.atol:g}); nothing was exported", exit_code=3)
             diffs[low] = parity.max_abs_diff
-    return LoweredNets(images, data, reference, chosen, nets, diffs)
+    return LoweredNets(images, data, reference, chosen, nets, diffs, found.report)
