@@ -89,6 +89,7 @@ def test_bench_artifacts_against_a_baseline_with_every_output(zoo, tmp_path, cap
         assert r["parity_max_abs_diff"] < 1e-4 and r["n_eval"] == N_EVAL
         assert r["latency_p10_ms"] <= r["latency_median_ms"] <= r["latency_p90_ms"]
         assert r["peak_rss_mb"] > 10 and r["params"] > 0 and r["macs"] > 0 and r["runtime_version"]
+        assert 0 < r["model_rss_mb"] < r["peak_rss_mb"] and r["planned_activation_bytes"] is None  # no .pte here
         base = rows[("bench-tiny-wide", runtime, threads)]
         assert r["size_ratio"] == pytest.approx(r["bytes"] / base["bytes"])
         assert r["latency_ratio"] == pytest.approx(r["latency_median_ms"] / base["latency_median_ms"])
@@ -98,6 +99,7 @@ def test_bench_artifacts_against_a_baseline_with_every_output(zoo, tmp_path, cap
     with open(cs, newline="") as f:
         lines = list(csv.DictReader(f))
     assert len(lines) == 8 and float(lines[0]["latency_median_ms"]) > 0 and lines[0]["runtime_version"]
+    assert float(lines[0]["model_rss_mb"]) > 0
     md = (rep / "report.md").read_text()
     assert "| host | bench-tiny |" in md and "![accuracy_vs_latency](accuracy_vs_latency.png)" in md
     for png in ("accuracy_vs_latency.png", "accuracy_vs_size.png", "accuracy_vs_macs.png"):

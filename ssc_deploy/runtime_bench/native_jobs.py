@@ -23,6 +23,7 @@ def run_native_job(device, job: Job, paths: dict[Path, str], settings: BenchSett
     mean = lat.get("mean") or lat.get("median")
     return {
         "ok": True, "latency_ms": lat, "runs": settings.runs, "warmup": settings.warmup,
-        "peak_rss_mb": res.get("peak_memory_mb"), "load_ms": res.get("init_ms"),
+        "peak_rss_mb": res.get("peak_memory_mb"), "model_rss_mb": res.get("memory_delta_overall_mb"),
+        "load_ms": res.get("init_ms"),
         "throughput_ips": 1000.0 / mean if mean else None, "tool": res.get("tool"),
     }

@@ -16,7 +16,7 @@ from ssc_deploy.display import md_cell, shown
 from ssc_deploy.errors import missing_package
 from ssc_deploy.runtimes import RUNTIME_TABLE
 
-from .table import STATUS_TEXT
+from .table import STATUS_TEXT, kilobytes
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
 OTHER_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -145,7 +145,7 @@ def _plot_text(name: str) -> str:
 
 def _md_table(result: dict[str, Any]) -> str:
     cols = ["device", "model", "runtime", "threads", "status", "size (kB)", "params (M)", "MACs (M)", "median ms",
-            "p10-p90 ms", "top-1 %", "parity max abs diff", "peak MB", "size ratio", "latency ratio", "top-1 delta"]
+            "p10-p90 ms", "top-1 %", "parity max abs diff", "peak MB", "model MB", "planned kB", "size ratio", "latency ratio", "top-1 delta"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
     def f(v, fmt):
@@ -163,6 +163,7 @@ def _md_table(result: dict[str, Any]) -> str:
             f(r["params"] / 1e6 if r.get("params") else None, ".3f"), f(r["macs"] / 1e6 if r.get("macs") else None, ".1f"),
             lat, lat_range, f(r["top1"] * 100 if r.get("top1") is not None else None, ".1f"),
             f(r.get("parity_max_abs_diff"), ".1e"), f(r.get("peak_rss_mb"), ".0f"),
+            f(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
             f(r.get("size_ratio"), ".2f"), f(r.get("latency_ratio"), ".2f"),
             f(r["top1_delta"] * 100 if r.get("top1_delta") is not None else None, "+.1f"),
         ]
@@ -208,7 +209,12 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
         "## Method",
         "",
         "Each row ran in its own process (the device runner: numpy and one runtime), so load time and peak memory "
-        "belong to that model and runtime alone. Threads are pinned per runtime. After the warm-up, the timed runs "
+        "belong to that model and runtime alone. The process peak ('peak MB') includes the interpreter, numpy and "
+        "the runtime's libraries (ExecuTorch's Python runtime loads torch); 'model MB' is what the model itself adds: "
+        "the resident set after loading and running it minus the resident set just before loading, the runtime "
+        "already imported (a native tool's own footprint delta on its rows); 'planned kB' is the activation memory "
+        "ExecuTorch's memory planning reserved in the .pte (what its XNNPACK delegate allocates itself is not in it). "
+        "Threads are pinned per runtime. After the warm-up, the timed runs "
         "feed the first evaluation image at batch 1; the table gives the median with the 10th-90th percentile range, "
         "because on a shared machine a few runs are slowed by other work and the median ignores them. Ratios compare "
         "rows measured in the same run, on the same device, runtime and thread count, so machine-wide slowdowns "

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 # Verification: an artifact whose top-1 agrees with PyTorch on fewer images than this fails the row.
 MIN_TOP1_AGREEMENT = 0.99
 FIGURES = ("runtime_version", "load_ms", "import_ms", "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval", "runs",
-           "warmup")
+           "warmup", "model_rss_mb", "planned_activation_bytes")
 
 
 def one_line(err: BaseException) -> str:

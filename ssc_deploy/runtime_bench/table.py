@@ -17,7 +17,8 @@ STATUS_TEXT = {"ok": "ok", "verify-failed": "exported, failed verification", "fa
 CSV_FIRST = (
     "device", "device_kind", "emulated", "model", "family", "role", "trained", "runtime", "runtime_version", "threads",
     "source", "status", "reason", "bytes", "params", "macs", "load_ms", "latency_median_ms", "latency_p10_ms",
-    "latency_p90_ms", "latency_min_ms", "latency_mean_ms", "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval",
+    "latency_p90_ms", "latency_min_ms", "latency_mean_ms", "throughput_ips", "peak_rss_mb", "model_rss_mb", "planned_activation_bytes",
+    "top1", "top5", "n_eval",
     "test_top1_pytorch", "parity_max_abs_diff", "parity_top1_agreement", "ratio_to", "size_ratio", "params_ratio",
     "macs_ratio", "latency_ratio", "top1_delta", "artifact", "sha256",
 )
@@ -31,6 +32,11 @@ def _size(n: int | None) -> str:
     if n is None:
         return "-"
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def kilobytes(n: int | None) -> str:
+    """Bytes as kB with one decimal ("-" for none)."""
+    return "-" if n is None else f"{n / 1e3:.1f}"
 
 
 def _ratio(v: float | None) -> str:
@@ -70,6 +76,8 @@ def build_table(result: dict[str, Any]):
     t.add_column("top-1", justify="right")
     t.add_column("parity\nmax|diff|", justify="right")
     t.add_column("peak\nMB", justify="right")
+    t.add_column("model\nMB", justify="right")
+    t.add_column("planned\nkB", justify="right")
     if ratio_to:
         t.add_column("size\nratio", justify="right")
         t.add_column("latency\nratio", justify="right")
@@ -92,6 +100,7 @@ def build_table(result: dict[str, Any]):
             f"[{STATUS_STYLE.get(status, 'red')}]{STATUS_TEXT.get(status, status)}[/]",
             _size(r.get("bytes")), _millions(r.get("params")), _millions(r.get("macs")), lat,
             _pct(r.get("top1")), _num(r.get("parity_max_abs_diff"), ".1e"), _num(r.get("peak_rss_mb"), ".0f"),
+            _num(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
         ]
         if ratio_to:
             delta = r.get("top1_delta")
