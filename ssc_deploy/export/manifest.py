@@ -12,7 +12,8 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
       "runtime": "onnxruntime" | "executorch" | "tflite",   # what runs it
       "runtime_version": "1.32.0",            # of the runtime the parity check used
       "exporter": {"torch": "...", "onnx": "...", "opset": 17, ...},
-      "model": {"name", "family", "params", "macs", "lowering", "trained": bool},
+      "model": {"name", "family", "params", "macs", "lowering", "lowering_reason", "trained": bool},
+                # lowering_reason: why this lowering, e.g. "measured on this CPU (avx512) ..." (null: not recorded)
       "input": {"name", "shape": [1, 3, 32, 32], "dtype": "float32", "layout": "NCHW" | "NHWC",
                 "mean": [...], "std": [...], "scale": "pixel/255"},
                 # feed (pixel / 255 - mean) / std, per channel, in "layout"
@@ -71,6 +72,7 @@ class ModelInfo:
     params: int | None = None
     macs: int | None = None
     lowering: str | None = None
+    lowering_reason: str | None = None
     trained: bool = False
 
 
