@@ -150,3 +150,32 @@ def test_setup_without_root_says_why(tmp_path):
 def test_unknown_setup_target(capsys):
     assert main(["device", "setup", "arm32-emulated"]) != 0
     assert capsys.readouterr().err.strip() == "error: unknown setup target 'arm32-emulated' (only arm64-emulated can be set up)"
+
+
+@pytest.mark.emulated
+@needs_emulation
+def test_bench_on_the_emulated_device_defaults_to_a_correctness_check(tmp_path, capsys):
+    """Without --n-eval/--runs/--warmup an emulated device evaluates EMULATED_COUNTS' few test images
+    (parity with PyTorch on the row) and times a few runs; the table says it was a correctness check."""
+    import json
+
+    from torch import nn
+
+    from ssc_deploy.models import list_models, register_model
+    from ssc_deploy.runtime_bench.settings import EMULATED_COUNTS
+
+    if "emu-tiny" not in list_models():
+        register_model("emu-tiny", family="emu-tiny", description="test net")(
+            lambda num_classes=10, in_size=32: nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.ReLU(),
+                                                             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                                             nn.Linear(4, num_classes)))
+    js = tmp_path / "b.json"
+    rc = main(["bench", "--baselines", "emu-tiny", "--device", "arm64-emulated", "--runtime", "onnxruntime",
+               "--json", str(js), "--no-store"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    (row,) = json.loads(js.read_text())["rows"]
+    assert row["emulated"] and row["status"] == "ok"
+    assert row["n_eval"] == EMULATED_COUNTS["n_eval"] and row["runs"] == EMULATED_COUNTS["runs"]
+    assert row["warmup"] == EMULATED_COUNTS["warmup"] and row["parity_max_abs_diff"] < 1e-4
+    assert f"a correctness check: {EMULATED_COUNTS['n_eval']} test images, parity with PyTorch on 1 of 1 rows" in out

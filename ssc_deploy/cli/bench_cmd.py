@@ -68,11 +68,15 @@ def bench(
                                           "one for checkpoints)."),
     threads: str = typer.Option("1", "--threads", "-t", help="Comma-separated CPU thread counts, each measured "
                                 "separately (e.g. 1,2)."),
-    warmup: int = typer.Option(10, "--warmup", help="Untimed inferences before the timed runs."),
-    runs: int = typer.Option(50, "--runs", help="Timed inferences per measurement (latency median/p10/p90 over them)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed inferences before the timed runs (default "
+                                         "10; 1 on an emulated device)."),
+    runs: Optional[int] = typer.Option(None, "--runs", help="Timed inferences per measurement (latency "
+                                       "median/p10/p90 over them; default 50, 3 on an emulated device, whose "
+                                       "latency is not an ARM figure)."),
     data: Optional[str] = typer.Option(None, "--data", help="Evaluation data for accuracy and parity: digits "
                                        "(default), cifar10:PATH, cifar100:PATH, imagenet32:PATH, folder:PATH."),
-    n_eval: int = typer.Option(200, "--n-eval", help="Test images for accuracy and parity (0: all)."),
+    n_eval: Optional[int] = typer.Option(None, "--n-eval", help="Test images for accuracy and parity (0: all; "
+                                         "default 200, 32 on an emulated device: a correctness check)."),
     device: Optional[list[str]] = typer.Option(None, "--device", "-d", help="Where to run: host (default), "
                                                "android[:SERIAL], ssh://user@host[:port], arm64-emulated. Repeatable: "
                                                "rows get a device column; remote devices run in parallel, the host "

@@ -80,7 +80,7 @@ def run_bench(
             check_installed_on_host(settings.runtimes, [i.kind for i in infos])
             models, runtimes = prepare_models(sources, settings, work)
             for m in models:
-                write_inputs(m, settings.data, settings.n_eval, work)
+                write_inputs(m, settings.data, settings.inputs_n_eval([i.emulated for i in infos]), work)
             jobs = plan_jobs(models, runtimes, settings)
             if not jobs:
                 raise SscDeployError("nothing to measure: no artifact matches the runtimes asked (--runtime)")

@@ -42,13 +42,16 @@ def plan_jobs(models: list[Model], runtimes: list[str], settings: BenchSettings)
     return jobs
 
 
-def runner_args(job: Job, paths: dict[Path, str], warmup: int, runs: int) -> list[str]:
-    """The device runner's command line for one job (device paths substituted)."""
+def runner_args(job: Job, paths: dict[Path, str], warmup: int, runs: int, n_eval: int = 0) -> list[str]:
+    """The device runner's command line for one job (device paths substituted); ``n_eval`` > 0 evaluates
+    only the first n_eval images."""
     art = job.model.artifacts[job.runtime]
     args = ["--artifact", paths[art.path], "--runtime", job.runtime, "--threads", str(job.threads),
             "--warmup", str(warmup), "--runs", str(runs), "--layout", art.layout]
     if job.model.inputs is not None:
         args += ["--inputs", paths[job.model.inputs]]
+        if n_eval:
+            args += ["--n-eval", str(n_eval)]
     return args
 
 
@@ -73,6 +76,7 @@ def run_device_jobs(device, jobs: list[Job], settings: BenchSettings,
         info = device.info().__dict__
     except DeviceError as err:
         info = {"name": getattr(device, "name", "device"), "kind": "", "error": str(err)}
+    settings = settings.for_device(bool(info.get("emulated")))  # counts left to the default, for this device
     files = _files(jobs)
     stage_error = None
     paths: dict[Path, str] = {}
@@ -94,7 +98,8 @@ def run_device_jobs(device, jobs: list[Job], settings: BenchSettings,
                 if job.source == "native-tool":
                     res = run_native_job(device, job, paths, settings)
                 else:
-                    res = device.run_runner(runner_args(job, paths, settings.warmup, settings.runs), settings.timeout)
+                    res = device.run_runner(runner_args(job, paths, settings.warmup, settings.runs, n_eval=settings.n_eval),
+                                            settings.timeout)
                 row_from_result(row, res, settings.atol)
             except (DeviceError, SscDeployError) as err:
                 row["reason"] = str(err)

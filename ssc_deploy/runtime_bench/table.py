@@ -133,8 +133,18 @@ def print_result(result: dict[str, Any], console=None) -> None:
         line = as_text(f"{d.get('name')}: {d.get('model') or d.get('machine', '')}, {d.get('cores', '?')} cores, "
                        f"{d.get('os', '')}; {rts}", style="dim")
         if d.get("emulated"):
-            line.append(" (emulated: latency is not an ARM figure)", style="yellow")
+            line.append(f" (emulated: {emulated_check(result, d.get('name'))}; latency is not an ARM figure)",
+                        style="yellow")
         console.print(line, highlight=False)
+
+
+def emulated_check(result: dict[str, Any], device: str | None) -> str:
+    """What a run on an emulated device checked: how many test images, parity on how many rows."""
+    rows = [r for r in result.get("rows", []) if r.get("device") == device]
+    checked = [r for r in rows if r.get("parity_max_abs_diff") is not None]
+    images = max((r.get("n_eval") or 0 for r in rows), default=0)
+    shown = f"{images} test images, " if images else ""
+    return f"a correctness check: {shown}parity with PyTorch on {len(checked)} of {len(rows)} rows"
 
 
 def to_json(result: dict[str, Any]) -> str:
