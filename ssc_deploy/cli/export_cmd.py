@@ -23,7 +23,8 @@ def _console():
 @app.command("export")
 def export_cmd(
     checkpoint: Optional[Path] = typer.Argument(
-        None, help="Checkpoint to export (from `ssc-deploy train`). Leave out and give --model for an untrained net."),
+        None, help="Checkpoint to export (from `ssc-deploy train`), or a program saved with torch.export.save (.pt2). "
+                   "Leave out and give --model for an untrained net."),
     model: Optional[str] = typer.Option(
         None, "--model", "-m",
         help="Export an untrained net of this architecture (for latency work; accuracy is then not applicable). "
@@ -51,6 +52,12 @@ def export_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the manifests as one JSON list instead of tables."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Do not draw a progress bar."),
     list_lowerings: bool = typer.Option(False, "--list-lowerings", help="List the shift lowerings and exit."),
+    classes: Optional[str] = typer.Option(
+        None, "--classes", help="With a .pt2: class names, comma-separated (default: MODEL.pt2.json beside it, else 0, 1, ...)."),
+    mean: Optional[str] = typer.Option(
+        None, "--mean", help="With a .pt2: the input normalisation mean, 3 comma-separated numbers (default: MODEL.pt2.json)."),
+    std: Optional[str] = typer.Option(
+        None, "--std", help="With a .pt2: the input normalisation std, 3 comma-separated numbers (default: MODEL.pt2.json)."),
 ) -> None:
     """Export a trained checkpoint (or an untrained --model) to ONNX, ExecuTorch .pte and/or TFLite.
 
@@ -65,11 +72,19 @@ def export_cmd(
         return
     if checkpoint is None and model is None:
         raise SscDeployError("nothing to export: give a CHECKPOINT or --model NAME")
-    results = export_model(
-        checkpoint, targets=target, out_dir=out, model_name=model, lowering=lowering, opset=opset, nhwc=nhwc,
-        strict=strict, atol=atol, data=data, n_verify=n_verify, force=force, progress=not no_progress and not as_json,
-        num_classes=num_classes, in_size=in_size,
-    )
+    if checkpoint is not None and checkpoint.suffix.lower() == ".pt2":
+        from ssc_deploy.export.program import export_program_cli
+
+        results = export_program_cli(
+            checkpoint, classes, mean, std, targets=target, out_dir=out, lowering=lowering, opset=opset, nhwc=nhwc,
+            strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
+            progress=not no_progress and not as_json)
+    else:
+        results = export_model(
+            checkpoint, targets=target, out_dir=out, model_name=model, lowering=lowering, opset=opset, nhwc=nhwc,
+            strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
+            progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
+        )
     if as_json:
         print(json.dumps([{"artifact": str(r.artifact), "manifest_path": str(r.manifest_path), **r.manifest} for r in results], indent=2))
         return

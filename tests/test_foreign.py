@@ -1,0 +1,299 @@
+"""Bring your own SSC-Net (issue 14): the rewrite on a traced graph, through a module and a .pt2."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from ssc_deploy import export_module
+from ssc_deploy.cli import main
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.export.foreign import foreign_rewrite
+from ssc_deploy.export.program import load_program
+from ssc_deploy.export.rewrite import deployment_rewrite
+from ssc_deploy.export.verify import verification_images
+from ssc_deploy.models.layers import Shift
+from tests.support.foreign_ssc import ForeignSSCNet, OneHotConv, PlainCNN, WrittenOutShifts, randomized
+
+SIZE = 16
+ATOL = 1e-4
+
+
+def _digits(n: int = 16) -> torch.Tensor:
+    images, _ = verification_images([0.5] * 3, [0.25] * 3, SIZE, n)
+    return torch.from_numpy(images)
+
+
+def _net() -> ForeignSSCNet:
+    torch.manual_seed(0)
+    return randomized(ForeignSSCNet(blocks=1, groups=9, stages=2))
+
+
+def _sparse_names(net) -> list[str]:
+    return [f"{n}.0" for n, m in net.named_modules() if isinstance(m, torch.nn.Sequential) and isinstance(m[0], OneHotConv)]
+
+
+def _onnx_convs(path: Path) -> list[tuple[int, ...]]:
+    convs = []
+    for node in onnx.load(str(path)).graph.node:
+        if node.op_type == "Conv":
+            convs.append(tuple(next(a.ints for a in node.attribute if a.name == "kernel_shape")))
+    return convs
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _rezip(src: Path, dst: Path, change) -> Path:
+    """A copy of the archive ``src`` with ``change(name, bytes)`` applied to each member (None drops it)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            data = change(info.filename, zin.read(info.filename))
+            if data is not None:
+                zout.writestr(info.filename, data)
+    return dst
+
+
+def _saved(model, path: Path) -> Path:
+    torch.export.save(torch.export.export(model.eval(), (torch.zeros(1, 3, SIZE, SIZE),)), path)
+    return path
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_foreign_ssc_net_module_exports_on_all_runtimes_without_3x3_ssc_convs(tmp_path: Path):
+    net = _net()
+    results = export_module(net, torch.zeros(1, 3, SIZE, SIZE), targets="all", out_dir=tmp_path, n_verify=16,
+                            progress=False, atol=ATOL)
+    assert {r.target for r in results} == {"onnx", "executorch", "tflite"}
+    for r in results:
+        assert r.manifest["parity"]["passed"] and r.manifest["parity"]["max_abs_diff"] <= ATOL, r.target
+    onnx_path = next(r.artifact for r in results if r.target == "onnx")
+    # only the stem is a 3x3 conv; every SSC kernel became shift (pad + slices) + 1x1 conv
+    assert _onnx_convs(onnx_path).count((3, 3)) == 1
+    tflite = next(r for r in results if r.target == "tflite").manifest["op_histogram"]
+    assert tflite["CONV_2D"] == len(_onnx_convs(onnx_path))
+
+
+def test_every_ssc_kernel_is_found_and_the_rest_left_alone_with_a_reason():
+    net = _net()
+    x = _digits()
+    found = foreign_rewrite(net, x[:1])
+    report = found.report
+    assert sorted(c.name for c in report.ssc_kernels) == sorted(_sparse_names(net)) and len(report.ssc_kernels) == 4
+    for c in report.ssc_kernels:
+        assert c.macs_before == 9 * c.macs_after and c.zero_fraction == pytest.approx(8 / 9)
+    stem = next(c for c in report.convs if c.name == "head_in.0")
+    assert not stem.rewritten and stem.note.startswith("not sparse")
+    assert any(line.startswith("conv head_in.0: not sparse") and line.endswith("left as a 3x3 conv") for line in report.lines())
+    assert report.batchnorms == len([m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)])
+    with torch.no_grad():
+        ref = net(x)
+        assert torch.allclose(found.module(x), ref, atol=1e-5, rtol=0)
+        for lowering in ("pad-slice", "dwconv"):
+            deployed = deployment_rewrite(found.module, lowering)
+            assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in deployed.modules())  # BN folded
+            assert (deployed(x) - ref).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("stray", [0.37, 1e-12])
+def test_one_stray_non_zero_is_left_as_a_3x3_conv_and_said_so(stray: float):
+    net = _net()
+    target = net.body[0].sparse_b[0]
+    with torch.no_grad():  # input channel 4 keeps the centre; one output also reads it at (0, 0)
+        target.onehot[5, 4, 0, 0] = 1.0
+        target.kernel[5, 4, 0, 0] = stray
+    x = _digits()
+    found = foreign_rewrite(net, x[:1])
+    conv = next(c for c in found.report.convs if c.name == "body.0.sparse_b.0")
+    assert not conv.rewritten
+    assert conv.note.startswith("one stray non-zero at (out 5, in 4, 0, 0)")
+    assert f"conv body.0.sparse_b.0: {conv.note}, left as a 3x3 conv" in found.report.lines()
+    assert len(found.report.ssc_kernels) == 3
+    with torch.no_grad():
+        assert (found.module(x) - net(x)).abs().max() <= 1e-5
+
+
+def test_a_net_without_ssc_kernels_exports_unchanged(tmp_path: Path):
+    torch.manual_seed(0)
+    net = randomized(PlainCNN())
+    found = foreign_rewrite(net, torch.zeros(1, 3, SIZE, SIZE))
+    assert found.module is net and not found.report.changed
+    assert not found.report.ssc_kernels and len(found.report.convs) == 2
+    (result,) = export_module(net, torch.zeros(1, 3, SIZE, SIZE), out_dir=tmp_path, n_verify=8, progress=False)
+    assert result.manifest["parity"]["passed"] and _onnx_convs(result.artifact) == [(3, 3), (3, 3)]
+
+
+def test_a_zoo_net_is_not_traced():
+    from ssc_deploy.models import create_model
+
+    net = create_model("ssc-net-1-9")
+    found = foreign_rewrite(net, torch.zeros(1, 3, 32, 32))
+    assert found.module is net and found.report is None
+
+
+def test_roll_with_mask_and_pad_slice_concat_are_shifts():
+    torch.manual_seed(0)
+    net = WrittenOutShifts(SIZE).eval()
+    x = _digits()
+    found = foreign_rewrite(net, x[:1])
+    kinds = sorted(s.written_as for s in found.report.shifts)
+    assert kinds == ["pad + slice + concat", "roll + mask"]
+    assert all(s.channels == 18 and s.directions == 9 for s in found.report.shifts)
+    shifts = [m for m in found.module.modules() if isinstance(m, Shift)]
+    assert len(shifts) == 2
+    graph_ops = {str(n.target) for n in found.module.graph.nodes}
+    assert not any(op.startswith(("aten.roll", "aten.cat", "aten.pad", "aten.slice")) for op in graph_ops), graph_ops
+    with torch.no_grad():
+        ref = net(x)
+        assert torch.equal(found.module(x), ref)
+        assert (deployment_rewrite(found.module, "pad-slice")(x) - ref).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("kwargs", [{"masked": False}, {"mask_value": 0.5}])
+def test_a_roll_whose_border_is_not_zeroed_is_not_a_shift(kwargs):
+    net = WrittenOutShifts(SIZE, **kwargs).eval()
+    found = foreign_rewrite(net, torch.zeros(1, 3, SIZE, SIZE))
+    assert [s.written_as for s in found.report.shifts] == ["pad + slice + concat"]
+    x = _digits(4)
+    with torch.no_grad():
+        assert torch.equal(found.module(x), net(x))
+
+
+def test_pt2_exports_through_the_cli_with_classes_from_the_json_and_flags(tmp_path: Path, capsys):
+    net = _net()
+    path = _saved(net, tmp_path / "theirs.pt2")
+    names = [f"digit{i}" for i in range(10)]
+    (tmp_path / "theirs.pt2.json").write_text(json.dumps({"classes": names, "mean": [0.5] * 3, "std": [0.25] * 3}))
+    out = tmp_path / "out"
+    assert main(["export", str(path), "--out", str(out), "--n-verify", "8", "--no-progress", "--json"]) == 0
+    (manifest,) = json.loads(capsys.readouterr().out)
+    assert manifest["classes"] == names and manifest["input"]["mean"] == [0.5] * 3 and manifest["input"]["std"] == [0.25] * 3
+    assert manifest["input"]["shape"][-1] == SIZE and manifest["parity"]["passed"]
+    assert manifest["source"]["checkpoint"] == str(path) and len(manifest["source"]["checkpoint_sha256"]) == 64
+    assert _onnx_convs(out / "theirs.onnx").count((3, 3)) == 1
+    assert main(["export", str(path), "--out", str(out), "--force", "--n-verify", "8", "--no-progress", "--json",
+                 "--classes", ",".join("abcdefghij"), "--mean", "0.4,0.4,0.4"]) == 0
+    (manifest,) = json.loads(capsys.readouterr().out)
+    assert manifest["classes"] == list("abcdefghij") and manifest["input"]["mean"] == [0.4] * 3
+    assert main(["export", str(path), "--out", str(out), "--force", "--classes", "a,b"]) != 0
+    assert "class_names has 2 names" in _one_error_line(capsys)
+
+
+def _weight_payload(marker: Path):
+    def change(name: str, data: bytes):
+        if name.endswith("model_weights_config.json"):
+            config = json.loads(data)
+            next(m for m in config["config"].values() if m["path_name"] == "weight_0")["use_pickle"] = True
+            return json.dumps(config).encode()
+        if name.endswith("data/weights/weight_0"):
+            buf = io.BytesIO()
+            torch.save(_Payload(marker), buf)
+            return buf.getvalue()
+        return data
+    return change
+
+
+def _sample_payload(marker: Path):
+    def change(name: str, data: bytes):
+        if name.endswith("data/sample_inputs/model.pt"):
+            buf = io.BytesIO()
+            torch.save(((_Payload(marker),), {}), buf)
+            return buf.getvalue()
+        return data
+    return change
+
+
+def _graph_change(fn):
+    def change(name: str, data: bytes):
+        if name.endswith("models/model.json"):
+            program = json.loads(data)
+            fn(program)
+            return json.dumps(program).encode()
+        return data
+    return change
+
+
+def _call_os_system(program):
+    node = next(n for n in program["graph_module"]["graph"]["nodes"] if n["target"] == "torch.ops.aten.relu.default")
+    node["target"] = "torch.os.system"
+
+
+def _guards(program):
+    program["guards_code"] = ["__import__('os').system('true')"]
+
+
+def _legacy_member(name: str, data: bytes):
+    return data
+
+
+@pytest.mark.parametrize("damage, why", [
+    ("weight", "stored as a pickled object"),
+    ("sample", "example inputs are pickled Python objects"),
+    ("target", "not an aten operator"),
+    ("guards", "guards code"),
+    ("extra_member", "not part of the plain-data program layout"),
+])
+def test_a_pt2_that_could_run_code_is_refused_and_nothing_runs(tmp_path: Path, capsys, damage: str, why: str):
+    marker = tmp_path / "payload-ran"
+    good = _saved(PlainCNN(), tmp_path / "good.pt2")
+    change = {"weight": _weight_payload(marker), "sample": _sample_payload(marker),
+              "target": _graph_change(_call_os_system), "guards": _graph_change(_guards),
+              "extra_member": lambda n, d: d}[damage]
+    evil = _rezip(good, tmp_path / "evil.pt2", change)
+    if damage == "extra_member":
+        with zipfile.ZipFile(evil, "a") as z:
+            buf = io.BytesIO()
+            torch.save({"x": _Payload(marker)}, buf)
+            z.writestr("good/data/weights/good.pt", buf.getvalue())  # the legacy pickled-weights member
+    with pytest.raises(SscDeployError, match=f"refused: .*{why}"):
+        load_program(evil)
+    assert main(["export", str(evil), "--out", str(tmp_path / "out"), "--no-progress"]) != 0
+    assert "refused" in _one_error_line(capsys)
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_torch_export_load_itself_runs_a_pickled_weight(tmp_path: Path):
+    """Why the checks exist: the same file given straight to torch.export.load runs the payload."""
+    marker = tmp_path / "payload-ran"
+    evil = _rezip(_saved(PlainCNN(), tmp_path / "good.pt2"), tmp_path / "evil.pt2", _weight_payload(marker))
+    with pytest.raises(Exception):
+        torch.export.load(evil)  # it fails only after unpickling (the payload is not a Parameter)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"not a zip", "not a torch.export program"),
+    (None, "no such file"),
+])
+def test_bad_pt2_files_are_one_line(tmp_path: Path, capsys, content, expected):
+    path = tmp_path / "bad.pt2"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["export", str(path), "--no-progress"]) != 0
+    assert expected in _one_error_line(capsys)
+
+
+def test_a_bad_sidecar_is_one_line(tmp_path: Path, capsys):
+    path = _saved(PlainCNN(), tmp_path / "m.pt2")
+    (tmp_path / "m.pt2.json").write_text(json.dumps({"classes": "cat", "mean": [0.5] * 3}))
+    assert main(["export", str(path), "--no-progress"]) != 0
+    assert "'classes' must be a list" in _one_error_line(capsys)
