@@ -100,6 +100,11 @@ def bench(
                                             "here (default: a temporary directory, removed afterwards)."),
     lowering: str = typer.Option("pad-slice", "--lowering", help="How checkpoints' shifts are lowered when exported "
                                   "(a name from `ssc-deploy export --list-lowerings`, or auto: the fastest measured)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Comma-separated precisions to measure: fp32, "
+                                            "int8, fp16 (e.g. fp32,int8). Checkpoints and baselines are exported in "
+                                            "each (where the target exports it); artifacts are measured in their own "
+                                            "(NAME.int8.onnx beside NAME.onnx). Default: the artifacts' own, fp32 "
+                                            "exports."),
 ) -> None:
     """Is the SSC-Net file smaller, faster and as accurate as the MobileNetV2/IGCV3 file it would replace?
 
@@ -114,7 +119,7 @@ def bench(
         runtimes=split_list(runtime) or None, threads=parse_threads(threads), warmup=warmup, runs=runs, data=data,
         n_eval=n_eval, devices=list(device or ["host"]), runners=parse_runners(runner), pin_cores=pin_cores,
         atol=atol, timeout=timeout, json_out=json_out, csv_out=csv_out, report=report, db=db, store=not no_store,
-        work_dir=work_dir, lowering=lowering,
+        work_dir=work_dir, lowering=lowering, precisions=split_list(precision) if precision is not None else None,
     )
     if rc:
         raise typer.Exit(rc)

@@ -94,7 +94,7 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
                     threads: list[int], warmup: int, runs: int, data: str | None, n_eval: int, devices: list[str],
                     runners: dict[str, str], pin_cores: str | None, atol: float, timeout: float,
                     json_out: Path | None, csv_out: Path | None, report: Path | None, db: Path | None,
-                    store: bool, work_dir: Path | None, lowering: str) -> int:
+                    store: bool, work_dir: Path | None, lowering: str, precisions: list[str] | None = None) -> int:
     """The whole ``bench`` command; returns the exit code (1 when any row did not pass).
 
     Rows that failed keep their reason in the table and outputs; the other rows' results
@@ -109,7 +109,7 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
     settings = BenchSettings(
         runtimes=runtimes, threads=threads, warmup=warmup, runs=runs, data=data, n_eval=n_eval, baselines=baselines,
         ratio_to=ratio_to.lower() if ratio_to else None, atol=atol, timeout=timeout, runners=runners,
-        pin_cores=pin_cores, lowering=lowering,
+        pin_cores=pin_cores, lowering=lowering, precisions=precisions,
     )
     devs = resolve_devices(devices)
     if store:  # a store that cannot be written is found now, not after the measurements

@@ -10,20 +10,22 @@ Protocol (stable; the device transports depend on it)
 ::
 
     python device_runner.py --artifact FILE --runtime onnxruntime|executorch|tflite
-        --threads N --warmup N --runs N [--inputs FILE.npz] [--layout NCHW|NHWC] [--n-eval N]
+        --threads N --warmup N --runs N [--inputs FILE.npz] [--layout NCHW|NHWC] [--n-eval N] [--logits]
 
 ``--inputs`` is an ``.npz`` holding ``x`` (float32, N x C x H x W, normalised), optionally
 ``labels`` (int64, N) and ``reference`` (float32, N x classes: the PyTorch logits). Without
 it the runner times a random input of the model's own shape and reports no accuracy.
 ``--layout NHWC`` transposes ``x`` to N x H x W x C before feeding (channels-last exports).
 ``--n-eval N`` evaluates only the first N images of ``x`` (0, the default: all of them).
+``--logits`` adds ``"logits"`` (N x classes, the model's outputs on the evaluated images) to the
+result, so the same file's outputs on two devices can be compared.
 
 The LAST line of stdout is one JSON object. On success (exit code 0)::
 
     {"ok": true, "runtime", "runtime_version", "threads", "load_ms",
      "latency_ms": {"median", "p10", "p90", "min", "mean"}, "runs", "warmup",
      "throughput_ips", "peak_rss_mb", "model_rss_mb", "planned_activation_bytes", "top1", "top5", "n_eval",
-     "parity": {"max_abs_diff", "top1_agreement"}, "machine", "python", ...}
+     "parity": {"max_abs_diff", "top1_agreement", "n", "reference_top1"}, "machine", "python", ...}
 
 ``top1``/``top5``/``n_eval`` are null without labels, ``parity`` is null without
 ``reference``. On failure (exit code 1)::
@@ -359,7 +361,7 @@ def _load_inputs(path: str | None, layout: str):
 
 
 def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
-            inputs: str | None = None, layout: str = "NCHW", n_eval: int = 0) -> dict:
+            inputs: str | None = None, layout: str = "NCHW", n_eval: int = 0, logits: bool = False) -> dict:
     """Load, time and evaluate one artifact (the first ``n_eval`` images, 0: all); return the result
     dict (raises RunnerError)."""
     import numpy as np
@@ -428,6 +430,8 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
                 "max_abs_diff": float(np.max(np.abs(outs[:m] - r))),
                 "top1_agreement": float(np.mean(outs[:m].argmax(1) == r.argmax(1))),
                 "n": int(m),
+                # PyTorch's own top-1 on the same images: what a quantized file's top-1 is checked against
+                "reference_top1": float(np.mean(r[:n_eval].argmax(1) == labels[:n_eval])) if labels is not None else None,
             }
 
     return {
@@ -454,6 +458,7 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
         "machine": platform.machine(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        **({"logits": outs.tolist()} if logits and (labels is not None or ref is not None) else {}),
     }
 
 
@@ -468,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", default=None, help=".npz with x, optional labels and reference")
     p.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"), help="input layout the model takes")
     p.add_argument("--n-eval", type=int, default=0, help="evaluate only the first N input images (0: all)")
+    p.add_argument("--logits", action="store_true", help="include the logits on the evaluated images in the result")
     return p
 
 
@@ -476,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = measure(args.artifact, args.runtime, args.threads, args.warmup, args.runs,
-                         args.inputs, args.layout, args.n_eval)
+                         args.inputs, args.layout, args.n_eval, args.logits)
     except RunnerError as err:
         result = {"ok": False, "error": str(err), "runtime": args.runtime, "artifact": os.path.basename(args.artifact)}
     except MemoryError:

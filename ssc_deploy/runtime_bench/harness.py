@@ -1,4 +1,4 @@
-"""The benchmark harness: artifacts x runtimes x thread counts x devices, one subprocess each.
+"""The benchmark harness: artifacts x runtimes x precisions x thread counts x devices, one subprocess each.
 
 ``run_bench`` resolves what to measure (exported artifacts with their manifests,
 checkpoints exported first, baselines by name), writes one inputs ``.npz`` per model
@@ -12,7 +12,8 @@ A failure in one row is recorded in that row (``status`` ``failed`` with a ``rea
 never loses the others; bad input found before measuring raises :class:`SscDeployError`.
 See ``method.md`` beside this file for how the figures are measured. Each step is its own
 module: ``settings``, ``sources``, ``baselines``, ``runtime_choice``, ``exports``, ``inputs``
-(with ``reference``), ``jobs`` (with ``native_jobs``), ``schedule`` and ``rows``.
+(with ``reference``), ``jobs`` (with ``native_jobs``), ``schedule``, ``rows``, ``precision`` (the columns against
+each model's fp32 file) and ``cross_device`` (the same file's logits on two devices).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import Any, Callable, Iterator
 from ssc_deploy import __version__
 from ssc_deploy.errors import SscDeployError
 
+from .cross_device import add_device_diffs
 from .inputs import write_inputs
 from .jobs import ProgressFn, plan_jobs
+from .precision import add_fp32_columns
 from .prepare import prepare_models
 from .rows import add_ratios, run_status
 from .runtime_choice import check_installed_on_host
@@ -87,6 +90,8 @@ def run_bench(
             if on_plan:
                 on_plan(len(jobs) * len(devices))
             rows = run_on_devices(devices, infos, jobs, settings, progress)
+            add_device_diffs(rows)
+            add_fp32_columns(rows)
             baselines = [m.name for m in models if m.role == "baseline"]
             ratio_to = settings.ratio_to or (baselines[0] if baselines else None)
             add_ratios(rows, ratio_to)

@@ -1,4 +1,4 @@
-"""Jobs: every (model, runtime, threads, source) to measure, and running them on one device in turn."""
+"""Jobs: every (model, runtime, precision, threads, source) to measure, and running them on one device in turn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any, Callable
 
 from ssc_deploy.errors import SscDeployError
 
-from .model_under_test import Model
+from ssc_deploy.runtimes import by_runtime
+
+from .model_under_test import Artifact, Model
 from .native_jobs import run_native_job
 from .rows import base_row, one_line, row_from_result
 from .settings import BenchSettings
@@ -18,40 +20,61 @@ ProgressFn = Callable[[str], None]
 
 @dataclass
 class Job:
-    """One measurement: a model's artifact for one runtime at one thread count, by one source."""
+    """One measurement: a model's artifact for one runtime and precision at one thread count, by one source."""
 
     model: Model
     runtime: str
     threads: int
     source: str = "device-runner"  # or "native-tool"
+    precision: str = "fp32"
+
+    @property
+    def artifact(self) -> Artifact | None:
+        """The file this job measures (None when it could not be exported)."""
+        return self.model.artifacts.get((self.runtime, self.precision))
 
 
 def plan_jobs(models: list[Model], runtimes: list[str], settings: BenchSettings) -> list[Job]:
-    """Every (model, runtime, threads) to measure, device runner first, then native tools."""
+    """Every (model, runtime, precision, threads) to measure, device runner first, then native tools."""
     jobs = []
     for m in models:
         for rt in runtimes:
-            if rt not in m.artifacts and rt not in m.export_errors:
-                if not m.can_export:
-                    continue  # an artifact-only model runs on its own runtimes only
-                m.export_errors[rt] = "no artifact for this runtime"
-            for t in settings.threads:
-                jobs.append(Job(m, rt, t))
-                if rt in settings.runners and rt in m.artifacts:
-                    jobs.append(Job(m, rt, t, source="native-tool"))
+            for prec in job_precisions(m, rt, settings.precisions):
+                key = (rt, prec)
+                if key not in m.artifacts and key not in m.export_errors:
+                    if not m.can_export:
+                        continue  # an artifact-only model runs on its own runtimes and precisions only
+                    m.export_errors[key] = "no artifact for this runtime" + ("" if prec == "fp32" else f" in {prec}")
+                for t in settings.threads:
+                    jobs.append(Job(m, rt, t, precision=prec))
+                    if rt in settings.runners and key in m.artifacts:
+                        jobs.append(Job(m, rt, t, source="native-tool", precision=prec))
     return jobs
 
 
-def runner_args(job: Job, paths: dict[Path, str], warmup: int, runs: int, n_eval: int = 0) -> list[str]:
-    """The device runner's command line for one job (device paths substituted); ``n_eval`` > 0 evaluates
-    only the first n_eval images."""
-    art = job.model.artifacts[job.runtime]
+def job_precisions(model: Model, runtime: str, asked: list[str] | None) -> list[str]:
+    """The precisions measured for a model on ``runtime``: those asked (the ones the runtime's target
+    exports, or the model has files for), else the precisions of its files (fp32 when it has none)."""
+    have = model.precisions(runtime)
+    if asked is None:
+        return have or ["fp32"]
+    exported = by_runtime(runtime).precisions if model.can_export else ()
+    return [p for p in asked if p in have or p in exported]
+
+
+def runner_args(job: Job, paths: dict[Path, str], warmup: int, runs: int, logits: bool = False,
+                n_eval: int = 0) -> list[str]:
+    """The device runner's command line for one job (device paths substituted); ``logits`` asks for the
+    logits in its result (to compare devices); ``n_eval`` > 0 evaluates only the first n_eval images."""
+    art = job.artifact
     args = ["--artifact", paths[art.path], "--runtime", job.runtime, "--threads", str(job.threads),
             "--warmup", str(warmup), "--runs", str(runs), "--layout", art.layout]
     if job.model.inputs is not None:
         args += ["--inputs", paths[job.model.inputs]]
         if n_eval:
             args += ["--n-eval", str(n_eval)]
+        if logits:
+            args.append("--logits")
     return args
 
 
@@ -59,7 +82,7 @@ def _files(jobs: list[Job]) -> list[Path]:
     """The artifacts and inputs the jobs need on the device, each once."""
     files: list[Path] = []
     for job in jobs:
-        art = job.model.artifacts.get(job.runtime)
+        art = job.artifact
         if art is not None and art.path not in files:
             files.append(art.path)
         if job.model.inputs is not None and job.model.inputs not in files:
@@ -68,8 +91,11 @@ def _files(jobs: list[Job]) -> list[Path]:
 
 
 def run_device_jobs(device, jobs: list[Job], settings: BenchSettings,
-                    progress: ProgressFn | None) -> list[dict[str, Any]]:
-    """Run every job on one device, one after another; each failure stays in its row."""
+                    progress: ProgressFn | None, logits: bool = False) -> list[dict[str, Any]]:
+    """Run every job on one device, one after another; each failure stays in its row.
+
+    ``logits``: keep each row's logits (under ``rows.LOGITS``) for the comparison between devices.
+    """
     from ssc_deploy.devices.base import DeviceError
 
     try:
@@ -88,9 +114,10 @@ def run_device_jobs(device, jobs: list[Job], settings: BenchSettings,
     for job in jobs:
         row = base_row(job, info)
         if progress:
-            progress(f"{info.get('name')}: {job.model.name} {job.runtime} x{job.threads}")
-        if job.runtime in job.model.export_errors:
-            row["reason"] = job.model.export_errors[job.runtime]
+            prec = "" if job.precision == "fp32" else f" {job.precision}"
+            progress(f"{info.get('name')}: {job.model.name} {job.runtime}{prec} x{job.threads}")
+        if (job.runtime, job.precision) in job.model.export_errors:
+            row["reason"] = job.model.export_errors[(job.runtime, job.precision)]
         elif stage_error:
             row["reason"] = stage_error
         else:
@@ -98,9 +125,9 @@ def run_device_jobs(device, jobs: list[Job], settings: BenchSettings,
                 if job.source == "native-tool":
                     res = run_native_job(device, job, paths, settings)
                 else:
-                    res = device.run_runner(runner_args(job, paths, settings.warmup, settings.runs, n_eval=settings.n_eval),
+                    res = device.run_runner(runner_args(job, paths, settings.warmup, settings.runs, logits, settings.n_eval),
                                             settings.timeout)
-                row_from_result(row, res, settings.atol)
+                row_from_result(row, res, settings.atol, job.artifact.manifest if job.artifact else None)
             except (DeviceError, SscDeployError) as err:
                 row["reason"] = str(err)
             except Exception as err:  # noqa: BLE001 - a runner crash or malformed result fails this row only

@@ -1,4 +1,4 @@
-"""A model under test: its artifacts (one per runtime), its evaluation inputs and what is known of it."""
+"""A model under test: its artifacts (one per runtime and precision), its evaluation inputs and what is known of it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .precision import precision_order
 
 
 @dataclass
@@ -17,6 +19,7 @@ class Artifact:
     runtime: str
     layout: str = "NCHW"
     manifest: dict[str, Any] | None = None
+    precision: str = "fp32"  # "fp32" | "int8" | "fp16" (the manifest's; fp32 for files without one)
 
     @property
     def bytes(self) -> int:
@@ -24,9 +27,13 @@ class Artifact:
         return self.path.stat().st_size
 
 
+# Artifacts and export failures are keyed by (runtime, precision).
+ArtifactKey = tuple[str, str]
+
+
 @dataclass
 class Model:
-    """One model under test with its artifacts (one per runtime) and its evaluation inputs."""
+    """One model under test with its artifacts (one per runtime and precision) and its evaluation inputs."""
 
     name: str
     family: str
@@ -40,11 +47,11 @@ class Model:
     macs: int | None = None
     test_top1: float | None = None  # PyTorch accuracy of the checkpoint, when known
     checkpoint: Path | None = None
-    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    artifacts: dict[ArtifactKey, Artifact] = field(default_factory=dict)
     inputs: Path | None = None
     has_reference: bool = False
     notes: list[str] = field(default_factory=list)
-    export_errors: dict[str, str] = field(default_factory=dict)
+    export_errors: dict[ArtifactKey, str] = field(default_factory=dict)
     exportable: bool = False  # exported for runtimes it lacks (checkpoints; artifacts only with --runtime)
     module: Any = None  # the PyTorch net in memory, when one was built or loaded (never serialised)
 
@@ -60,6 +67,14 @@ class Model:
         digest = hashlib.sha256(f"{self.name}\0{self.role}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
         return f"{slug}-{digest}.{self.role}"
 
+    def has_runtime(self, runtime: str) -> bool:
+        """True when the model has an artifact of any precision for ``runtime``."""
+        return any(rt == runtime for rt, _ in self.artifacts)
+
+    def precisions(self, runtime: str) -> list[str]:
+        """The precisions of the model's artifacts for ``runtime``, fp32 first."""
+        return sorted((p for rt, p in self.artifacts if rt == runtime), key=precision_order)
+
     @property
     def can_export(self) -> bool:
         """True when artifacts it lacks may be exported: asked for, and a net to export from."""
@@ -71,5 +86,6 @@ class Model:
             "name": self.name, "family": self.family, "role": self.role, "trained": self.trained,
             "input_shape": self.input_shape, "params": self.params, "macs": self.macs,
             "test_top1": self.test_top1, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-            "artifacts": {rt: str(a.path) for rt, a in self.artifacts.items()}, "notes": self.notes,
+            "artifacts": {rt if p == "fp32" else f"{rt}:{p}": str(a.path) for (rt, p), a in self.artifacts.items()},
+            "notes": self.notes,
         }

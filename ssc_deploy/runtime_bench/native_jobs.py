@@ -16,7 +16,7 @@ def run_native_job(device, job: Job, paths: dict[Path, str], settings: BenchSett
         from ssc_deploy.devices.native_tools import run_native
     except ImportError:
         return {"ok": False, "error": "native tools are not available in this installation"}
-    art = job.model.artifacts[job.runtime]
+    art = job.artifact
     res = run_native(device, job.runtime, settings.runners[job.runtime], paths[art.path], job.threads,
                      settings.warmup, settings.runs, settings.pin_cores, timeout=settings.timeout)
     lat = res.get("latency_ms") or {}

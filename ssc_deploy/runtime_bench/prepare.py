@@ -29,5 +29,5 @@ def prepare_models(sources: list[str | Path], settings: BenchSettings, work: Pat
     add_baselines(models, baseline_names)
     check_same_input(models)
     for m in models:
-        export_for(m, runtimes, work / "exports", settings.lowering, settings.data)
+        export_for(m, runtimes, work / "exports", settings.lowering, settings.data, settings.precisions)
     return models, runtimes

@@ -1,9 +1,11 @@
 """``--report DIR``: accuracy-vs-cost plots in the style of the paper's Figures 4 and 5, and report.md.
 
 Three PNGs: top-1 accuracy against median latency (one panel per runtime), against file
-size and against MACs; one colour per model family, the Pareto front (no other point is
-both cheaper and more accurate) drawn as a dashed step line. Untrained models have no
-accuracy and are left out of the plots (they stay in the table).
+size and against MACs; one colour per model family, one marker shape per precision (fp32
+circle, int8 square, fp16 triangle), the Pareto front (no other point is both cheaper and
+more accurate) drawn as a dashed step line. The runtime is the panel (latency) or named on
+the axis (size: one runtime's files). Untrained models have no accuracy and are left out of
+the plots (they stay in the table).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from typing import Any
 from ssc_deploy.atomic import atomic_path, write_text_atomic
 from ssc_deploy.display import md_cell, shown
 from ssc_deploy.errors import missing_package
-from ssc_deploy.runtimes import RUNTIME_TABLE
 
+from .cross_device import diff_lines
 from .table import STATUS_TEXT, kilobytes
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
 OTHER_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-RUNTIME_MARKERS = {spec.runtime: spec.marker for spec in RUNTIME_TABLE}
+PRECISION_MARKERS = {"fp32": "o", "int8": "s", "fp16": "^"}
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -55,20 +57,26 @@ def _plot_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in rows if r["threads"] == threads]
 
 
-def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str], scale: float = 1.0,
-             by_runtime: bool = True) -> None:
+def _point_name(row: dict[str, Any]) -> str:
+    """A point's label: the model, and its precision unless fp32."""
+    prec = row.get("precision", "fp32")
+    return _plot_text(row["model"]) + ("" if prec == "fp32" else f" {prec}")
+
+
+def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str], scale: float = 1.0) -> None:
     seen_label = set()
     for r in rows:
         x = r.get(xkey)
         if x is None:
             continue
         fam = r.get("family", "unknown")
-        label = _plot_text(r["model"]) if r["model"] not in seen_label else None
-        seen_label.add(r["model"])
+        name = _point_name(r)
+        label = name if name not in seen_label else None
+        seen_label.add(name)
         ax.scatter(x * scale, r["top1"] * 100, s=60, color=colours.get(fam, "#333333"),
-                   marker=RUNTIME_MARKERS.get(r["runtime"], "o") if by_runtime else "o",
+                   marker=PRECISION_MARKERS.get(r.get("precision", "fp32"), "D"),
                    edgecolor="black", linewidth=0.5, label=label, zorder=3)
-        ax.annotate(_plot_text(r["model"]), (x * scale, r["top1"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.annotate(name, (x * scale, r["top1"] * 100), textcoords="offset points", xytext=(5, 4), fontsize=7)
     pts = [(r[xkey] * scale, r["top1"] * 100) for r in rows if r.get(xkey) is not None]
     front = pareto_front(pts)
     if front:
@@ -105,7 +113,7 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(runtimes), figsize=(5 * len(runtimes), 4), squeeze=False)
     emulated = any(r.get("emulated") for r in rows)
     for ax, rt in zip(axes[0], runtimes):
-        _scatter(ax, [r for r in rows if r["runtime"] == rt], "latency_median_ms", colours, by_runtime=False)
+        _scatter(ax, [r for r in rows if r["runtime"] == rt], "latency_median_ms", colours)
         ax.set_xlabel("median latency, batch 1 (ms)" + (" - EMULATED" if emulated else ""))
         ax.set_title(f"{rt}, {rows[0]['threads']} thread(s), {device}")
         ax.legend(fontsize=7, loc="best")
@@ -119,15 +127,15 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
         ("bytes", 1e-6, "file size (MB)", "accuracy_vs_size.png", "Accuracy against file size"),
         ("macs", 1e-6, "multiply-accumulates (M)", "accuracy_vs_macs.png", "Accuracy against MACs"),
     ):
-        # One point per model: its first runtime's row (file sizes differ little between formats).
+        # One point per model and precision: its first runtime's row (file sizes differ little between formats).
         first = {}
         for r in rows:
-            first.setdefault(r["model"], r)
+            first.setdefault((r["model"], r.get("precision", "fp32")), r)
         sel = list(first.values())
         if not any(r.get(key) for r in sel):
             continue
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        _scatter(ax, sel, key, colours, scale=scale, by_runtime=False)
+        _scatter(ax, sel, key, colours, scale=scale)
         ax.set_xlabel(xlabel + (f" ({sel[0]['runtime']} file)" if key == "bytes" else ""))
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, loc="best")
@@ -143,9 +151,14 @@ def _plot_text(name: str) -> str:
     return shown(name).replace("$", r"\$")
 
 
+def _pts(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:+.1f}"
+
+
 def _md_table(result: dict[str, Any]) -> str:
-    cols = ["device", "model", "runtime", "threads", "status", "size (kB)", "params (M)", "MACs (M)", "median ms",
-            "p10-p90 ms", "top-1 %", "parity max abs diff", "peak MB", "model MB", "planned kB", "size ratio", "latency ratio", "top-1 delta"]
+    cols = ["device", "model", "runtime", "precision", "threads", "status", "size (kB)", "params (M)", "MACs (M)",
+            "median ms", "p10-p90 ms", "top-1 %", "parity max abs diff", "peak MB", "model MB", "planned kB", "size vs fp32", "speed-up vs fp32",
+            "top-1 vs fp32", "size ratio", "latency ratio", "top-1 delta"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
     def f(v, fmt):
@@ -159,13 +172,14 @@ def _md_table(result: dict[str, Any]) -> str:
         cells = [
             md_cell(r["device"]), name,
             md_cell(r["runtime"] + ("" if r.get("source") == "device-runner" else f" ({r.get('source')})")),
-            str(r["threads"]), md_cell(status), f(r["bytes"] / 1e3 if r.get("bytes") else None, ".1f"),
+            md_cell(r.get("precision", "fp32")), str(r["threads"]), md_cell(status),
+            f(r["bytes"] / 1e3 if r.get("bytes") else None, ".1f"),
             f(r["params"] / 1e6 if r.get("params") else None, ".3f"), f(r["macs"] / 1e6 if r.get("macs") else None, ".1f"),
             lat, lat_range, f(r["top1"] * 100 if r.get("top1") is not None else None, ".1f"),
             f(r.get("parity_max_abs_diff"), ".1e"), f(r.get("peak_rss_mb"), ".0f"),
             f(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
-            f(r.get("size_ratio"), ".2f"), f(r.get("latency_ratio"), ".2f"),
-            f(r["top1_delta"] * 100 if r.get("top1_delta") is not None else None, "+.1f"),
+            f(r.get("vs_fp32_size_ratio"), ".2f"), f(r.get("vs_fp32_speedup"), ".2f"), _pts(r.get("vs_fp32_top1_delta")),
+            f(r.get("size_ratio"), ".2f"), f(r.get("latency_ratio"), ".2f"), _pts(r.get("top1_delta")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -184,7 +198,9 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
         f"Settings: runtimes {', '.join(s.get('runtimes', []))}; threads {s.get('threads')}; "
         f"{s.get('warmup')} warm-up and {s.get('runs')} timed runs at batch 1; evaluation data "
         f"`{s.get('data') or 'digits'}` ({n_images}); ratios against `{s.get('ratio_to') or 'none'}` "
-        "(model / baseline, below 1 favours the model; top-1 delta in points).",
+        "(model / baseline of the same precision, below 1 favours the model; top-1 delta in points). "
+        "Columns \"vs fp32\" compare an int8 or fp16 file with the fp32 file of the same model and runtime: "
+        "size ratio, speed-up (fp32 median / this median, above 1 is faster) and top-1 difference in points.",
         "",
         "## Devices",
         "",
@@ -197,12 +213,14 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
                    + (" - **emulated: latency is not an ARM figure**" if d.get("emulated") else ""))
     out += ["", "## Results", "", _md_table(result), ""]
     notes = [f"- {md_cell(m['name'])}: {md_cell(n)}" for m in result.get("models", []) for n in m.get("notes", [])]
+    notes += [f"- {md_cell(line)}" for line in diff_lines(result.get("rows", []))]
     if notes:
         out += ["Notes:", "", *notes, ""]
     if plots:
         out += ["## Accuracy against cost", "",
-                "One colour per family; the dashed line is the Pareto front (no other point is both cheaper and "
-                "more accurate). Untrained models are not plotted.", ""]
+                "One colour per family, one marker per precision (fp32 circle, int8 square, fp16 triangle); the "
+                "dashed line is the Pareto front (no other point is both cheaper and more accurate). Untrained "
+                "models are not plotted.", ""]
         out += [f"![{p.stem}]({p.name})" for p in plots]
         out.append("")
     out += [
@@ -220,8 +238,10 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
         "rows measured in the same run, on the same device, runtime and thread count, so machine-wide slowdowns "
         "largely cancel; absolute milliseconds from different runs or machines are not comparable. Accuracy is "
         "measured through the runtime on the evaluation images one by one; parity is the largest absolute difference "
-        "between the runtime's and PyTorch's logits on the same images (a row fails verification above "
-        f"atol {s.get('atol')} or below {99}% top-1 agreement). Emulated devices' latencies are never put in a ratio.",
+        "between the runtime's and PyTorch's logits on the same images (an fp32 row fails verification above "
+        f"atol {s.get('atol')} or below {99}% top-1 agreement; an int8 or fp16 file cannot match to atol, so it "
+        "fails verification when its top-1 is more points below PyTorch fp32's on the same images than the "
+        "accuracy gate its manifest records, 1.0 by default). Emulated devices' latencies are never put in a ratio.",
         "",
     ]
     return "\n".join(out)

@@ -52,9 +52,9 @@ def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) 
         raise SscDeployError("--compare takes two run ids: RUN_A RUN_B")
     comp = compare_runs(run_a, run_b, db)
     t = Table(title=f"run {run_b} against run {run_a}", header_style="bold")
-    for c in ("device", "model", "runtime", "thr", f"ms (run {run_a})", f"ms (run {run_b})", "ratio", "top-1 A",
-              "top-1 B", "delta", "verdict"):
-        t.add_column(c, justify="right" if c not in ("device", "model", "runtime", "verdict") else "left")
+    for c in ("device", "model", "runtime", "prec", "thr", f"ms (run {run_a})", f"ms (run {run_b})", "ratio",
+              "top-1 A", "top-1 B", "delta", "verdict"):
+        t.add_column(c, justify="right" if c not in ("device", "model", "runtime", "prec", "verdict") else "left")
 
     def f(v, fmt):
         return "-" if v is None else format(v, fmt)
@@ -66,7 +66,8 @@ def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) 
             verdict = "[red]REGRESSION: " + markup_safe(", ".join(c["reasons"])) + "[/]"
         else:
             verdict = "[green]ok[/]"
-        t.add_row(as_text(c["device"]), as_text(c["model"]), as_text(c["runtime"]), str(c["threads"]), f(c["latency_a_ms"], ".3f"),
+        t.add_row(as_text(c["device"]), as_text(c["model"]), as_text(c["runtime"]), as_text(c["precision"]),
+                  str(c["threads"]), f(c["latency_a_ms"], ".3f"),
                   f(c["latency_b_ms"], ".3f") + (" emul." if c["emulated"] else ""), f(c["latency_ratio"], ".2f") + "x"
                   if c["latency_ratio"] else "-", f(c["top1_a"] * 100 if c["top1_a"] is not None else None, ".1f"),
                   f(c["top1_b"] * 100 if c["top1_b"] is not None else None, ".1f"),

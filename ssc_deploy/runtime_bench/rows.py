@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .precision import DEFAULT_PRECISION, max_drop, scheme
+
 if TYPE_CHECKING:
     from .jobs import Job
 
 # Verification: an artifact whose top-1 agrees with PyTorch on fewer images than this fails the row.
 MIN_TOP1_AGREEMENT = 0.99
+# A row's logits on the evaluation images while the run compares devices; never in the outputs.
+LOGITS = "_logits"
 FIGURES = ("runtime_version", "load_ms", "import_ms", "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval", "runs",
            "warmup", "model_rss_mb", "planned_activation_bytes")
 
@@ -22,7 +26,7 @@ def one_line(err: BaseException) -> str:
 def base_row(job: Job, device_info: dict[str, Any]) -> dict[str, Any]:
     """A job's row before it runs: what is known without measuring, status ``failed`` until it passes."""
     m = job.model
-    art = m.artifacts.get(job.runtime)
+    art = m.artifacts.get((job.runtime, job.precision))
     return {
         "device": device_info.get("name", ""),
         "device_kind": device_info.get("kind", ""),
@@ -32,6 +36,8 @@ def base_row(job: Job, device_info: dict[str, Any]) -> dict[str, Any]:
         "role": m.role,
         "trained": m.trained,
         "runtime": job.runtime,
+        "precision": job.precision,
+        "quant_scheme": scheme(art.manifest) if art else None,
         "threads": job.threads,
         "source": job.source,
         "artifact": str(art.path) if art else None,
@@ -46,8 +52,13 @@ def base_row(job: Job, device_info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def row_from_result(row: dict[str, Any], res: dict[str, Any], atol: float) -> dict[str, Any]:
-    """Fill a row from the runner's JSON result and decide its status."""
+def row_from_result(row: dict[str, Any], res: dict[str, Any], atol: float,
+                    manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fill a row from the runner's JSON result and decide its status.
+
+    fp32 files must match PyTorch within ``atol``; an int8 or fp16 file cannot, so it is checked
+    by accuracy instead (:func:`_check_quantized`, the gate its ``manifest`` records).
+    """
     if not res.get("ok"):
         row["status"] = "failed"
         row["reason"] = str(res.get("error") or "the runner reported a failure")
@@ -59,12 +70,17 @@ def row_from_result(row: dict[str, Any], res: dict[str, Any], atol: float) -> di
     parity = res.get("parity") or {}
     row["parity_max_abs_diff"] = parity.get("max_abs_diff")
     row["parity_top1_agreement"] = parity.get("top1_agreement")
+    row["eval_top1_pytorch"] = parity.get("reference_top1")  # PyTorch fp32 on the same images
     row["device_machine"] = res.get("machine")
     row["device_python"] = res.get("python")
+    if res.get("logits") is not None:
+        row[LOGITS] = res["logits"]  # compared across devices, then dropped (cross_device.py)
     if not row.get("trained"):
-        row["top1"] = row["top5"] = None  # random weights: accuracy means nothing
+        row["top1"] = row["top5"] = row["eval_top1_pytorch"] = None  # random weights: accuracy means nothing
     row["status"] = "ok"
-    if parity:
+    if row.get("precision", DEFAULT_PRECISION) != DEFAULT_PRECISION:
+        _check_quantized(row, max_drop(manifest))
+    elif parity:
         diff = parity.get("max_abs_diff")
         agree = parity.get("top1_agreement")
         if diff is not None and (diff != diff or diff > atol):  # NaN counts as a failure
@@ -76,18 +92,35 @@ def row_from_result(row: dict[str, Any], res: dict[str, Any], atol: float) -> di
     return row
 
 
+def _check_quantized(row: dict[str, Any], drop_pts: float) -> None:
+    """A trained quantized row fails verification when its top-1 through the runtime is more than
+    ``drop_pts`` points below PyTorch fp32's on the same images (the export's accuracy gate)."""
+    top1, ref = row.get("top1"), row.get("eval_top1_pytorch")
+    if top1 is None or ref is None:
+        return  # untrained, or no labels or reference: latency and size only
+    if (ref - top1) * 100 > drop_pts:
+        row["status"] = "verify-failed"
+        row["reason"] = (f"{row['precision']} top-1 {top1:.1%} is {(ref - top1) * 100:.1f} points below PyTorch fp32 "
+                         f"({ref:.1%}) on the same {row.get('n_eval')} images (gate: {drop_pts:g})")
+
+
+def _slot(r: dict[str, Any]) -> tuple:
+    """What a row is compared with the baseline on: device, runtime, precision, threads and source."""
+    return r["device"], r["runtime"], r.get("precision", DEFAULT_PRECISION), r["threads"], r["source"]
+
+
 def add_ratios(rows: list[dict[str, Any]], baseline: str | None) -> None:
-    """Ratio columns against ``baseline``'s row on the same device, runtime, threads and source.
+    """Ratio columns against ``baseline``'s row on the same device, runtime, precision, threads and source.
 
     size/params/MACs/latency ratios are model / baseline (below 1 is better for the model);
     ``top1_delta`` is model - baseline. Latency ratios are never formed on emulated devices.
     """
     if not baseline:
         return
-    base = {(r["device"], r["runtime"], r["threads"], r["source"]): r for r in rows
+    base = {_slot(r): r for r in rows
             if r["model"] == baseline and r["role"] == "baseline" and r["status"] in ("ok", "verify-failed")}
     for r in rows:
-        b = base.get((r["device"], r["runtime"], r["threads"], r["source"]))
+        b = base.get(_slot(r))
         r["ratio_to"] = baseline if b is not None else None
         for key, col in (("bytes", "size_ratio"), ("params", "params_ratio"), ("macs", "macs_ratio"),
                          ("latency_median_ms", "latency_ratio")):

@@ -54,4 +54,4 @@ def runtimes_to_measure(asked: list[str] | None, models: list[Model], from_check
         return list(dict.fromkeys(asked))
     if from_checkpoint or not models:
         return installed_runtimes()
-    return [rt for rt in RUNTIME_NAMES if any(rt in m.artifacts for m in models)]
+    return [rt for rt in RUNTIME_NAMES if any(m.has_runtime(rt) for m in models)]

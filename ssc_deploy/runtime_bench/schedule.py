@@ -40,9 +40,10 @@ def run_on_devices(devices: list, infos: list, jobs: list[Job], settings: BenchS
     in daemon threads, which never keep an interrupted process alive.
     """
     groups = device_groups(devices, infos)
+    logits = len(devices) > 1  # rows keep their logits, compared across devices (cross_device.py)
 
     def run_group(group: list) -> list[dict[str, Any]]:
-        return [r for d in group for r in run_device_jobs(d, jobs, settings, progress)]
+        return [r for d in group for r in run_device_jobs(d, jobs, settings, progress, logits)]
 
     others = [_Background(run_group, g) for g in groups[1:]]
     parts = [run_group(groups[0])] + [b.result() for b in others]

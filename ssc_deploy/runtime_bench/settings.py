@@ -7,6 +7,7 @@ from typing import Any
 
 from ssc_deploy.errors import SscDeployError
 
+from .precision import check_precisions
 from .runtime_choice import check_runtime_names
 
 DEFAULT_BASELINES = ("mobilenetv2", "igcv3-d-0.7x")
@@ -36,6 +37,7 @@ class BenchSettings:
     runners: dict[str, str] = field(default_factory=dict)  # native tools: runtime -> path
     pin_cores: str | None = None
     lowering: str = "pad-slice"
+    precisions: list[str] | None = None  # None: the artifacts' own (fp32 for exports), else e.g. ["fp32", "int8"]
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as stored in the result's ``settings``: counts left to the defaults are the real
@@ -74,3 +76,7 @@ def check_settings(settings: BenchSettings) -> None:
         else:
             get_lowering(settings.lowering)  # one line up front, not a failed row per checkpoint
     check_runtime_names(settings.runners, "--runner: ")
+    if settings.precisions is not None:
+        if not settings.precisions:
+            raise SscDeployError("--precision takes precisions, e.g. fp32,int8")
+        settings.precisions = check_precisions(settings.precisions)

@@ -10,6 +10,7 @@ from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import by_suffix
 
 from .model_under_test import Artifact, Model
+from .precision import precision_from_name, stem_without_precision
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 
@@ -84,15 +85,17 @@ def model_from_artifact(path: Path, role: str = "candidate") -> Model:
         raise SscDeployError(f"{path}: empty file, not a model")
     man = read_manifest(path)
     if man is None:
-        return Model(name=path.stem, family="unknown", role=role, trained=False, input_shape=None,
-                     artifacts={runtime: Artifact(path, runtime)},
+        prec = precision_from_name(path)
+        return Model(name=stem_without_precision(path), family="unknown", role=role, trained=False, input_shape=None,
+                     artifacts={(runtime, prec): Artifact(path, runtime, precision=prec)},
                      notes=["no manifest: latency only (random input, no accuracy or parity)"])
     man.check_artifact(path, runtime)
+    art = Artifact(path, runtime, layout=man.input.layout, manifest=man.to_dict(), precision=man.precision)
     return Model(
         name=man.model.name, family=man.model.family or family_of(man.model.name), role=role,
         trained=man.model.trained, input_shape=man.input_chw, mean=man.input.mean, std=man.input.std,
         classes=man.classes, params=man.model.params, macs=man.model.macs, test_top1=man.source.test_top1,
-        artifacts={runtime: Artifact(path, runtime, layout=man.input.layout, manifest=man.to_dict())},
+        artifacts={(runtime, man.precision): art},
     )
 
 
@@ -115,10 +118,12 @@ def merge_model(models: list[Model], new: Model) -> None:
     """Artifacts of one model (same name and checkpoint) given separately become one model."""
     for m in models:
         if m.name == new.name and m.role == new.role and m.input_shape == new.input_shape:
-            for rt, a in new.artifacts.items():
-                if rt in m.artifacts:
-                    raise SscDeployError(f"{a.path}: {shown(m.name)} has two {rt} artifacts ({m.artifacts[rt].path}); pass one")
-                m.artifacts[rt] = a
+            for key, a in new.artifacts.items():
+                if key in m.artifacts:
+                    what = key[0] if key[1] == "fp32" else " ".join(key)
+                    raise SscDeployError(f"{a.path}: {shown(m.name)} has two {what} artifacts "
+                                         f"({m.artifacts[key].path}); pass one")
+                m.artifacts[key] = a
             m.checkpoint = m.checkpoint or new.checkpoint
             if m.module is None:
                 m.module = new.module

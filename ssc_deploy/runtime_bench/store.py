@@ -2,8 +2,10 @@
 
 Default location ``~/.cache/ssc-deploy/results.sqlite`` (``$SSC_DEPLOY_CACHE`` or
 ``$XDG_CACHE_HOME/ssc-deploy`` when set; ``--db`` overrides). Each run keeps its devices,
-runtime versions and the tool version; each row keeps its key columns for queries and the
-whole row as JSON, so new figures need no schema change.
+runtime versions and the tool version; each row keeps its key columns for queries (device,
+model, runtime, precision, threads, source, status, latency, top-1) and the whole row as JSON,
+so new figures need no schema change. A store of an older schema is read as it is (its rows
+are fp32) and migrated in place when a run is appended to it.
 
 Listing opens the file read-only; a database that is not ours is refused before anything
 is written. A caller with results worth keeping checks :func:`check_writable` first and
@@ -23,7 +25,11 @@ from urllib.parse import quote
 
 from ssc_deploy.errors import SscDeployError
 
-SCHEMA_VERSION = 1
+from .precision import DEFAULT_PRECISION
+
+SCHEMA_VERSION = 2
+# Schema 1 had no precision column; opening it to append adds the column (its rows are fp32).
+OLDER_VERSIONS = ("1",)
 # A row is a regression when it is this much slower, or loses any top-1 accuracy.
 SLOWER_THRESHOLD = 1.10
 ACCURACY_DROP = 0.005
@@ -45,6 +51,7 @@ CREATE TABLE IF NOT EXISTS rows (
     device TEXT NOT NULL,
     model TEXT NOT NULL,
     runtime TEXT NOT NULL,
+    precision TEXT NOT NULL DEFAULT 'fp32',
     threads INTEGER NOT NULL,
     source TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -92,20 +99,38 @@ def _tables(conn: sqlite3.Connection, path: Path) -> set[str]:
         raise SscDeployError(f"{path}: not a results database ({err})") from None
 
 
-def _check_ours(conn: sqlite3.Connection, path: Path) -> bool:
-    """True for one of our stores, False for an empty database; a foreign or newer one raises."""
+def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
+    """The schema version of one of our stores (this one or an older one it migrates), None for an
+    empty database; a foreign or newer one raises."""
     tables = _tables(conn, path)
     if not tables:
-        return False
+        return None
     if not _OUR_TABLES <= tables:
         names = ", ".join(sorted(tables)[:5])
         raise SscDeployError(f"{path}: not an ssc-deploy results store (its tables: {names}); "
                              "it is left as it is: pass another --db")
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None or str(row[0]) != str(SCHEMA_VERSION):
-        found = row[0] if row else "unknown"
+    found = str(row[0]) if row else "unknown"
+    if found != str(SCHEMA_VERSION) and found not in OLDER_VERSIONS:
         raise SscDeployError(f"{path}: results store schema {found} is not supported (this tool reads {SCHEMA_VERSION})")
-    return True
+    return found
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32).
+
+    The version is read again under the write lock, so two processes never migrate twice.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if str(version) == "1":
+            conn.execute("ALTER TABLE rows ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _uri(path: Path, mode: str) -> str:
@@ -123,7 +148,7 @@ def _open_read(path: Path) -> sqlite3.Connection | None:
     except sqlite3.Error as err:
         raise SscDeployError(f"{path}: cannot open the results store ({err})") from None
     try:
-        if _check_ours(conn, path):
+        if _check_ours(conn, path) is not None:
             return conn
     except BaseException:
         conn.close()
@@ -179,10 +204,13 @@ def _open_write(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as err:
         raise _unwritable(path, str(err)) from None
     try:
-        if not _check_ours(conn, path):
+        version = _check_ours(conn, path)
+        if version is None:
             with conn:
                 conn.executescript(_SCHEMA)
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif version != str(SCHEMA_VERSION):
+            _migrate(conn)
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as err:
         conn.close()
@@ -227,14 +255,15 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                 )
                 run_id = int(cur.lastrowid)
                 conn.executemany(
-                    "INSERT INTO rows (run_id, device, model, runtime, threads, source, status, latency_median_ms, top1, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO rows (run_id, device, model, runtime, precision, threads, source, status,"
+                    " latency_median_ms, top1, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             run_id,
                             r.get("device", ""),
                             r.get("model", ""),
                             r.get("runtime", ""),
+                            r.get("precision") or DEFAULT_PRECISION,
                             int(r.get("threads") or 0),
                             r.get("source", ""),
                             r.get("status", ""),
@@ -277,16 +306,19 @@ def load_run_rows(run_id: int, db: str | Path | None = None) -> list[dict[str, A
     with closing(conn) if conn else nullcontext():
         if conn is None or conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise SscDeployError(f"no run {run_id} in {path} (ssc-deploy results lists them)")
-        return [json.loads(d) for (d,) in conn.execute("SELECT data FROM rows WHERE run_id = ? ORDER BY id", (run_id,))]
+        rows = [json.loads(d) for (d,) in conn.execute("SELECT data FROM rows WHERE run_id = ? ORDER BY id", (run_id,))]
+    for r in rows:
+        r.setdefault("precision", DEFAULT_PRECISION)  # rows stored before precision was a column
+    return rows
 
 
 def _key(row: dict[str, Any]) -> tuple:
-    return (row.get("device", ""), row.get("model", ""), row.get("runtime", ""), int(row.get("threads") or 0),
-            row.get("source", ""))
+    return (row.get("device", ""), row.get("model", ""), row.get("runtime", ""),
+            row.get("precision") or DEFAULT_PRECISION, int(row.get("threads") or 0), row.get("source", ""))
 
 
 def compare_runs(run_a: int, run_b: int, db: str | Path | None = None) -> list[dict[str, Any]]:
-    """Rows present in both runs (same device, model, runtime, threads, source), B against A.
+    """Rows present in both runs (same device, model, runtime, precision, threads, source), B against A.
 
     Each comparison carries ``latency_ratio`` (B / A median), ``top1_delta`` (B - A) and
     ``regression``: True when B is more than 10 % slower or its top-1 accuracy dropped.
@@ -312,7 +344,8 @@ def compare_runs(run_a: int, run_b: int, db: str | Path | None = None) -> list[d
         if a and b and a.get("status") == "ok" and b.get("status") != "ok":
             reasons.append(f"now {b.get('status')}")
         out.append({
-            "device": key[0], "model": key[1], "runtime": key[2], "threads": key[3], "source": key[4],
+            "device": key[0], "model": key[1], "runtime": key[2], "precision": key[3], "threads": key[4],
+            "source": key[5],
             "in_a": a is not None, "in_b": b is not None,
             "latency_a_ms": la, "latency_b_ms": lb, "latency_ratio": ratio,
             "top1_a": ta, "top1_b": tb, "top1_delta": delta,

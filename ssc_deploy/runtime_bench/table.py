@@ -11,16 +11,20 @@ from typing import Any
 from ssc_deploy.atomic import write_text_atomic
 from ssc_deploy.display import as_text
 
+from .cross_device import diff_lines
+
 STATUS_STYLE = {"ok": "green", "verify-failed": "yellow", "failed": "red"}
 STATUS_TEXT = {"ok": "ok", "verify-failed": "exported, failed verification", "failed": "failed"}
 # CSV columns first in this order, then any other key a row carries.
 CSV_FIRST = (
-    "device", "device_kind", "emulated", "model", "family", "role", "trained", "runtime", "runtime_version", "threads",
-    "source", "status", "reason", "bytes", "params", "macs", "load_ms", "latency_median_ms", "latency_p10_ms",
-    "latency_p90_ms", "latency_min_ms", "latency_mean_ms", "throughput_ips", "peak_rss_mb", "model_rss_mb", "planned_activation_bytes",
-    "top1", "top5", "n_eval",
-    "test_top1_pytorch", "parity_max_abs_diff", "parity_top1_agreement", "ratio_to", "size_ratio", "params_ratio",
-    "macs_ratio", "latency_ratio", "top1_delta", "artifact", "sha256",
+    "device", "device_kind", "emulated", "model", "family", "role", "trained", "runtime", "precision", "quant_scheme",
+    "runtime_version", "threads", "source", "status", "reason", "bytes", "params", "macs", "load_ms",
+    "latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_min_ms", "latency_mean_ms", "throughput_ips",
+    "peak_rss_mb", "model_rss_mb", "planned_activation_bytes",
+    "top1", "top5", "n_eval", "test_top1_pytorch", "eval_top1_pytorch", "parity_max_abs_diff",
+    "parity_top1_agreement", "vs_fp32_size_ratio", "vs_fp32_speedup", "vs_fp32_top1_delta", "device_diff_to",
+    "device_max_abs_diff", "device_top1_agreement", "ratio_to", "size_ratio", "params_ratio", "macs_ratio",
+    "latency_ratio", "top1_delta", "artifact", "sha256",
 )
 
 
@@ -47,6 +51,11 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.1f}%"
 
 
+def _points(v: float | None) -> str:
+    """A top-1 difference (a fraction) in points, signed."""
+    return "-" if v is None else f"{v * 100:+.1f}"
+
+
 def _millions(v: int | None) -> str:
     return "-" if v is None else f"{v / 1e6:.2f}M"
 
@@ -59,12 +68,14 @@ def build_table(result: dict[str, Any]):
     ratio_to = (result.get("settings") or {}).get("ratio_to")
     multi_device = len({r["device"] for r in rows}) > 1
     native = any(r.get("source") != "device-runner" for r in rows)
+    quantized = any(r.get("precision", "fp32") != "fp32" for r in rows)
     title = "ssc-deploy bench" + (f"  (ratios: model / {ratio_to})" if ratio_to else "")
     t = Table(title=title, header_style="bold", show_lines=False)
     if multi_device:
         t.add_column("device")
     t.add_column("model")
     t.add_column("runtime")
+    t.add_column("prec")
     t.add_column("thr", justify="right")
     if native:
         t.add_column("source")
@@ -78,6 +89,10 @@ def build_table(result: dict[str, Any]):
     t.add_column("peak\nMB", justify="right")
     t.add_column("model\nMB", justify="right")
     t.add_column("planned\nkB", justify="right")
+    if quantized:
+        t.add_column("vs fp32\nsize", justify="right")
+        t.add_column("vs fp32\nspeed-up", justify="right")
+        t.add_column("vs fp32\ntop-1", justify="right")
     if ratio_to:
         t.add_column("size\nratio", justify="right")
         t.add_column("latency\nratio", justify="right")
@@ -93,7 +108,7 @@ def build_table(result: dict[str, Any]):
         if not r.get("trained"):
             name += " untrained"
         cells = [as_text(r["device"])] if multi_device else []
-        cells += [as_text(name), as_text(r["runtime"]), str(r.get("threads", ""))]
+        cells += [as_text(name), as_text(r["runtime"]), as_text(r.get("precision", "fp32")), str(r.get("threads", ""))]
         if native:
             cells.append(as_text(r.get("source", "")))
         cells += [
@@ -102,10 +117,11 @@ def build_table(result: dict[str, Any]):
             _pct(r.get("top1")), _num(r.get("parity_max_abs_diff"), ".1e"), _num(r.get("peak_rss_mb"), ".0f"),
             _num(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
         ]
+        if quantized:
+            cells += [_ratio(r.get("vs_fp32_size_ratio")), _ratio(r.get("vs_fp32_speedup")),
+                      _points(r.get("vs_fp32_top1_delta"))]
         if ratio_to:
-            delta = r.get("top1_delta")
-            cells += [_ratio(r.get("size_ratio")), _ratio(r.get("latency_ratio")),
-                      "-" if delta is None else f"{delta * 100:+.1f}"]
+            cells += [_ratio(r.get("size_ratio")), _ratio(r.get("latency_ratio")), _points(r.get("top1_delta"))]
         t.add_row(*cells)
     return t
 
@@ -113,10 +129,17 @@ def build_table(result: dict[str, Any]):
 def failure_lines(result: dict[str, Any]) -> list[str]:
     """One line per row that did not pass, naming the reason."""
     return [
-        f"{r['model']} {r['runtime']} x{r.get('threads')} on {r['device']}: {STATUS_TEXT.get(r['status'], r['status'])}: {r.get('reason', '')}"
+        f"{r['model']} {r['runtime']}{_prec(r)} x{r.get('threads')} on {r['device']}: "
+        f"{STATUS_TEXT.get(r['status'], r['status'])}: {r.get('reason', '')}"
         for r in result.get("rows", [])
         if r.get("status") != "ok"
     ]
+
+
+def _prec(row: dict[str, Any]) -> str:
+    """`` int8`` / `` fp16`` after a runtime's name; nothing for fp32."""
+    p = row.get("precision", "fp32")
+    return "" if p == "fp32" else f" {p}"
 
 
 def print_result(result: dict[str, Any], console=None) -> None:
@@ -128,6 +151,8 @@ def print_result(result: dict[str, Any], console=None) -> None:
     console.print(build_table(result))
     for line in failure_lines(result):
         console.print(Text.assemble(("!", "yellow"), " ", as_text(line)), highlight=False)
+    for line in diff_lines(result.get("rows", [])):
+        console.print(as_text(line, style="dim"), highlight=False)
     for d in result.get("devices", []):
         rts = ", ".join(f"{k} {v}" for k, v in (d.get("runtimes") or {}).items())
         line = as_text(f"{d.get('name')}: {d.get('model') or d.get('machine', '')}, {d.get('cores', '?')} cores, "
