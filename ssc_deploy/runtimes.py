@@ -31,8 +31,10 @@ class RuntimeSpec:
     dist: str  # the distribution that provides the runtime on the host
     alt_dists: tuple[str, ...]  # other distributions a device may run it with
     extra: str  # ``pip install 'ssc-deploy[EXTRA]'`` for the runtime
-    default_lowering: str  # shift lowering used unless ``--lowering`` says otherwise
-    fastest_lowering: str  # fastest lowering measured on the x86 host (benchmarks/RESULTS.md)
+    default_lowering: str  # shift lowering of nets without shifts and of ``lowering=`` left out in the Python API
+    # Fastest fp32 lowering measured on the AVX-512 x86 host (benchmarks/RESULTS.md): the avx512 row of
+    # the known-fastest table behind ``--lowering fast`` when this CPU has no measurement (export/lowering_choice.py).
+    fastest_lowering: str
     native_tool: str  # the runtime's own benchmark tool (``--runner RUNTIME=PATH``)
     marker: str  # matplotlib marker in the report's plots
     precisions: tuple[str, ...] = ("fp32",)  # numeric precisions the target exports (``--precision``)

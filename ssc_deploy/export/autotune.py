@@ -1,5 +1,8 @@
 """``--lowering auto``: pick the lowering that runs fastest on the target runtime, by measurement.
 
+Also the engine of the default ``--lowering fast``, which runs it once per machine on a small
+probe net with few candidates (:mod:`ssc_deploy.export.lowering_probe`) and caches the winner.
+
 For each candidate lowering the net is rewritten, exported to the target runtime, checked
 against the PyTorch net on real images and timed on this host (batch 1, pinned threads).
 Candidates are timed interleaved, round-robin, so load from other processes hits them all
@@ -141,11 +144,3 @@ def autotune(
     best = min(runners, key=lambda n: results[n].median_ms)
     return AutotuneResult(runtime, best, [results[n] for n in names])
 
-
-def choose_lowerings(model, lowering: str, targets: Iterable[str], images: np.ndarray, **kwargs) -> dict[str, str]:
-    """The lowering each target gets: ``lowering`` for all, or with ``"auto"`` each target's
-    :func:`autotune` winner (``kwargs`` go to :func:`autotune`)."""
-    targets = list(targets)
-    if lowering != AUTO:
-        return {t: lowering for t in targets}
-    return {t: autotune(model, t, images, **kwargs).best for t in targets}

@@ -3,7 +3,7 @@ with the original on the verification images."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -12,8 +12,8 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .autotune import choose_lowerings
 from .foreign import ForeignReport, foreign_rewrite
+from .lowering_choice import choose_lowerings
 from .rewrite import deployment_rewrite
 from .subject import eval_mode
 from .verify import compare
@@ -32,6 +32,7 @@ class LoweredNets:
     nets: dict[str, nn.Module]  # lowering -> deployment net
     rewrite_diff: dict[str, float]  # lowering -> max abs diff of its net vs the original
     foreign: ForeignReport | None = None  # what the graph rewrite found (None: a zoo net)
+    reasons: dict[str, str] = field(default_factory=dict)  # target -> why it got its lowering
 
     def net_for(self, target: str) -> nn.Module:
         """The deployment net ``target`` exports."""
@@ -40,7 +41,8 @@ class LoweredNets:
 
 def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets: Sequence[str], lowering: str,
                         atol: float) -> LoweredNets:
-    """Choose each target's lowering (measured when ``"auto"``) and rewrite ``model`` once per lowering.
+    """Choose each target's lowering (:func:`~ssc_deploy.export.lowering_choice.choose_lowerings`: ``"fast"``
+    measured once per machine, ``"auto"`` on this net) and rewrite ``model`` once per lowering.
 
     A module the zoo did not build is first traced and its SSC kernels and written-out shifts
     rewritten (:func:`~ssc_deploy.export.foreign.foreign_rewrite`); parity is always against ``model``.
@@ -50,7 +52,8 @@ def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets
     with torch.no_grad(), eval_mode(model):
         reference = model(x).numpy()
         found = foreign_rewrite(model, x[:1])
-        chosen = choose_lowerings(found.module, lowering, targets, images, atol=atol)
+        choices = choose_lowerings(found.module, lowering, targets, images, atol=atol)
+        chosen = {t: c.lowering for t, c in choices.items()}
         nets, diffs = {}, {}
         for low in dict.fromkeys(chosen.values()):
             nets[low] = deployment_rewrite(found.module, low)
@@ -61,4 +64,5 @@ def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets
                     f"deployment rewrite ({low}) changed the outputs by {parity.max_abs_diff:.3g} "
                     f"(> {parity.atol:g}); nothing was exported", exit_code=3)
             diffs[low] = parity.max_abs_diff
-    return LoweredNets(images, data, reference, chosen, nets, diffs, found.report)
+    return LoweredNets(images, data, reference, chosen, nets, diffs, found.report,
+                       {t: c.reason for t, c in choices.items()})

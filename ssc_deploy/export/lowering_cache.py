@@ -1,0 +1,89 @@
+"""The per-machine cache of quick lowering measurements (torch-free).
+
+One JSON file, ``<user cache>/lowerings.json`` (:func:`ssc_deploy.user_cache.user_cache_dir`),
+holding one entry per key; a key hashes the CPU model, its vector flags, the runtime and its
+version and the probe's version, so a new CPU, a runtime upgrade or a changed probe measures
+again. A missing, unreadable or corrupt file is an empty cache; a cache that cannot be written
+costs a measurement next time, never an export.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ssc_deploy.atomic import write_text_atomic
+from ssc_deploy.cpu_features import CpuFeatures
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.user_cache import user_cache_dir
+
+SCHEMA = "ssc-deploy-lowerings/1"
+FILE_NAME = "lowerings.json"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One runtime's quick measurement on this machine."""
+
+    runtime: str
+    runtime_version: str | None
+    best: str  # the fastest lowering that passed parity
+    medians_ms: dict[str, float]  # every candidate that passed parity
+    probe: str  # what was timed, e.g. "ssc-net-1-9 @ 32 px, 1 thread"
+    cpu: str
+    isa: str
+    vector_flags: list[str] = field(default_factory=list)
+    measured: str = ""  # UTC time, ISO 8601
+    seconds: float = 0.0  # what the measurement cost
+
+
+def cache_path() -> Path:
+    """Where the cache file lives (honours ``$SSC_DEPLOY_CACHE`` and ``$XDG_CACHE_HOME``)."""
+    return user_cache_dir() / FILE_NAME
+
+
+def cache_key(runtime: str, runtime_version: str | None, cpu: CpuFeatures, probe_version: int) -> str:
+    """The entry key: a hash of CPU model, vector flags, runtime, runtime version and probe version."""
+    text = json.dumps([cpu.model, cpu.machine, list(cpu.vector_flags), runtime, runtime_version, probe_version])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _entries(path: Path) -> dict[str, dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def lookup(key: str) -> Measurement | None:
+    """The cached measurement of ``key``; None when absent or not a well-formed entry."""
+    raw = _entries(cache_path()).get(key)
+    try:
+        m = Measurement(**raw)
+    except TypeError:
+        return None
+    ok = (isinstance(m.best, str) and isinstance(m.medians_ms, dict) and m.best in m.medians_ms
+          and all(isinstance(v, (int, float)) for v in m.medians_ms.values()))
+    return m if ok else None
+
+
+def store(key: str, measurement: Measurement) -> Path | None:
+    """Add ``measurement`` under ``key`` (other entries kept); the file, or None when it cannot be written."""
+    path = cache_path()
+    entries = _entries(path)
+    entries[key] = asdict(measurement)
+    try:
+        write_text_atomic(path, json.dumps({"schema": SCHEMA, "entries": entries}, indent=2) + "\n")
+    except (SscDeployError, OSError):
+        return None
+    return path
+
+
+def now_utc() -> str:
+    """The current UTC time as the cache records it."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,145 @@
+"""Which lowering each export target gets, and why (the manifest's ``model.lowering_reason``).
+
+``--lowering`` takes a lowering's name, or one of:
+
+- ``fast`` (the default): per target, the lowering measured fastest for that runtime on this
+  machine. Measured once (:mod:`ssc_deploy.export.lowering_probe`: a small SSC net, a few
+  candidates, interleaved medians) and cached under the user cache
+  (:mod:`ssc_deploy.export.lowering_cache`, keyed by CPU model, vector flags and runtime
+  version); later exports read the cache. With ``SSC_DEPLOY_MEASURE_LOWERINGS=0``, or when the
+  measurement fails, the known fastest for this CPU's vector ISA (:data:`KNOWN_FASTEST`) is used.
+- ``fast-table``: the known fastest for this vector ISA, never measured (a cached measurement
+  is not read either).
+- ``auto``: the full measured search on the exported net itself (:mod:`ssc_deploy.export.autotune`).
+
+A net without ``Shift`` layers gets the default lowering whatever ``fast`` would say: its
+lowering only writes out shuffles, and nothing is measured for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ssc_deploy.cpu_features import CpuFeatures, cpu_features
+from ssc_deploy.errors import SscDeployError, raise_if_stopped
+from ssc_deploy.runtimes import RUNTIME_TABLE, by_target
+
+from . import lowering_cache
+from .autotune import AUTO
+
+FAST = "fast"
+FAST_TABLE = "fast-table"
+CHOSEN_HERE = (FAST, FAST_TABLE, AUTO)  # --lowering values that are not lowering names
+MEASURE_ENV = "SSC_DEPLOY_MEASURE_LOWERINGS"  # "0": never measure, use KNOWN_FASTEST
+
+# The fastest fp32 lowering per vector ISA class and target, where one was measured: avx512 from
+# benchmarks/RESULTS.md (the runtime table's fastest_lowering); avx2 from issue 15 (AMD EPYC,
+# AVX2 only: dwconv 13.6 ms vs pad-slice 11.8 ms on ExecuTorch). Rows and targets not measured
+# take the runtime's default_lowering.
+KNOWN_FASTEST: dict[str, dict[str, str]] = {
+    "avx512": {spec.target: spec.fastest_lowering for spec in RUNTIME_TABLE},
+    "avx2": {"executorch": "pad-slice"},
+}
+
+
+@dataclass(frozen=True)
+class LoweringChoice:
+    """One target's lowering and the reason it got it."""
+
+    lowering: str
+    reason: str
+
+
+def measuring_enabled() -> bool:
+    """False when ``$SSC_DEPLOY_MEASURE_LOWERINGS`` is ``0`` (or ``no``/``false``/``off``)."""
+    return os.environ.get(MEASURE_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
+
+
+def has_shifts(model) -> bool:
+    """Whether ``model`` has a ``Shift`` layer (only then does the lowering change its speed)."""
+    from ssc_deploy.models.layers import Shift
+
+    return any(isinstance(m, Shift) for m in model.modules())
+
+
+def known_fastest(target: str, cpu: CpuFeatures | None = None) -> LoweringChoice:
+    """The table's lowering for ``target`` on this CPU's vector ISA class (never measured here)."""
+    cpu = cpu or cpu_features()
+    known = KNOWN_FASTEST.get(cpu.isa, {}).get(target)
+    if known is not None:
+        return LoweringChoice(known, f"known fastest for {cpu.isa} (table, not measured on this CPU)")
+    return LoweringChoice(by_target(target).default_lowering,
+                          f"the default: no known fastest for {target} on {cpu.isa} (not measured on this CPU)")
+
+
+def cached_or_known(target: str) -> LoweringChoice:
+    """This machine's cached measurement for ``target`` when there is one, else :func:`known_fastest`;
+    never measures (for callers with a time budget, such as the quickstart)."""
+    return _fast(target, measure=False)
+
+
+def fast_lowering(target: str) -> LoweringChoice:
+    """The ``fast`` choice for ``target``: cached measurement, else measured now (and cached) when
+    :func:`measuring_enabled`, else :func:`known_fastest`."""
+    return _fast(target, measure=measuring_enabled())
+
+
+def _fast(target: str, measure: bool) -> LoweringChoice:
+    from .lowerings import available_lowerings
+    from .lowering_probe import PROBE_VERSION
+    from .targets import TARGETS
+
+    cpu = cpu_features()
+    spec = by_target(target)
+    key = lowering_cache.cache_key(spec.runtime, TARGETS[target].runtime_version(), cpu, PROBE_VERSION)
+    hit = lowering_cache.lookup(key)
+    if hit is not None and hit.best in available_lowerings():
+        return LoweringChoice(hit.best, f"measured on this CPU ({cpu.isa}) {hit.measured[:10]}: "
+                                        f"{_medians(hit)} (cache {lowering_cache.cache_path()})")
+    if not measure:
+        return known_fastest(target, cpu)
+    from .lowering_probe import measure as measure_now
+
+    try:
+        result = measure_now(target)
+    except SscDeployError as err:
+        fallback = known_fastest(target, cpu)
+        return LoweringChoice(fallback.lowering, f"{fallback.reason}; measuring failed: {err}")
+    raise_if_stopped()  # an interrupted measurement is not cached
+    path = lowering_cache.store(key, result)
+    where = f"cached in {path}" if path is not None else "the cache could not be written"
+    return LoweringChoice(result.best, f"measured on this CPU ({cpu.isa}) now, {result.seconds:.0f} s: "
+                                       f"{_medians(result)} ({where})")
+
+
+def _medians(m: lowering_cache.Measurement) -> str:
+    times = ", ".join(f"{k} {v:.2f}" for k, v in sorted(m.medians_ms.items(), key=lambda kv: kv[1]))
+    return f"{times} ms on {m.probe}"
+
+
+def choose_lowerings(model, lowering: str, targets: Iterable[str], images, **kwargs) -> dict[str, LoweringChoice]:
+    """Each target's :class:`LoweringChoice` for ``--lowering`` value ``lowering``.
+
+    ``fast``/``fast-table`` as the module docstring says; ``auto``: each target's
+    :func:`~ssc_deploy.export.autotune.autotune` winner on ``model`` and ``images`` (``kwargs`` go
+    to it); a lowering's name: that lowering for every target.
+    """
+    targets = list(targets)
+    if lowering == AUTO:
+        from .autotune import autotune
+
+        chosen = {}
+        for t in targets:
+            result = autotune(model, t, images, **kwargs)
+            times = ", ".join(f"{c.lowering} {c.median_ms:.2f}" for c in result.candidates if c.median_ms is not None)
+            chosen[t] = LoweringChoice(result.best, f"--lowering auto: measured on this net here ({times} ms)")
+        return chosen
+    if lowering in (FAST, FAST_TABLE):
+        if not has_shifts(model):
+            return {t: LoweringChoice(by_target(t).default_lowering, "the default: the net has no Shift layers")
+                    for t in targets}
+        pick = fast_lowering if lowering == FAST else known_fastest
+        return {t: pick(t) for t in targets}
+    return {t: LoweringChoice(lowering, "given by name") for t in targets}
