@@ -208,3 +208,23 @@ def test_a_schema_1_store_is_read_as_fp32_and_migrated_when_appended_to(tmp_path
     assert same["in_a"] and same["in_b"] and same["latency_ratio"] == pytest.approx(2.1 / 2.0)
     assert next(c for c in comp if c["precision"] == "int8")["in_a"] is False
     assert store.save_run(result, db) == 3  # an already migrated store is appended to as it is
+
+
+@pytest.mark.emulated
+@pytest.mark.slow
+def test_the_int8_file_runs_on_the_emulated_arm64_device_and_agrees_with_x86(files):
+    """ARM's int8 kernels are not x86's: the arm64 rows carry their logit diff against the host's."""
+    from ssc_deploy.devices import resolve_device
+    from ssc_deploy.devices.emulated import emulated_status
+
+    status = emulated_status()
+    if status.state != "ready":
+        pytest.skip(f"arm64-emulated is {status.state}: {status.detail} (.ci/setup-devices.sh sets it up)")
+    settings = BenchSettings(baselines=[], runtimes=["onnxruntime"])
+    res = run_bench([files["fp32"], files["int8"], files["pt"]], settings,
+                    devices=[HostDevice(), resolve_device("arm64-emulated")])
+    rows = {(r["device"], r["precision"]): r for r in res["rows"]}
+    arm = rows[("arm64-emulated", "int8")]
+    assert arm["status"] == "ok" and arm["device_machine"] == "aarch64" and arm["device_diff_to"] == "host"
+    assert arm["device_top1_agreement"] >= 0.95 and arm["device_max_abs_diff"] < 1.0
+    assert rows[("arm64-emulated", "fp32")]["device_max_abs_diff"] < 1e-3

@@ -22,7 +22,8 @@ def _key(row: dict[str, Any]) -> tuple:
 
 def add_device_diffs(rows: list[dict[str, Any]]) -> None:
     """``device_diff_to`` (the first device's name), ``device_max_abs_diff`` (largest |logit
-    difference|) and ``device_top1_agreement`` on each later device's row; the logits removed."""
+    difference|), ``device_top1_agreement`` and ``device_diff_n`` (images compared: the first ones
+    both evaluated) on each later device's row; the logits removed."""
     first: dict[tuple, dict[str, Any]] = {}
     for r in rows:
         logits = r.get(LOGITS)
@@ -32,9 +33,12 @@ def add_device_diffs(rows: list[dict[str, Any]]) -> None:
         if ref is r:
             continue
         a, b = np.asarray(ref[LOGITS], dtype=np.float64), np.asarray(logits, dtype=np.float64)
-        if a.shape != b.shape or a.size == 0:
+        n = min(len(a), len(b))  # both evaluated the first images of the same inputs (an emulated device fewer)
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or n == 0:
             continue
+        a, b = a[:n], b[:n]
         r["device_diff_to"] = ref.get("device")
+        r["device_diff_n"] = n
         r["device_max_abs_diff"] = float(np.max(np.abs(a - b)))
         r["device_top1_agreement"] = float(np.mean(a.argmax(1) == b.argmax(1)))
     for r in rows:
@@ -49,5 +53,5 @@ def diff_lines(rows: list[dict[str, Any]]) -> list[str]:
             continue
         out.append(f"{r['device']} vs {r['device_diff_to']}: {r['model']} {r['runtime']} {r.get('precision', 'fp32')} "
                    f"x{r.get('threads')}: max |logit diff| {r['device_max_abs_diff']:.2g}, top-1 agreement "
-                   f"{r['device_top1_agreement']:.1%}")
+                   f"{r['device_top1_agreement']:.1%} on {r['device_diff_n']} images")
     return out

@@ -23,7 +23,8 @@ def prepare_models(sources: list[str | Path], settings: BenchSettings, work: Pat
     if not classified and not settings.baselines:
         raise SscDeployError("nothing to benchmark: pass artifacts or checkpoints (or --baselines)")
     baseline_names = settings.baseline_names()
-    models = load_sources(classified, baseline_names, bool(settings.runtimes))
+    # Runtimes or precisions asked by name: artifacts with their checkpoint are exported for what they lack.
+    models = load_sources(classified, baseline_names, bool(settings.runtimes or settings.precisions))
     # A checkpoint passed beside its artifacts (for PyTorch parity) asks for no other runtime.
     runtimes = runtimes_to_measure(settings.runtimes, models, any(not m.artifacts for m in models))
     add_baselines(models, baseline_names)

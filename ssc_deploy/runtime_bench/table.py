@@ -23,7 +23,7 @@ CSV_FIRST = (
     "peak_rss_mb", "model_rss_mb", "planned_activation_bytes",
     "top1", "top5", "n_eval", "test_top1_pytorch", "eval_top1_pytorch", "parity_max_abs_diff",
     "parity_top1_agreement", "vs_fp32_size_ratio", "vs_fp32_speedup", "vs_fp32_top1_delta", "device_diff_to",
-    "device_max_abs_diff", "device_top1_agreement", "ratio_to", "size_ratio", "params_ratio", "macs_ratio",
+    "device_max_abs_diff", "device_top1_agreement", "device_diff_n", "ratio_to", "size_ratio", "params_ratio", "macs_ratio",
     "latency_ratio", "top1_delta", "artifact", "sha256",
 )
 
