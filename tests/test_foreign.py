@@ -79,18 +79,30 @@ def _one_error_line(capsys) -> str:
     return err[0]
 
 
-def test_foreign_ssc_net_module_exports_on_all_runtimes_without_3x3_ssc_convs(tmp_path: Path):
-    net = _net()
-    results = export_module(net, torch.zeros(1, 3, SIZE, SIZE), targets="all", out_dir=tmp_path, n_verify=16,
-                            progress=False, atol=ATOL)
+@pytest.mark.parametrize("source", ["module", "pt2"])
+def test_foreign_ssc_net_exports_on_all_runtimes_without_3x3_ssc_convs(tmp_path: Path, source: str):
+    torch.manual_seed(0)
+    net = randomized(ForeignSSCNet(blocks=1, groups=9, stages=1))
+    options = dict(targets="all", out_dir=tmp_path / "out", n_verify=8, progress=False, atol=ATOL, lowering="pad-slice")
+    if source == "module":
+        results = export_module(net, torch.zeros(1, 3, SIZE, SIZE), **options)
+    else:
+        from ssc_deploy.export.program import export_program
+
+        path = _saved(net, tmp_path / "theirs.pt2")
+        x = _digits(4)
+        with torch.no_grad():
+            assert torch.equal(load_program(path).module(x), net(x))  # the program is the original net
+        results = export_program(path, **options)
     assert {r.target for r in results} == {"onnx", "executorch", "tflite"}
     for r in results:
         assert r.manifest["parity"]["passed"] and r.manifest["parity"]["max_abs_diff"] <= ATOL, r.target
     onnx_path = next(r.artifact for r in results if r.target == "onnx")
-    # only the stem is a 3x3 conv; every SSC kernel became shift (pad + slices) + 1x1 conv
-    assert _onnx_convs(onnx_path).count((3, 3)) == 1
-    tflite = next(r for r in results if r.target == "tflite").manifest["op_histogram"]
-    assert tflite["CONV_2D"] == len(_onnx_convs(onnx_path))
+    # only the stem is a 3x3 conv; both SSC kernels became shift (pad + slices) + 1x1 conv
+    convs = len([m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, OneHotConv))])
+    assert _onnx_convs(onnx_path).count((3, 3)) == 1 and len(_onnx_convs(onnx_path)) == convs
+    ops = {r.target: r.manifest["op_histogram"] for r in results}
+    assert ops["tflite"]["CONV_2D"] == convs and ops["executorch"]["aten_convolution_default"] == convs
 
 
 def test_every_ssc_kernel_is_found_and_the_rest_left_alone_with_a_reason():
@@ -138,7 +150,8 @@ def test_a_net_without_ssc_kernels_exports_unchanged(tmp_path: Path):
     found = foreign_rewrite(net, torch.zeros(1, 3, SIZE, SIZE))
     assert found.module is net and not found.report.changed
     assert not found.report.ssc_kernels and len(found.report.convs) == 2
-    (result,) = export_module(net, torch.zeros(1, 3, SIZE, SIZE), out_dir=tmp_path, n_verify=8, progress=False)
+    (result,) = export_module(net, torch.zeros(1, 3, SIZE, SIZE), out_dir=tmp_path, n_verify=8, progress=False,
+                                lowering="pad-slice")
     assert result.manifest["parity"]["passed"] and _onnx_convs(result.artifact) == [(3, 3), (3, 3)]
 
 
@@ -184,14 +197,15 @@ def test_pt2_exports_through_the_cli_with_classes_from_the_json_and_flags(tmp_pa
     names = [f"digit{i}" for i in range(10)]
     (tmp_path / "theirs.pt2.json").write_text(json.dumps({"classes": names, "mean": [0.5] * 3, "std": [0.25] * 3}))
     out = tmp_path / "out"
-    assert main(["export", str(path), "--out", str(out), "--n-verify", "8", "--no-progress", "--json"]) == 0
+    assert main(["export", str(path), "--out", str(out), "--n-verify", "8", "--no-progress", "--json",
+                 "--lowering", "pad-slice"]) == 0
     (manifest,) = json.loads(capsys.readouterr().out)
     assert manifest["classes"] == names and manifest["input"]["mean"] == [0.5] * 3 and manifest["input"]["std"] == [0.25] * 3
     assert manifest["input"]["shape"][-1] == SIZE and manifest["parity"]["passed"]
     assert manifest["source"]["checkpoint"] == str(path) and len(manifest["source"]["checkpoint_sha256"]) == 64
     assert _onnx_convs(out / "theirs.onnx").count((3, 3)) == 1
     assert main(["export", str(path), "--out", str(out), "--force", "--n-verify", "8", "--no-progress", "--json",
-                 "--classes", ",".join("abcdefghij"), "--mean", "0.4,0.4,0.4"]) == 0
+                 "--classes", ",".join("abcdefghij"), "--mean", "0.4,0.4,0.4", "--lowering", "pad-slice"]) == 0
     (manifest,) = json.loads(capsys.readouterr().out)
     assert manifest["classes"] == list("abcdefghij") and manifest["input"]["mean"] == [0.4] * 3
     assert main(["export", str(path), "--out", str(out), "--force", "--classes", "a,b"]) != 0
@@ -297,3 +311,30 @@ def test_a_bad_sidecar_is_one_line(tmp_path: Path, capsys):
     (tmp_path / "m.pt2.json").write_text(json.dumps({"classes": "cat", "mean": [0.5] * 3}))
     assert main(["export", str(path), "--no-progress"]) != 0
     assert "'classes' must be a list" in _one_error_line(capsys)
+
+
+def test_inspect_sparsity_of_a_pt2_and_a_zoo_checkpoint(tmp_path: Path, capsys):
+    from ssc_deploy.checkpoint import Checkpoint, save_checkpoint
+    from ssc_deploy.models import create_model
+
+    net = _net()
+    path = _saved(net, tmp_path / "theirs.pt2")
+    assert main(["inspect", "--sparsity", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rewritten = [c for c in report["convs"] if c["rewritten"]]
+    assert sorted(c["name"] for c in rewritten) == sorted(_sparse_names(net))
+    assert all(c["macs_before"] == 9 * c["macs_after"] and c["weight_shape"][2:] == [3, 3] for c in rewritten)
+    assert report["conv_macs_before"] - report["conv_macs_after"] == sum(c["macs_before"] * 8 // 9 for c in rewritten)
+    assert main(["inspect", "--sparsity", str(path)]) == 0
+    assert "4 SSC kernels rewritten" in capsys.readouterr().out
+    zoo = create_model("ssc-net-1-9")
+    ckpt = Checkpoint(model_name="ssc-net-1-9", config={"num_classes": 10, "in_size": 32}, state_dict=zoo.state_dict(),
+                      classes=[str(i) for i in range(10)], mean=[0.5] * 3, std=[0.25] * 3, input_shape=[3, 32, 32],
+                      metrics={}, provenance={}, training_state=None)
+    save_checkpoint(ckpt, tmp_path / "zoo.pt")
+    assert main(["inspect", "--sparsity", str(tmp_path / "zoo.pt"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not any(c["rewritten"] for c in report["convs"])  # the zoo's SSC layers are already shift + 1x1
+    assert len(report["shifts"]) == 6 and {s["directions"] for s in report["shifts"]} == {9}
+    assert main(["inspect", "--sparsity", str(tmp_path / "missing.pt")]) != 0
+    assert "no such" in _one_error_line(capsys)

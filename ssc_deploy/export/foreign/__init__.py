@@ -11,6 +11,7 @@ back as it is.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,11 @@ def foreign_rewrite(model: nn.Module, example: torch.Tensor) -> ForeignRewrite:
         found = rewrite_program(trace_module(model, example[:1]))
     except SscDeployError as err:  # exported as before (the ONNX exporter traces differently); said so
         return ForeignRewrite(model, ForeignReport(untraced=str(err)))
+    except Exception as err:  # noqa: BLE001 - a graph the rewrite cannot read exports as before, said so
+        if os.environ.get("SSC_DEPLOY_DEBUG"):
+            raise
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        return ForeignRewrite(model, ForeignReport(untraced=f"the graph rewrite failed ({type(err).__name__}: {first})"))
     finally:
         model.train(was_training)
     return found if found.report.changed else ForeignRewrite(model, found.report)

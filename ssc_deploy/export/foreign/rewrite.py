@@ -76,6 +76,14 @@ class ForeignReport:
                 f"recognised as a shift" for s in self.shifts]
         return out
 
+    def summary(self) -> dict:
+        """The short form for a manifest: layers found and left alone (with why), shifts, conv MACs."""
+        return {"ssc_kernels": [c.name for c in self.ssc_kernels],
+                "left_alone": {c.name: c.note for c in self.convs if not c.rewritten and c.weight_shape[2:] != (1, 1)},
+                "shifts": [s.name for s in self.shifts],
+                "conv_macs_before": sum(c.macs_before for c in self.convs),
+                "conv_macs_after": sum(c.macs_after for c in self.convs), "untraced": self.untraced}
+
     def to_dict(self) -> dict:
         """Plain data (JSON)."""
         return {"convs": [c.__dict__ | {"weight_shape": list(c.weight_shape), "stride": list(c.stride)} for c in self.convs],
@@ -90,7 +98,7 @@ def node_name(node: fx.Node, constants: Constants | None = None, weight: fx.Node
         if path:
             return str(path).replace("L['self'].", "")
     fqn = constants.fqn(weight) if constants is not None and weight is not None else None
-    return fqn.rsplit(".", 1)[0] if fqn else node.name
+    return fqn.rsplit(".", 1)[0] if fqn else f"(node {node.name})"
 
 
 def _pair(v) -> tuple[int, int]:
