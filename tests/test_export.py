@@ -26,9 +26,9 @@ SSC_ONNX_OPS = {"Conv", "Pad", "Slice", "Concat", "Reshape", "Transpose", "Relu"
                 "ReduceMean", "Flatten", "Gemm", "MatMul"}
 CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 # Every manifest key, in the order of the JSON file (delegation: executorch only).
-MANIFEST_KEYS = ["schema", "file", "sha256", "bytes", "target", "runtime", "runtime_version", "exporter", "model",
-                 "input", "output", "classes", "parity", "source", "delegation", "op_histogram", "rewrite", "warnings",
-                 "ssc_deploy_version", "created"]
+MANIFEST_KEYS = ["schema", "file", "sha256", "bytes", "target", "precision", "runtime", "runtime_version", "exporter",
+                 "model", "input", "output", "classes", "parity", "quantization", "source", "delegation", "op_histogram",
+                 "rewrite", "warnings", "ssc_deploy_version", "created"]
 SMALL_IN_SIZE = 16  # the family export test's input size: big enough for every family's strides
 
 

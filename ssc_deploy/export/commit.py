@@ -15,7 +15,7 @@ from ssc_deploy.errors import SscDeployError, raise_if_stopped
 
 from .manifest import Parity, manifest_path
 from .stage import StagedArtifact
-from .validate import OutputPlan
+from .validate import ArtifactKey, OutputPlan
 
 
 @dataclass
@@ -29,6 +29,12 @@ class ExportResult:
     parity: Parity
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    precision: str = "fp32"
+
+    @property
+    def key(self) -> ArtifactKey:
+        """The target and precision of this file."""
+        return ArtifactKey(self.target, self.precision)
 
 
 @contextlib.contextmanager
@@ -52,15 +58,15 @@ def commit(staged: Sequence[StagedArtifact], plan: OutputPlan) -> list[ExportRes
     raise_if_stopped()
     results: list[ExportResult] = []
     for item in staged:
-        final = plan.finals[item.target]
+        final = plan.finals[item.key]
         try:
             os.replace(item.path, final)
             os.replace(manifest_path(item.path), manifest_path(final))
         except OSError as err:
-            done = ", ".join(r.target for r in results) or "none"
-            raise SscDeployError(f"{final}: cannot move the verified {item.target} artifact into place "
+            done = ", ".join(str(r.key) for r in results) or "none"
+            raise SscDeployError(f"{final}: cannot move the verified {item.key} artifact into place "
                                  f"({err.strerror or err}); targets written: {done}") from None
         m = item.manifest
         results.append(ExportResult(item.target, final, manifest_path(final), m.to_dict(), m.parity,
-                                    m.warnings, item.seconds))
+                                    m.warnings, item.seconds, item.precision))
     return results

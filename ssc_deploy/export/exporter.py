@@ -6,8 +6,9 @@
 
 The steps, each in its own module: validate (options, packages, output paths; ``validate.py``,
 the module itself in ``subject.py``), rewrite (lowering per target, deployment net, its parity;
-``lowered.py``), export one target (export, run, parity, manifest; ``stage.py``) and commit
-(move the staged files into place; ``commit.py``).
+``lowered.py``; for int8/fp16 files also their nets, calibration and gate images:
+``quantized.py``), export one file (export, run, parity or accuracy gate, manifest;
+``stage.py``) and commit (move the staged files into place; ``commit.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from .lowered import rewrite_for_targets
 from .lowerings import DEFAULT_LOWERING
 from .manifest import SourceInfo
 from .progress import ExportProgress, export_progress
+from .quantize.calibration import DEFAULT_CALIB
+from .quantize.gate import DEFAULT_GATE_IMAGES, DEFAULT_MAX_DROP
+from .quantized import prepare
 from .stage import export_target
 from .subject import describe_module
 from .validate import ExportOptions, check_installed, check_options, plan_outputs, resolve_targets
@@ -61,8 +65,14 @@ def export_module(
     checkpoint_sha256: str | None = None,
     test_top1: float | None = None,
     source_data: str | None = None,
+    precisions: str | Sequence[str] = ("fp32",),
+    calib: int = DEFAULT_CALIB,
+    max_drop: float = DEFAULT_MAX_DROP,
+    gate_images: int = DEFAULT_GATE_IMAGES,
+    int8_scheme: str | None = None,
+    keep_float: str | Sequence[str] = (),
 ) -> list[ExportResult]:
-    """Export a zoo module to each target, verified in the target's own runtime.
+    """Export a zoo module to each target at each precision, verified in the target's own runtime.
 
     ``example_input`` is a ``(1, 3, S, S)`` float32 tensor: the export traces it and the input
     size ``S`` comes from it. Every artifact is run on ``n_verify`` real test images (``data``,
@@ -78,22 +88,34 @@ def export_module(
     ``lowering``: how shifts and shuffles become plain ops (``"auto"``: the fastest per target,
     measured); ``opset`` (ONNX), ``nhwc`` (TFLite input layout), ``strict`` (ExecuTorch: fail on
     undelegated ops), ``atol`` (largest allowed logit difference), ``force`` (overwrite files).
+
+    ``precisions``: ``"fp32"`` (``NAME.SUFFIX``), ``"int8"`` and ``"fp16"`` (``NAME.int8.SUFFIX``,
+    ``NAME.fp16.SUFFIX``; fp16 on tflite only), a comma list or a sequence. int8 files are
+    calibrated on ``calib`` training images and, like fp16 files, gated on accuracy instead of
+    ``atol``: top-1 on at most ``gate_images`` test images through the runtime may drop at most
+    ``max_drop`` points below the fp32 PyTorch model's (skipped for an untrained net).
+    ``int8_scheme`` (onnx: ``u8s8``, ``u8s8-rr``, ``s8s8``; default by host) and ``keep_float``
+    (layer names left in float) shape the int8 files.
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     options = _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol,
-                               n_verify=n_verify)
+                               n_verify=n_verify, precisions=precisions, calib=calib, max_drop=max_drop,
+                               gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float)
     subject = describe_module(model, example_input, name=name, class_names=class_names, mean=mean, std=std,
                               trained=trained, source_data=source_data,
                               source=SourceInfo(checkpoint=None if checkpoint is None else str(checkpoint),
                                                 checkpoint_sha256=checkpoint_sha256, test_top1=test_top1))
     images, data_spec = verification_images(subject.mean, subject.std, subject.in_size, options.n_verify, data,
                                             source_data)
-    plan = plan_outputs(out_dir, subject.name, options.targets, force)
+    plan = plan_outputs(out_dir, subject.name, options.artifacts, force)
     with staging(plan, subject.name) as scratch:
         with _working(progress, subject.name, options) as bar:
-            lowered = rewrite_for_targets(model, images, data_spec, options.targets, options.lowering, options.atol)
-            staged = [export_target(t, subject, lowered, options, scratch / plan.finals[t].name)
-                      for t in bar.each(options.targets, "export + verify")]
+            float_targets = [t for t in options.targets if set(options.precisions) - {"int8"}]
+            lowered = (rewrite_for_targets(model, images, data_spec, float_targets, options.lowering, options.atol)
+                       if float_targets else None)  # int8 files have their own lowering (quantized.py)
+            quantized = prepare(model, subject, images, data_spec, options) if options.quantized else None
+            staged = [export_target(key, subject, lowered, options, scratch / plan.finals[key].name, quantized)
+                      for key in bar.each(options.artifacts, "export + verify")]
         return commit(staged, plan)
 
 
@@ -113,13 +135,23 @@ def export_model(
     progress: bool = True,
     num_classes: int = 10,
     in_size: int = 32,
+    precisions: str | Sequence[str] = ("fp32",),
+    calib: int = DEFAULT_CALIB,
+    max_drop: float = DEFAULT_MAX_DROP,
+    gate_images: int = DEFAULT_GATE_IMAGES,
+    int8_scheme: str | None = None,
+    keep_float: str | Sequence[str] = (),
 ) -> list[ExportResult]:
     """Export a checkpoint (or, with ``source=None``, an untrained ``model_name``) with :func:`export_module`.
 
     ``model_name`` with a checkpoint names the architecture of a bare state_dict; ``num_classes``
-    and ``in_size`` shape the untrained net. Options are checked before anything is loaded.
+    and ``in_size`` shape the untrained net; the precision options are :func:`export_module`'s.
+    Options are checked before anything is loaded.
     """
-    _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol, n_verify=n_verify)
+    quant = dict(precisions=precisions, calib=calib, max_drop=max_drop, gate_images=gate_images,
+                 int8_scheme=int8_scheme, keep_float=keep_float)
+    _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol, n_verify=n_verify,
+                     **quant)
     if source is not None:
         from ssc_deploy.checkpoint import load_checkpoint
 
@@ -137,19 +169,19 @@ def export_model(
         raise SscDeployError("nothing to export: give a checkpoint or --model NAME")
     return export_module(model, torch.zeros(1, 3, size, size), targets=targets, out_dir=out_dir, lowering=lowering,
                          opset=opset, nhwc=nhwc, strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
-                         progress=progress, **facts)
+                         progress=progress, **quant, **facts)
 
 
 def _checked_options(targets, **options) -> ExportOptions:
     """The options checked and every target's packages found (their import chatter silenced)."""
     checked = check_options(targets, **options)
     with quiet_native():
-        check_installed(checked.targets)
+        check_installed(checked.targets, checked.precisions)
     return checked
 
 
 @contextlib.contextmanager
 def _working(progress: bool, name: str, options: ExportOptions) -> Iterator[ExportProgress]:
     """The progress bar, the converters silenced and autograd off, for the rewrite and the exports."""
-    with export_progress(progress, name, len(options.targets)) as bar, quiet_native(), torch.no_grad():
+    with export_progress(progress, name, len(options.artifacts)) as bar, quiet_native(), torch.no_grad():
         yield bar

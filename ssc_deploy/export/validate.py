@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -13,12 +13,34 @@ from ssc_deploy.atomic import check_writable_dir
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
-from .autotune import AUTO
+from .lowering_choice import CHOSEN_HERE
 from .lowerings import get_lowering
 from .manifest import manifest_path
+from .quantize import PRECISIONS
 from .targets import TARGETS
 
 MIN_OPSET, MAX_OPSET = 13, 21
+FP32 = "fp32"
+# Why a target has no file of a precision (measured: benchmarks/int8-feasibility.md).
+NOT_EXPORTED = {
+    ("onnx", "fp16"): "onnxruntime's CPU provider has no fp16 conv kernels, so an fp16 file would run no faster",
+    ("executorch", "fp16"): "ExecuTorch 1.5.1 stores XNNPACK conv weights as fp32 (same size) and fp16 ran "
+                            "1.64x slower than fp32 on this x86 CPU (no AVX512-FP16)",
+}
+# The packages each target's int8 quantizer needs beyond its fp32 export: (module, distribution).
+QUANTIZER_PACKAGES = {"onnx": ("onnxruntime.quantization", "onnxruntime"),
+                      "executorch": ("torchao.quantization.pt2e", "torchao"),
+                      "tflite": ("ai_edge_quantizer", "ai-edge-quantizer")}
+
+
+class ArtifactKey(NamedTuple):
+    """One file an export writes: a target at a precision (shown as ``onnx`` or ``onnx int8``)."""
+
+    target: str
+    precision: str = FP32
+
+    def __str__(self) -> str:
+        return self.target if self.precision == FP32 else f"{self.target} {self.precision}"
 
 
 @dataclass(frozen=True)
@@ -32,14 +54,30 @@ class ExportOptions:
     strict: bool
     atol: float
     n_verify: int
+    precisions: tuple[str, ...] = (FP32,)
+    calib: int = 256
+    max_drop: float = 1.0
+    gate_images: int = 1000
+    int8_scheme: str | None = None  # onnx int8; None: this host's default
+    keep_float: tuple[str, ...] = ()
+
+    @property
+    def artifacts(self) -> list[ArtifactKey]:
+        """Every file to write, target by target, each target's precisions in the order given."""
+        return [ArtifactKey(t, p) for t in self.targets for p in self.precisions]
+
+    @property
+    def quantized(self) -> bool:
+        """Whether any file is not fp32 (then calibration and the accuracy gate are needed)."""
+        return any(p != FP32 for p in self.precisions)
 
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """Where each target's artifact goes (its manifest beside it)."""
+    """Where each artifact goes (its manifest beside it)."""
 
     out_dir: Path
-    finals: dict[str, Path]  # target -> artifact path
+    finals: dict[ArtifactKey, Path]  # artifact -> its path
     created: bool  # out_dir did not exist before this export
 
 
@@ -63,11 +101,52 @@ def resolve_targets(targets: str | Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def resolve_precisions(precisions: str | Iterable[str]) -> list[str]:
+    """Normalise a comma list or an iterable of precision names (``fp32``, ``int8``, ``fp16``), in order."""
+    items = [precisions] if isinstance(precisions, str) else list(precisions)
+    names = [n.strip().lower() for item in items for n in str(item).split(",") if n.strip()]
+    for name in names:
+        if name not in PRECISIONS:
+            raise SscDeployError(f"--precision: unknown precision '{name}' (use one of: {', '.join(PRECISIONS)})")
+    if not names:
+        raise SscDeployError(f"no precision given (use one of: {', '.join(PRECISIONS)})")
+    return list(dict.fromkeys(names))
+
+
+def check_precisions(targets: Sequence[str], precisions: Sequence[str]) -> None:
+    """One-line error for the first target asked for a precision it has no file of (before any work)."""
+    for t in targets:
+        for p in precisions:
+            if p not in by_target(t).precisions:
+                where = ", ".join(s for s in TARGET_NAMES if p in by_target(s).precisions)
+                why = NOT_EXPORTED.get((t, p), "not supported")
+                raise SscDeployError(f"{t} has no {p} export: {why} ({p} is exported for: {where})")
+
+
 def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nhwc: bool, strict: bool,
-                  atol: float, n_verify: int) -> ExportOptions:
+                  atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
+                  max_drop: float = 1.0, gate_images: int = 1000, int8_scheme: str | None = None,
+                  keep_float: Iterable[str] = ()) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
+    from .quantize.calibration import check_calib
+    from .quantize.gate import check_gate_options
+    from .quantize.onnx_int8 import check_scheme
+
     names = resolve_targets(targets)
-    if lowering != AUTO:  # auto: chosen per target by measurement (export/autotune.py)
+    chosen = resolve_precisions(precisions)
+    check_precisions(names, chosen)
+    keep = tuple(dict.fromkeys(n.strip() for item in ([keep_float] if isinstance(keep_float, str) else keep_float)
+                               for n in str(item).split(",") if n.strip()))
+    if keep and "int8" not in chosen:
+        raise SscDeployError("--keep-float applies to int8 exports only (add --precision int8)")
+    if int8_scheme is not None and ("int8" not in chosen or "onnx" not in names):
+        raise SscDeployError("--int8-scheme applies to onnx int8 exports only (--target onnx --precision int8)")
+    if int8_scheme is not None:
+        int8_scheme = check_scheme(int8_scheme)
+    if any(p != FP32 for p in chosen):
+        check_calib(calib)
+        check_gate_options(max_drop, gate_images)
+    if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowering_choice.py)
         get_lowering(lowering)
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
         raise SscDeployError(f"opset {opset} is not supported (use {MIN_OPSET}..{MAX_OPSET})")
@@ -75,22 +154,37 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         raise SscDeployError(f"atol must be a positive number, got {atol}")
     if n_verify < 1:
         raise SscDeployError(f"n_verify must be at least 1, got {n_verify}")
-    return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify))
+    return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
+                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep)
 
 
-def check_installed(targets: Iterable[str]) -> None:
+def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:
     """Raise the one-line 'install the extra' error for the first target whose packages are missing."""
+    from ._common import require
+
     for name in targets:
         TARGETS[name].check_installed()
+        if "int8" in precisions or (name == "tflite" and "fp16" in precisions):
+            module, dist = QUANTIZER_PACKAGES[name]
+            require(module, dist, by_target(name).extra)
 
 
-def plan_outputs(out_dir: str | os.PathLike, name: str, targets: Iterable[str], force: bool) -> OutputPlan:
+def artifact_name(name: str, key: ArtifactKey) -> str:
+    """``NAME.SUFFIX`` for fp32 (as before precisions existed), ``NAME.PRECISION.SUFFIX`` otherwise."""
+    suffix = by_target(key.target).suffix
+    return f"{name}{suffix}" if key.precision == FP32 else f"{name}.{key.precision}{suffix}"
+
+
+def plan_outputs(out_dir: str | os.PathLike, name: str, artifacts: Iterable[ArtifactKey | str],
+                 force: bool) -> OutputPlan:
     """Create ``out_dir`` if needed and check that every artifact and manifest may be written.
 
-    Existing files are refused unless ``force``; a directory in a file's place always is.
+    ``artifacts``: what to write (a bare target name means its fp32 file). Existing files are
+    refused unless ``force``; a directory in a file's place always is.
     """
     out_dir = Path(out_dir)
-    finals = {t: out_dir / f"{name}{by_target(t).suffix}" for t in targets}
+    keys = [a if isinstance(a, ArtifactKey) else ArtifactKey(a) for a in artifacts]
+    finals = {k: out_dir / artifact_name(name, k) for k in keys}
     created = not out_dir.exists()
     check_writable_dir(out_dir)
     existing = [p for f in finals.values() for p in (f, manifest_path(f)) if p.exists() or p.is_symlink()]

@@ -1,0 +1,100 @@
+"""Export step 2b, for int8 and fp16 files: their deployment nets, calibration images and gate set,
+and the call into each target's quantizer (:mod:`ssc_deploy.export.quantize`).
+
+int8 files use the lowering the runtime table names for them (``int8_lowering``: the one that
+keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get; fp16
+files use the fp32 files' lowering.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtimes import by_target
+
+from ._common import TargetExport
+from .lowered import LoweredNets, rewrite_for_targets
+from .quantize.calibration import CalibrationSet, calibration_images
+from .quantize.gate import GateSet, gate_set
+from .quantize.layers import check_keep_float
+from .subject import ExportSubject, eval_mode
+from .validate import ExportOptions
+
+INT8 = "int8"
+INT8_REASON = "int8: the runtime table's int8_lowering, which keeps the int8 chain whole on this runtime"
+
+
+@dataclass(frozen=True)
+class QuantizedInputs:
+    """What every int8 and fp16 file of one export is made from and gated on."""
+
+    int8_nets: LoweredNets | None  # the int8 targets' deployment nets (None: no int8 file)
+    calib: CalibrationSet | None  # None: no int8 file
+    gate: GateSet | None  # None: untrained net, no accuracy to keep
+
+    def calib_tensor(self) -> torch.Tensor:
+        """The calibration images as the (N, 3, S, S) tensor the quantizers take."""
+        return torch.from_numpy(self.calib.images)
+
+
+def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: str,
+            options: ExportOptions) -> QuantizedInputs:
+    """The int8 deployment nets (``--keep-float`` checked against them), calibration set and gate set.
+
+    ``images``/``data``: the verification images and their data spec; calibration takes the
+    training split and the gate the test split of the same data.
+    """
+    int8_targets = list(options.targets) if INT8 in options.precisions else []
+    nets = _int8_nets(model, images, data, int8_targets, options.atol) if int8_targets else None
+    if nets is not None:
+        for low in nets.nets.values():
+            check_keep_float(low, options.keep_float)
+    calib = (calibration_images(data, options.calib, subject.mean, subject.std, subject.in_size)
+             if int8_targets else None)
+    gate = None
+    if subject.trained:
+        with eval_mode(model):
+            gate = gate_set(model, data, subject.mean, subject.std, subject.in_size, options.gate_images)
+    return QuantizedInputs(nets, calib, gate)
+
+
+def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubject, options: ExportOptions,
+                path, metadata: dict[str, Any], inputs: QuantizedInputs) -> TargetExport:
+    """Write ``target``'s ``precision`` file of the deployment ``net`` to ``path`` with its quantizer."""
+    module = _quantizer(target)
+    if precision == INT8:
+        return module.export_int8(net, subject.example, inputs.calib_tensor(), path, keep_float=options.keep_float,
+                                  scheme=options.int8_scheme if target == "onnx" else None, nhwc=options.nhwc,
+                                  strict=options.strict, opset=options.opset, metadata=metadata)
+    return module.export_fp16(net, subject.example, path, nhwc=options.nhwc, metadata=metadata)
+
+
+def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[str], atol: float) -> LoweredNets:
+    """Each int8 target's deployment net under its ``int8_lowering`` (each lowering rewritten once)."""
+    parts = []
+    by_lowering: dict[str, list[str]] = {}
+    for t in targets:
+        by_lowering.setdefault(by_target(t).int8_lowering, []).append(t)
+    for low, ts in by_lowering.items():
+        parts.append(rewrite_for_targets(model, images, data, ts, low, atol))
+    return replace(parts[0], lowerings={t: low for p in parts for t, low in p.lowerings.items()},
+                   nets={k: v for p in parts for k, v in p.nets.items()},
+                   rewrite_diff={k: v for p in parts for k, v in p.rewrite_diff.items()},
+                   reasons={t: INT8_REASON for t in targets})
+
+
+def _quantizer(target: str):
+    """``ssc_deploy.export.quantize.<target>_int8`` (it also holds tflite's fp16 export)."""
+    try:
+        return importlib.import_module(f"ssc_deploy.export.quantize.{target}_int8")
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("ssc_deploy."):
+            raise
+        raise SscDeployError(f"{target}: quantized export is not available in this ssc-deploy build") from None
