@@ -58,6 +58,23 @@ def export_cmd(
         None, "--mean", help="With a .pt2: the input normalisation mean, 3 comma-separated numbers (default: MODEL.pt2.json)."),
     std: Optional[str] = typer.Option(
         None, "--std", help="With a .pt2: the input normalisation std, 3 comma-separated numbers (default: MODEL.pt2.json)."),
+    precision: str = typer.Option(
+        "fp32", "--precision", "-p",
+        help="fp32, int8 and/or fp16 as a comma list (e.g. fp32,int8). int8/fp16 files are NAME.int8.SUFFIX / "
+             "NAME.fp16.SUFFIX, gated on test top-1 instead of --atol; fp16 is exported for tflite only."),
+    calib: int = typer.Option(256, "--calib", help="int8: how many training images (fixed seed) calibrate the activation ranges."),
+    max_drop: float = typer.Option(
+        1.0, "--max-drop",
+        help="int8/fp16: largest allowed top-1 drop in points against the fp32 PyTorch model on the test split "
+             "(beyond it the export fails, names the worst layers and writes nothing)."),
+    gate_images: int = typer.Option(1000, "--gate-images", help="int8/fp16: at most this many test images for the accuracy gate."),
+    int8_scheme: Optional[str] = typer.Option(
+        None, "--int8-scheme",
+        help="onnx int8: u8s8 (default on x86), u8s8-rr (reduce_range: x86 CPUs without VNNI) or s8s8 (default on ARM)."),
+    keep_float: Optional[str] = typer.Option(
+        None, "--keep-float",
+        help="int8: comma list of conv/linear layers left in float (e.g. fc); "
+             "`ssc-deploy inspect CKPT --quant-error` lists them, worst first."),
 ) -> None:
     """Export a trained checkpoint (or an untrained --model) to ONNX, ExecuTorch .pte and/or TFLite.
 
@@ -73,6 +90,8 @@ def export_cmd(
     if checkpoint is None and model is None:
         raise SscDeployError("nothing to export: give a CHECKPOINT or --model NAME")
     if checkpoint is not None and checkpoint.suffix.lower() == ".pt2":
+        if precision.strip().lower() != "fp32":
+            raise SscDeployError("--precision: a .pt2 program exports fp32 only (int8/fp16 need a checkpoint or --model)")
         from ssc_deploy.export.program import export_program_cli
 
         results = export_program_cli(
@@ -84,6 +103,8 @@ def export_cmd(
             checkpoint, targets=target, out_dir=out, model_name=model, lowering=lowering, opset=opset, nhwc=nhwc,
             strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
             progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
+            precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images, int8_scheme=int8_scheme,
+            keep_float=keep_float or (),
         )
     if as_json:
         print(json.dumps([{"artifact": str(r.artifact), "manifest_path": str(r.manifest_path), **r.manifest} for r in results], indent=2))
@@ -119,16 +140,20 @@ def _print_results(results) -> None:
                                 + (f", {macs / 1e6:.1f} M MACs" if macs else "")
                                 + f", lowering {m['model']['lowering']}, test top-1 {acc}"))
     p0 = m["parity"]
-    table = Table("target", "file", "KiB", "input", "max |diff|", "top-1 agree", "status",
-                  title=f"Verified against PyTorch on {p0['n_images']} {p0['data']} test images (atol {p0['atol']:g})")
+    quantized = any(r.manifest.get("quantization") is not None for r in results)  # fp32 only: the table as before
+    table = Table("target", *(("precision",) if quantized else ()), "file", "KiB", "input", "max |diff|", "top-1 agree",
+                  "status", title=f"Verified against PyTorch on {p0['n_images']} {p0['data']} test images "
+                                  f"(atol {p0['atol']:g}" + ("; int8/fp16: the accuracy gate below)" if quantized else ")"))
     for r in results:
         p = r.manifest["parity"]
         table.add_row(
-            r.target, as_text(r.artifact.name), f"{r.manifest['bytes'] / 1024:.0f}",
-            r.manifest["input"]["layout"], f"{p['max_abs_diff']:.1e}", f"{p['top1_agreement']:.0%}",
-            "[green]passed[/green]" if p["passed"] else "[red]failed[/red]",
+            r.target, *((r.manifest.get("precision", "fp32"),) if quantized else ()), as_text(r.artifact.name),
+            f"{r.manifest['bytes'] / 1024:.0f}", r.manifest["input"]["layout"], f"{p['max_abs_diff']:.1e}",
+            f"{p['top1_agreement']:.0%}", "[green]passed[/green]" if p["passed"] else "[red]failed[/red]",
         )
     console.print(table)
+    if quantized:
+        _print_gate(console, results)
     console.print(as_text(f"written to {results[0].artifact.parent}/ (each with a .manifest.json)"))
     for r in results:
         if "delegation" in r.manifest:
@@ -138,7 +163,25 @@ def _print_results(results) -> None:
             console.print(f"tflite ops ({r.manifest['input']['layout']} input): "
                           + ", ".join(f"{k} {v}" for k, v in ops.items()) + f"  [bold]TRANSPOSE: {ops.get('TRANSPOSE', 0)}[/bold]")
         for w in r.warnings:
-            console.print(f"[yellow]warning:[/yellow] {r.target}: {markup_safe(w)}")
+            console.print(f"[yellow]warning:[/yellow] {r.key}: {markup_safe(w)}")
+
+
+def _print_gate(console, results) -> None:
+    """The accuracy gate of the int8/fp16 files: test top-1 through the runtime against fp32 PyTorch."""
+    from rich.table import Table
+
+    table = Table("target", "precision", "images", "top-1 fp32", "top-1", "drop", "agreement", "max drop",
+                  title="Accuracy gate: test top-1 through the runtime vs the fp32 PyTorch model")
+    for r in results:
+        q = r.manifest.get("quantization")
+        if q is None:
+            continue
+        acc = q.get("accuracy")
+        cells = (("-", "-", "-", "untrained: skipped", "-", "-") if not acc else
+                 (str(acc["n_images"]), f"{acc['fp32_top1']:.2%}", f"{acc['top1']:.2%}", f"{acc['drop']:+.2f} pts",
+                  f"{acc['agreement']:.1%}", f"{acc['max_drop']:g} pts"))
+        table.add_row(r.target, r.manifest["precision"], *cells)
+    console.print(table)
 
 
 def _manifest_rows(m) -> list[tuple[str, str]]:
