@@ -27,6 +27,7 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
           "calibration": {"data", "split": "train", "n", "seed", "transforms": "eval"},
           "accuracy": {"data", "split": "test", "n_images", "fp32_top1", "top1", "drop",
                        "agreement", "max_drop", "passed"},   # null when the net is untrained
+                # top1, fp32_top1 and agreement are fractions; drop and max_drop top-1 points
           ...},                               # and the target's own facts (chain check counts)
       "source": {"checkpoint": path | null, "checkpoint_sha256": hex | null,
                  "test_top1": float | null},  # null for an untrained --model export
