@@ -224,12 +224,36 @@ def _print_delegation(console, delegation: dict) -> None:
 
 @app.command("inspect")
 def inspect_cmd(
-    artifact: Path = typer.Argument(..., help="An exported .onnx, .pte or .tflite file (or its .manifest.json)."),
-    as_json: bool = typer.Option(False, "--json", help="Print manifest and op histogram as JSON."),
+    artifact: Optional[Path] = typer.Argument(
+        None, help="An exported .onnx, .pte or .tflite file (or its .manifest.json); with --quant-error, a checkpoint."),
+    as_json: bool = typer.Option(False, "--json", help="Print manifest and op histogram (or the layer table) as JSON."),
+    quant_error: bool = typer.Option(
+        False, "--quant-error",
+        help="Per-layer int8 error of a CHECKPOINT (or an untrained --model): SQNR and cosine of each conv/linear "
+             "output, int8-simulated against fp32 on the calibration images, worst first."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="With --quant-error: an untrained net of this architecture (or the architecture "
+                                    "of a bare state_dict CHECKPOINT)."),
+    calib: int = typer.Option(256, "--calib", help="With --quant-error: how many training images to calibrate on."),
+    lowering: str = typer.Option("dwconv", "--lowering",
+                                 help="With --quant-error: the shift lowering of the deployment net."),
+    keep_float: Optional[str] = typer.Option(
+        None, "--keep-float", help="With --quant-error: comma list of conv/linear layers left in float32."),
+    data: Optional[str] = typer.Option(
+        None, "--data", help="With --quant-error: calibration data (default: the checkpoint's data, else digits)."),
 ) -> None:
-    """Print an artifact's manifest and the op histogram read from the file itself."""
+    """Print an artifact's manifest and the op histogram read from the file itself (or, with --quant-error,
+    a checkpoint's per-layer int8 error)."""
+    from ssc_deploy.errors import SscDeployError
     from ssc_deploy.export.inspect import inspect_artifact
 
+    if quant_error:
+        _print_quant_error(artifact, model, calib, lowering, keep_float, data, as_json)
+        return
+    if artifact is None:
+        raise SscDeployError("nothing to inspect: give an ARTIFACT (or a CHECKPOINT with --quant-error)")
+    if model is not None:
+        raise SscDeployError("--model only applies with --quant-error (an artifact names its own model)")
     info = inspect_artifact(artifact)
     manifest = None
     if info["manifest"] is not None:
@@ -257,3 +281,39 @@ def inspect_cmd(
     for op, n in info["op_histogram"].items():
         table.add_row(as_text(op), str(n))
     console.print(table)
+
+
+def _print_quant_error(checkpoint, model, calib, lowering, keep_float, data, as_json: bool) -> None:
+    """``inspect --quant-error``: the per-layer int8 error table, worst first (or its JSON)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ssc_deploy.export.inspect import quant_error_report
+
+    report = quant_error_report(checkpoint, model_name=model, calib=calib, lowering=lowering,
+                                keep_float=(keep_float or "").split(","), data=data)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    console = _console()
+    cal = report["calibration"]
+    table = Table(title=Text.assemble("Per-layer int8 error of ", as_text(report["model"], "bold"),
+                                      f" ({len(report['layers'])} layers, worst first)"))
+    table.add_column("layer", no_wrap=True, overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    for head in ("SQNR dB", "cosine", "chain dB"):
+        table.add_column(head, justify="right", no_wrap=True)
+    for e in report["layers"]:
+        own = ("float", "1") if e["float_kept"] else (_db(e["sqnr_db"]), f"{e['cosine']:.5f}")
+        table.add_row(as_text(e["name"]), e["kind"], *own, _db(e["chain_sqnr_db"]))
+    console.print(table)
+    console.print(Text.assemble(
+        f"{report['scheme']}; lowering {report['lowering']}; calibrated on {cal['n']} ", as_text(cal["data"]),
+        f" {cal['split']} images (seed {cal['seed']}, {cal['transforms']} transforms)"
+        + ("" if report["trained"] else "; untrained net") + f"; {report['seconds']:.1f} s"))
+    console.print("SQNR, cosine: the layer alone in int8 (fp32 input, its own input rounding, int8 weights); "
+                  "chain: the same op in the whole int8 net, every earlier layer's error included (--json: its cosine)")
+
+
+def _db(value) -> str:
+    return value if isinstance(value, str) else f"{value:.1f}"

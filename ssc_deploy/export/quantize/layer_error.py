@@ -105,7 +105,7 @@ def _is_op(node: Any, name: str) -> bool:
     return isinstance(node, fx.Node) and node.op == "call_function" and name in str(node.target)
 
 
-def _insert_tap(gm: fx.GraphModule, name: str, src: fx.Node, user: fx.Node | None) -> _Tap:
+def _insert_tap(gm: fx.GraphModule, src: fx.Node, user: fx.Node | None) -> _Tap:
     """A tap on the edge ``src -> user`` (``user`` None: on every use of ``src``)."""
     tap = _Tap()
     attr = f"_qerr_tap_{len([m for m in gm.children() if isinstance(m, _Tap)])}"
@@ -134,10 +134,10 @@ def _tap_layers(gm: fx.GraphModule, names: Sequence[str], kept: Sequence[str]) -
             continue
         act = node.args[0]
         if name not in kept and _is_op(act, "dequantize") and _is_op(act.args[0], "quantize"):
-            tap_in = _insert_tap(gm, name, act.args[0].args[0], act.args[0])
+            tap_in = _insert_tap(gm, act.args[0].args[0], act.args[0])
         else:
-            tap_in = _insert_tap(gm, name, act, node)
-        taps.setdefault(name, []).append((tap_in, _insert_tap(gm, name, node, None)))
+            tap_in = _insert_tap(gm, act, node)
+        taps.setdefault(name, []).append((tap_in, _insert_tap(gm, node, None)))
     missing = [n for n in names if n not in taps]
     if missing:
         raise SscDeployError(f"quant error: layer '{missing[0]}' has no conv or linear op in the exported graph")
@@ -208,7 +208,16 @@ def layer_errors(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, *,
     (checked with :func:`check_keep_float`). See the module docstring for what is measured.
     """
     _check_inputs(example, calib)
-    net = net.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batch-1 calls on small images: a second thread only spins
+    try:
+        return _layer_errors(net.eval(), example, calib, keep_float)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _layer_errors(net: nn.Module, example: torch.Tensor, calib: torch.Tensor,
+                  keep_float: Sequence[str]) -> list[LayerError]:
     names = quantizable_layers(net)
     kept = check_keep_float(net, keep_float)
     ref = torch.export.export(net, (example,), strict=False).module()
