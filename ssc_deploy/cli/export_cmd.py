@@ -241,6 +241,9 @@ def inspect_cmd(
         None, "--keep-float", help="With --quant-error: comma list of conv/linear layers left in float32."),
     data: Optional[str] = typer.Option(
         None, "--data", help="With --quant-error: calibration data (default: the checkpoint's data, else digits)."),
+    sparsity: bool = typer.Option(
+        False, "--sparsity", help="Each conv of a .pt2 program or CHECKPOINT: shape, fraction of zero weights, whether "
+                                  "the export rewrites it as shift + 1x1 conv (else why not), MACs before/after."),
 ) -> None:
     """Print an artifact's manifest and the op histogram read from the file itself (or, with --quant-error,
     a checkpoint's per-layer int8 error)."""
@@ -249,6 +252,11 @@ def inspect_cmd(
 
     if quant_error:
         _print_quant_error(artifact, model, calib, lowering, keep_float, data, as_json)
+        return
+    if sparsity and artifact is not None:
+        from .sparsity_view import print_sparsity
+
+        print_sparsity(artifact, as_json)
         return
     if artifact is None:
         raise SscDeployError("nothing to inspect: give an ARTIFACT (or a CHECKPOINT with --quant-error)")
