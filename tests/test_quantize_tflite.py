@@ -16,7 +16,8 @@ from ssc_deploy.export import tflite_target
 from ssc_deploy.export.quantize import tflite_int8
 from ssc_deploy.export.quantize.calibration import calibration_images
 from ssc_deploy.export.quantize.layers import quantizable_layers
-from ssc_deploy.export.quantize.tflite_graph import compute_ops, delegation, layer_ops, read_graph
+from ssc_deploy.export.quantize.tflite_graph import (compute_ops, delegation, layer_ops, layers_in_run_order,
+                                                    read_graph)
 from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.models import create_model
 from ssc_deploy.sessions import tflite_interpreter
@@ -74,16 +75,28 @@ def test_keep_float_layer_stays_float_and_every_other_layer_is_int8(int8):
     assert info.extra["quantization"]["int8_layers"] == len(dtypes) - 1
 
 
-def test_fp16_weights_float_io_all_in_xnnpack(subject, tmp_path):
+def test_layers_found_by_module_path_are_the_layers_in_run_order(int8):
+    net, example, path, _ = int8  # the pairing channel-last files fall back to, checked on named ops
+    ops = compute_ops(read_graph(path.read_bytes()))
+    by_path = layer_ops(net, ops, quantizable_layers(net))
+    assert {name: [op.index for op in found] for name, found in by_path.items()} \
+        == {name: [op.index] for name, op in zip(layers_in_run_order(net, example), ops)}
+
+
+def test_fp16_channel_last_weights_float_io_all_in_xnnpack(subject, tmp_path):
     net, example, _ = subject
     path = tmp_path / "ssc-net-1-9.fp16.tflite"
-    info = tflite_int8.export_fp16(net, example, path)
+    info = tflite_int8.export_fp16(net, example, path, nhwc=True)
     q = info.extra["quantization"]
     assert q["weights"] == "fp16" and q["io"] == "float32" and q["weight_dtypes"] == ["float16"]
     assert q["delegate_partitions"] == 1 and q["ops_outside_delegate"] == {} and info.warnings == []
+    assert info.layout == "NHWC" and info.input_shape == [1, 32, 32, 3]
     with torch.no_grad():
         ref = net(example).numpy()
-    assert np.abs(tflite_target.run(path, example.numpy()) - ref).max() < 0.05 * (np.abs(ref).max() + 1)
+    assert np.abs(tflite_target.run(path, example.numpy(), nhwc=True) - ref).max() < 0.05 * (np.abs(ref).max() + 1)
+    # the channel-last wrapper drops the module paths: every layer is still found, in run order
+    found = layer_ops(net, compute_ops(read_graph(path.read_bytes())), quantizable_layers(net), example)
+    assert all(len(ops) == 1 and ops[0].weight_dtype == "float16" for ops in found.values())
 
 
 def test_an_op_outside_xnnpack_is_an_error_with_strict_and_a_warning_without(tmp_path):
@@ -96,14 +109,14 @@ def test_an_op_outside_xnnpack_is_an_error_with_strict_and_a_warning_without(tmp
             y = nn.functional.pad(self.conv(x), (1, 1, 1, 1))
             return torch.cat([y[:, i : i + 1, i // 3 : i // 3 + 8, i % 3 : i % 3 + 8] for i in range(9)], 1)
 
-    path = tmp_path / "concat.tflite"
-    x = torch.randn(1, 3, 8, 8)
-    tflite_target.export(NineWayConcat().eval(), x, path)
+    path = tmp_path / "concat.int8.tflite"
+    calib = torch.randn(4, 3, 8, 8)
+    info = tflite_int8.export_int8(NineWayConcat().eval(), calib[:1], calib, path)
     assert delegation(path).outside.get("CONCATENATION") == 1
-    facts, warnings = tflite_int8.check_runs(path, x.numpy(), False, "fp32")
-    assert facts["ops_outside_delegate"] == {"CONCATENATION": 1} and "CONCATENATION" in warnings[0]
+    assert info.extra["quantization"]["ops_outside_delegate"] == {"CONCATENATION": 1}
+    assert len(info.warnings) == 1 and "CONCATENATION" in info.warnings[0]
     with pytest.raises(SscDeployError, match="not one XNNPACK partition"):
-        tflite_int8.check_runs(path, x.numpy(), True, "fp32")
+        tflite_int8.check_runs(path, calib[:1].numpy(), True, "int8")
 
 
 def test_bad_scheme_and_unknown_keep_float_name_fail_before_converting(subject, tmp_path):

@@ -4,7 +4,8 @@
   layer of the deployment net became. litert-torch names tensors after the PyTorch module path,
   one ``<class>_<attribute>`` segment per level (``...Sequential_stage1/...SSCModule_0/...ConvBN_conv1/
   torch.nn.modules.conv.Conv2d_0``), fused names joined by ``;``; a layer owns the compute op whose
-  output, weight or bias tensor carries its own path.
+  output, weight or bias tensor carries its own path. Where the paths are lost (channel-last I/O),
+  layers and compute ops are paired in execution order, checked by kind and filter shape.
 - :func:`delegation`: which ops of the file LiteRT runs inside the XNNPACK delegate and which on
   its builtin kernels (the reference grouped CONV_2D is about 10x slower than XNNPACK's).
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import torch
 from torch import nn
 
 from ssc_deploy.sessions import tflite_interpreter
@@ -32,6 +34,7 @@ class ComputeOp:
     kind: str  # builtin op name, e.g. CONV_2D
     scope: str  # the AI Edge Quantizer's scope of the op (its output tensor names joined by ';')
     weight_dtype: str  # TFLite type of the stored weight (filter), lower case: float32, int8, float16
+    weight_shape: tuple[int, ...]  # TFLite filter layout: CONV_2D (O, kh, kw, I/g), DEPTHWISE (1, kh, kw, O)
     grouped: bool  # a CONV_2D whose filter sees fewer input channels than its input has
     tensor_names: tuple[str, ...]  # output, weight and bias tensor names
 
@@ -64,7 +67,8 @@ def compute_ops(graph: Any) -> list[ComputeOp]:
         grouped = (kind == "CONV_2D" and weight is not None
                    and int(sub.tensors[inputs[0]].shape[-1]) != int(weight.shape[-1]))
         names = tuple(fb.get_tensor_name(sub.tensors[t]) for t in list(op.outputs) + inputs[1:] if t >= 0)
-        found.append(ComputeOp(i, kind, fb.get_op_scope(op, sub.tensors), dtype, grouped, names))
+        shape = tuple(int(d) for d in weight.shape) if weight is not None else ()
+        found.append(ComputeOp(i, kind, fb.get_op_scope(op, sub.tensors), dtype, shape, grouped, names))
     return found
 
 
@@ -75,18 +79,51 @@ def _path_pattern(net: nn.Module, layer: str) -> re.Pattern[str]:
     return re.compile(f"(?:{re.escape(root.__module__ + '.' + root.__qualname__)}/)?{segments}")
 
 
-def layer_ops(net: nn.Module, ops: Iterable[ComputeOp], layers: Iterable[str]) -> dict[str, list[ComputeOp]]:
+def layer_ops(net: nn.Module, ops: Iterable[ComputeOp], layers: Iterable[str],
+              example: torch.Tensor | None = None) -> dict[str, list[ComputeOp]]:
     """Each of ``layers`` (module names of ``net``) -> the compute ops that carry its module path.
 
-    A layer with no op (folded away, or not lowered to a compute op) maps to an empty list.
+    A layer with no op (folded away, or not lowered to a compute op) maps to an empty list. When
+    some layer's path is missing from the graph (litert-torch's channel-last I/O wrapper drops
+    the paths) and ``example`` is given, the ops are matched to the layers in execution order
+    instead (:func:`layers_in_run_order`) if every op's kind and filter shape fit its layer.
     """
-    ops = list(ops)
+    ops, layers = list(ops), list(layers)
     found: dict[str, list[ComputeOp]] = {}
     for layer in layers:
         pattern = _path_pattern(net, layer)
         found[layer] = [op for op in ops
                         if any(pattern.fullmatch(piece) for name in op.tensor_names for piece in name.split(";"))]
+    if example is not None and not all(found.values()):
+        by_order = dict(zip(layers_in_run_order(net, example), ops))
+        if len(by_order) == len(ops) and all(_fits(net.get_submodule(name), op) for name, op in by_order.items()):
+            found = {layer: [by_order[layer]] if layer in by_order else [] for layer in layers}
     return found
+
+
+def layers_in_run_order(net: nn.Module, example: torch.Tensor) -> list[str]:
+    """Names of ``net``'s Conv2d and Linear layers in the order one forward pass calls them
+    (empty when a layer runs twice: then no order identifies it)."""
+    calls: list[str] = []
+    hooks = [mod.register_forward_pre_hook(lambda _m, _a, name=name: calls.append(name))
+             for name, mod in net.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            net(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls if len(set(calls)) == len(calls) else []
+
+
+def _fits(module: nn.Module, op: ComputeOp) -> bool:
+    """Whether ``op``'s filter could hold ``module``'s weight (kind and shape)."""
+    w = tuple(module.weight.shape)
+    if isinstance(module, nn.Linear):
+        return op.kind == "FULLY_CONNECTED" and op.weight_shape == w
+    if op.kind == "DEPTHWISE_CONV_2D":
+        return w[1] == 1 and op.weight_shape == (1, w[2], w[3], w[0])
+    return op.kind == "CONV_2D" and op.weight_shape == (w[0], w[2], w[3], w[1])
 
 
 @dataclass(frozen=True)

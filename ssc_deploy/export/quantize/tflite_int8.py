@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -68,14 +69,16 @@ def _input_key(data: bytes) -> str:
     return Interpreter(model_content=data).get_signature_list()[SIGNATURE]["inputs"][0]
 
 
-def float_layers(net: nn.Module, data: bytes, names: Sequence[str]) -> dict[str, list[ComputeOp]]:
+def float_layers(net: nn.Module, example: torch.Tensor, data: bytes, names: Sequence[str]) -> dict[str, list[ComputeOp]]:
     """``names`` (checked layer names) -> their compute ops in the .tflite ``data``; one-line error
-    for a layer the converter left no compute op for."""
-    found = layer_ops(net, compute_ops(read_graph(data)), names)
-    missing = [name for name, ops in found.items() if not ops]
-    if missing:
-        raise SscDeployError(f"--keep-float: layer '{missing[0]}' has no compute op of its own in the .tflite "
-                             "graph (the converter fused or removed it), so it cannot be kept in float")
+    for a layer the converter left no compute op of its own for."""
+    ops = compute_ops(read_graph(data))
+    found = layer_ops(net, ops, names, example)
+    scopes = Counter(op.scope for op in ops)
+    for name, mine in found.items():
+        if not mine or any(scopes[op.scope] > 1 for op in mine):
+            raise SscDeployError(f"--keep-float: layer '{name}' has no compute op of its own in the .tflite graph "
+                                 "(the converter fused, removed or renamed it), so it cannot be kept in float")
     return found
 
 
@@ -141,16 +144,19 @@ def check_runs(path: Path, example: np.ndarray, strict: bool, what: str) -> tupl
     return facts, warnings
 
 
-def _result(fp32: TargetExport, path: Path, quant: dict[str, Any], warnings: list[str]) -> TargetExport:
+def _commit(fp32: TargetExport, staged: Path, path: Path, quant: dict[str, Any], warnings: list[str]) -> TargetExport:
+    """Write the checked ``staged`` file to ``path`` (atomically) and describe it like the fp32 target."""
     from ..tflite_target import op_histogram
 
-    interp = tflite_interpreter(path, delegates=False)
+    interp = tflite_interpreter(staged, delegates=False)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    return TargetExport(
+    result = TargetExport(
         input_name=inp["name"], output_name=out["name"], input_shape=[int(v) for v in inp["shape"]],
-        layout=fp32.layout, op_histogram=op_histogram(path),
+        layout=fp32.layout, op_histogram=op_histogram(staged),
         exporter={**fp32.exporter, "ai-edge-quantizer": version_of("ai-edge-quantizer")},
         extra={"quantization": quant}, warnings=warnings)
+    write_bytes_atomic(path, staged.read_bytes())
+    return result
 
 
 def _io_dtypes(path: Path) -> list[str]:
@@ -170,26 +176,25 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
     """
     scheme = check_scheme(scheme)
     keep = check_keep_float(net, keep_float)
-    path = Path(path)
     with tempfile.TemporaryDirectory(prefix="ssc-tflite-int8.") as tmp:
         info, fp32 = _fp32_export(net, example, Path(tmp), nhwc)
-    kept = float_layers(net, fp32, keep)
-    write_bytes_atomic(path, quantize_int8(fp32, _feed(calib, nhwc), kept))
-    facts, warnings = check_runs(path, _feed(example, nhwc), strict, "int8")
-    ops = layer_ops(net, compute_ops(read_graph(path.read_bytes())), quantizable_layers(net))
-    float_left = [name for name, found in ops.items() if any(op.weight_dtype != "int8" for op in found)]
-    unexpected = [name for name in float_left if name not in keep]
-    if unexpected:
-        message = (f"the int8 .tflite left {len(unexpected)} layer(s) in float that --keep-float did not name: "
-                   + ", ".join(unexpected[:3]))
-        if strict:
-            raise SscDeployError(message)
-        warnings.append(message)
-    quant = {"scheme": scheme, "weights": WEIGHTS, "activations": ACTIVATIONS, "io": "float32", "keep_float": keep,
-             "quantizer": "ai-edge-quantizer", "calibration_ranges": "min-max",
-             "int8_layers": sum(bool(found) for found in ops.values()) - len(float_left),
-             "float_layers": float_left, "io_dtypes": _io_dtypes(path), **facts}
-    return _result(info, path, quant, warnings)
+        staged = Path(tmp) / "int8.tflite"
+        staged.write_bytes(quantize_int8(fp32, _feed(calib, nhwc), float_layers(net, example, fp32, keep)))
+        facts, warnings = check_runs(staged, _feed(example, nhwc), strict, "int8")
+        ops = layer_ops(net, compute_ops(read_graph(staged.read_bytes())), quantizable_layers(net), example)
+        float_left = [name for name, found in ops.items() if any(op.weight_dtype != "int8" for op in found)]
+        unexpected = [name for name in float_left if name not in keep]
+        if unexpected:
+            message = (f"the int8 .tflite left {len(unexpected)} layer(s) in float that --keep-float did not "
+                       "name: " + ", ".join(unexpected[:3]))
+            if strict:
+                raise SscDeployError(message)
+            warnings.append(message)
+        quant = {"scheme": scheme, "weights": WEIGHTS, "activations": ACTIVATIONS, "io": "float32",
+                 "keep_float": keep, "quantizer": "ai-edge-quantizer", "calibration_ranges": "min-max",
+                 "int8_layers": sum(bool(found) for found in ops.values()) - len(float_left),
+                 "float_layers": float_left, "io_dtypes": _io_dtypes(staged), **facts}
+        return _commit(info, staged, Path(path), quant, warnings)
 
 
 def export_fp16(net: nn.Module, example: torch.Tensor, path: Path, *, nhwc: bool = False,
@@ -197,14 +202,15 @@ def export_fp16(net: nn.Module, example: torch.Tensor, path: Path, *, nhwc: bool
     """Write the fp16-weight ``.tflite`` of the deployment ``net`` to ``path`` (float32 I/O and math).
 
     The file must load and run in LiteRT with every op inside XNNPACK (a warning otherwise).
+    ``metadata``: as for :func:`export_int8`.
     """
-    path = Path(path)
     with tempfile.TemporaryDirectory(prefix="ssc-tflite-fp16.") as tmp:
         info, fp32 = _fp32_export(net, example, Path(tmp), nhwc)
-    write_bytes_atomic(path, quantize_fp16(fp32))
-    facts, warnings = check_runs(path, _feed(example, nhwc), False, "fp16")
-    weights = sorted({op.weight_dtype for op in compute_ops(read_graph(path.read_bytes()))})
-    quant = {"scheme": "float_casting", "weights": "fp16", "activations": "float32", "io": "float32",
-             "keep_float": [], "quantizer": "ai-edge-quantizer", "weight_dtypes": weights,
-             "io_dtypes": _io_dtypes(path), **facts}
-    return _result(info, path, quant, warnings)
+        staged = Path(tmp) / "fp16.tflite"
+        staged.write_bytes(quantize_fp16(fp32))
+        facts, warnings = check_runs(staged, _feed(example, nhwc), False, "fp16")
+        weights = sorted({op.weight_dtype for op in compute_ops(read_graph(staged.read_bytes()))})
+        quant = {"scheme": "float_casting", "weights": "fp16", "activations": "float32", "io": "float32",
+                 "keep_float": [], "quantizer": "ai-edge-quantizer", "weight_dtypes": weights,
+                 "io_dtypes": _io_dtypes(staged), **facts}
+        return _commit(info, staged, Path(path), quant, warnings)
