@@ -153,6 +153,7 @@ def test_a_net_without_ssc_kernels_exports_unchanged(tmp_path: Path):
     (result,) = export_module(net, torch.zeros(1, 3, SIZE, SIZE), out_dir=tmp_path, n_verify=8, progress=False,
                                 lowering="pad-slice")
     assert result.manifest["parity"]["passed"] and _onnx_convs(result.artifact) == [(3, 3), (3, 3)]
+    assert result.manifest["rewrite"]["graph"]["ssc_kernels"] == []
 
 
 def test_a_zoo_net_is_not_traced():
@@ -204,6 +205,9 @@ def test_pt2_exports_through_the_cli_with_classes_from_the_json_and_flags(tmp_pa
     assert manifest["input"]["shape"][-1] == SIZE and manifest["parity"]["passed"]
     assert manifest["source"]["checkpoint"] == str(path) and len(manifest["source"]["checkpoint_sha256"]) == 64
     assert _onnx_convs(out / "theirs.onnx").count((3, 3)) == 1
+    graph = manifest["rewrite"]["graph"]  # the manifest records what the graph rewrite found
+    assert sorted(graph["ssc_kernels"]) == sorted(_sparse_names(net)) and list(graph["left_alone"]) == ["head_in.0"]
+    assert graph["conv_macs_before"] > graph["conv_macs_after"]
     assert main(["export", str(path), "--out", str(out), "--force", "--n-verify", "8", "--no-progress", "--json",
                  "--classes", ",".join("abcdefghij"), "--mean", "0.4,0.4,0.4", "--lowering", "pad-slice"]) == 0
     (manifest,) = json.loads(capsys.readouterr().out)
