@@ -80,6 +80,17 @@ def test_keep_float_layer_is_float(setup):
     assert kept.as_dict()["sqnr_db"] == "inf" and json.dumps(kept.as_dict())
 
 
+def test_in_place_activation_leaves_the_measure():
+    """ReLU6(inplace=True) after a conv (MobileNetV2): each tap keeps the op's output, not the clamped tensor."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU6(inplace=True),
+                              torch.nn.Conv2d(8, 8, 1), torch.nn.ReLU6(inplace=True), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 10)).eval()
+    x = torch.randn(8, 3, 16, 16)
+    errors = layer_errors(net, x[:1], x)
+    assert [e.name for e in errors if e.sqnr_db < 30.0 or e.cosine < 0.999] == []
+
+
 def test_format_worst():
     rows = [LayerError("a", "linear", 12.06, 0.9), LayerError("b", "conv 1x1", 14.0, 0.95)]
     assert format_worst(rows) == "a (12.1 dB), b (14.0 dB)"

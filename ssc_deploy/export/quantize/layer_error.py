@@ -28,6 +28,10 @@ torchao's numeric debugger (``prepare_for_propagation_comparison``) is not used 
 it keys a conv by whichever converted node last inherited its source (the output dequantize of
 a bare conv, the pre-ReLU conv of a fused one), so its points would not be comparable between
 layers, and it keeps every node's output of every image in memory.
+
+The ONNX and TFLite int8 files use their own quantizers (ONNX Runtime's ``quantize_static``, the
+AI Edge Quantizer: other activation signedness and calibration methods, same per-channel int8
+weights), so for them the table is the same scheme's estimate, not their exact rounding.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any, Sequence
 import torch
 from torch import fx, nn
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, missing_package
 
 from .layers import QUANTIZABLE, check_keep_float, quantizable_layers
 
@@ -89,7 +93,7 @@ class _Tap(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.feed is not None:
             return self.feed
-        self.value = x.detach()
+        self.value = x.detach().clone()  # a later in-place op (relu_, hardtanh_) must not change it
         return x
 
 
@@ -146,20 +150,20 @@ def _tap_layers(gm: fx.GraphModule, names: Sequence[str], kept: Sequence[str]) -
     return taps
 
 
-def fake_quant_graph(net: nn.Module | fx.GraphModule, example: torch.Tensor, calib: torch.Tensor,
+def fake_quant_graph(net: nn.Module, example: torch.Tensor, calib: torch.Tensor,
                      keep_float: Sequence[str] = ()) -> fx.GraphModule:
-    """``net`` as PT2E's converted fake-quant graph (the ExecuTorch scheme), calibrated on ``calib`` one image per call.
+    """``net`` as PT2E's converted fake-quant graph (the ExecuTorch scheme), calibrated on ``calib`` one image per call."""
+    return _convert(torch.export.export(net, (example,), strict=False).module(), calib, keep_float)
 
-    ``net`` may already be ``torch.export``'s module of the net (it is then copied, not changed).
-    """
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from .executorch_int8 import quantizer
+def _convert(captured: fx.GraphModule, calib: torch.Tensor, keep_float: Sequence[str]) -> fx.GraphModule:
+    """``torch.export``'s module ``captured`` (changed in place) prepared, calibrated and converted."""
+    try:
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    if isinstance(net, fx.GraphModule):
-        captured = copy.deepcopy(net)
-    else:
-        captured = torch.export.export(net, (example,), strict=False).module()
+        from .executorch_int8 import quantizer
+    except ImportError as err:  # the scheme is ExecuTorch's XNNPACK quantizer (with torchao's PT2E)
+        raise missing_package(err.name or "executorch", "executorch") from None
     prepared = prepare_pt2e(captured, quantizer(keep_float))
     with torch.no_grad():
         for i in range(len(calib)):
@@ -221,7 +225,7 @@ def _layer_errors(net: nn.Module, example: torch.Tensor, calib: torch.Tensor,
     names = quantizable_layers(net)
     kept = check_keep_float(net, keep_float)
     ref = torch.export.export(net, (example,), strict=False).module()
-    quant = fake_quant_graph(ref, example, calib, kept)
+    quant = _convert(copy.deepcopy(ref), calib, kept)
     ref_taps, quant_taps = _tap_layers(ref, names, kept), _tap_layers(quant, names, kept)
     chain = {n: _Score() for n in names}
     alone = {n: _Score() for n in names}
