@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 ISA_CLASSES = ("avx512", "avx2", "x86-sse", "arm64-neon-dotprod", "arm64-neon", "other")
 # Flags that change which vector kernels a runtime picks (x86 ``flags``, arm64 ``Features``).
-_VECTOR_FLAG = re.compile(r"^(avx\w*|fma\w*|f16c|amx\w*|sse4\w*|asimd\w*|sve\w*|i8mm|bf16|fphp|dotprod|sme\w*)$")
+_VECTOR_FLAG = re.compile(r"^(avx\w*|fma\w*|f16c|amx\w*|sse4\w*|asimd\w*|sve\w*|i8mm|bf16|fphp|dotprod|sme(?!p$)\w*)$")
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,9 @@ class Measurement:
     isa: str
     vector_flags: list[str] = field(default_factory=list)
     measured: str = ""  # UTC time, ISO 8601
-    seconds: float = 0.0  # what the measurement cost
+    seconds: float = 0.0  # what the measurement cost (wall)
+    cpu_seconds: float = 0.0  # and in this process's CPU time
+    load_average: float | None = None  # 1-minute load average when measured (timings under load are noisier)
 
 
 def cache_path() -> Path:

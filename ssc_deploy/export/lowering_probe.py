@@ -10,6 +10,7 @@ cached results are measured again.
 
 from __future__ import annotations
 
+import os
 import time
 
 from ssc_deploy.cpu_features import cpu_features
@@ -45,7 +46,7 @@ def measure(target: str) -> Measurement:
     from .autotune import autotune
     from .targets import TARGETS
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     torch.manual_seed(0)
     net = create_model(PROBE_MODEL, in_size=PROBE_SIZE).eval()
     images, _ = eval_batch(DEFAULT_DATA, PROBE_IMAGES, DEFAULT_MEAN, DEFAULT_STD, PROBE_SIZE)
@@ -55,4 +56,10 @@ def measure(target: str) -> Measurement:
         runtime=by_target(target).runtime, runtime_version=TARGETS[target].runtime_version(), best=result.best,
         medians_ms={c.lowering: round(c.median_ms, 4) for c in result.candidates if c.median_ms is not None},
         probe=probe_description(), cpu=cpu.model, isa=cpu.isa, vector_flags=list(cpu.vector_flags),
-        measured=now_utc(), seconds=round(time.perf_counter() - start, 2))
+        measured=now_utc(), seconds=round(time.perf_counter() - start, 2),
+        cpu_seconds=round(time.process_time() - cpu_start, 2), load_average=_load())
+
+
+def _load() -> float | None:
+    """The 1-minute load average, where the OS has one."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
