@@ -342,3 +342,34 @@ def test_inspect_sparsity_of_a_pt2_and_a_zoo_checkpoint(tmp_path: Path, capsys):
     assert len(report["shifts"]) == 6 and {s["directions"] for s in report["shifts"]} == {9}
     assert main(["inspect", "--sparsity", str(tmp_path / "missing.pt")]) != 0
     assert "no such" in _one_error_line(capsys)
+
+
+class _PlainOneHot(torch.nn.Module):
+    """A plain (groups=1) 3x3 conv, dilation 2, stride 2, whose kernel keeps one tap per input channel
+    at a position drawn at random, and a bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.conv = torch.nn.Conv2d(3, 12, 3, stride=2, padding=2, dilation=2)
+        self.fc = torch.nn.Linear(12, 10)
+        with torch.no_grad():
+            keep = torch.zeros_like(self.conv.weight)
+            for i, p in enumerate(torch.randint(0, 9, (3,), generator=g).tolist()):
+                keep[:, i, p // 3, p % 3] = 1.0
+            self.conv.weight.mul_(keep)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_a_plain_dilated_strided_ssc_kernel_with_bias_is_rewritten_exactly():
+    net = _PlainOneHot().eval()
+    x = _digits(8)
+    found = foreign_rewrite(net, x[:1])
+    (conv,) = found.report.convs
+    assert conv.rewritten and conv.groups == 1 and conv.stride == (2, 2) and conv.macs_before == 9 * conv.macs_after
+    (shift,) = [m for m in found.module.modules() if isinstance(m, Shift)]
+    assert all(dy in (-2, 0, 2) and dx in (-2, 0, 2) for dy, dx in shift.offsets)  # dilation 2
+    with torch.no_grad():
+        assert (found.module(x) - net(x)).abs().max() <= 1e-6
