@@ -1,0 +1,169 @@
+"""int8 and fp16 exports (issue 13) through export_model and the CLI, on a briefly trained
+SSC-Net-1-9, real digits images and the real runtimes: file names, manifest fields, the int8
+chain checks, the accuracy gate and its failure, refusals before any work."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ssc_deploy.cli import main
+from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, load_dataset
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.export import Manifest, export_model
+from ssc_deploy.export.quantize.calibration import calibration_images
+from ssc_deploy.export.quantize.onnx_int8 import default_scheme, layer_nodes
+from ssc_deploy.export.rewrite import deployment_rewrite
+from ssc_deploy.export.validate import check_options
+from ssc_deploy.models import create_model
+from ssc_deploy.runtimes import by_target
+from ssc_deploy.train import TrainConfig, train_model
+
+QUIET = dict(progress=False, lowering="pad-slice")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """SSC-Net-1-9 trained briefly on digits (2 short epochs: well above chance, far from converged)."""
+    path = tmp_path_factory.mktemp("q") / "ssc19.pt"
+    train_model(TrainConfig("ssc-net-1-9", epochs=2, max_batches=20, out=path, progress=False, threads=1))
+    return path
+
+
+def _check_int8(m: dict, target: str) -> None:
+    """The manifest facts every gated int8 file of the trained net has."""
+    spec = by_target(target)
+    assert m["precision"] == "int8" and m["model"]["lowering"] == spec.int8_lowering
+    quant = m["quantization"]
+    assert quant["weights"] == "int8 per-channel (symmetric)" and quant["activations"] == "int8 per-tensor"
+    assert quant["io"] == "float32" and quant["keep_float"] == [] and quant["scheme"]
+    assert quant["calibration"] == {"data": "digits", "split": "train", "n": 256, "seed": 0, "transforms": "eval"}
+    acc = quant["accuracy"]
+    assert acc["split"] == "test" and acc["n_images"] == 360 and acc["max_drop"] == 1.0 and acc["passed"]
+    assert acc["fp32_top1"] > 0.2, acc  # well above chance (0.1): the gate means something
+    assert acc["drop"] <= 1.0 and acc["agreement"] > 0.85, (target, acc)
+    assert m["parity"]["passed"] and m["parity"]["atol"] == 1e-4  # gated on accuracy, atol only recorded
+    assert m["bytes"] < 0.6 * 4 * m["model"]["params"], (target, m["bytes"] / (4 * m["model"]["params"]))
+
+
+def test_onnx_writes_a_gated_int8_file_beside_its_fp32_file(ckpt, tmp_path):
+    results = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="fp32,int8", **QUIET)
+    assert [(r.precision, r.artifact.name) for r in results] == [("fp32", "ssc-net-1-9.onnx"),
+                                                                 ("int8", "ssc-net-1-9.int8.onnx")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.int8.onnx", "ssc-net-1-9.int8.onnx.manifest.json",
+                                                          "ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+    fp32, q = (r.manifest for r in results)
+    assert fp32["precision"] == "fp32" and fp32["quantization"] is None
+    _check_int8(q, "onnx")
+    assert q["bytes"] < 0.5 * fp32["bytes"]
+    assert Manifest.read(results[1].artifact).to_dict() == q  # the strict reader takes the new fields
+    assert q["quantization"]["scheme"] == default_scheme() == "u8s8"
+    chain = q["quantization"]["optimized_graph"]
+    assert chain["float_compute_ops"] == 0 and chain["quantize_ops"] == 1 and chain["dequantize_ops"] == 1
+    assert not q["warnings"]
+
+
+def test_executorch_and_tflite_write_gated_int8_files(ckpt, tmp_path):
+    results = export_model(ckpt, targets="executorch,tflite", out_dir=tmp_path, precisions="int8", **QUIET)
+    assert [r.artifact.name for r in results] == ["ssc-net-1-9.int8.pte", "ssc-net-1-9.int8.tflite"]
+    for r in results:
+        _check_int8(r.manifest, r.target)
+        assert Manifest.read(r.artifact).to_dict() == r.manifest
+
+
+def test_fp16_tflite_and_keep_float_onnx(ckpt, tmp_path):
+    (fp16,) = export_model(ckpt, targets="tflite", out_dir=tmp_path, precisions="fp16", **QUIET)
+    assert fp16.artifact.name == "ssc-net-1-9.fp16.tflite" and fp16.manifest["precision"] == "fp16"
+    acc = fp16.manifest["quantization"]["accuracy"]
+    assert acc["passed"] and abs(acc["drop"]) <= 0.5 and acc["agreement"] > 0.97
+    (kept,) = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", keep_float="fc",
+                           int8_scheme="u8s8-rr", calib=64, **QUIET)
+    quant = kept.manifest["quantization"]
+    assert quant["keep_float"] == ["fc"] and quant["scheme"] == "u8s8-rr" and quant["reduce_range"]
+    assert quant["calibration"]["n"] == 64 and quant["optimized_graph"]["float_compute_ops"] == 1
+
+
+def test_a_failed_gate_writes_nothing_and_names_the_worst_layers(ckpt, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(SscDeployError) as err:  # one calibration image clips most activations
+        export_model(ckpt, targets="onnx", out_dir=out, precisions="fp32,int8", calib=1, max_drop=0.0, **QUIET)
+    msg = str(err.value)
+    assert err.value.exit_code == 3 and "\n" not in msg
+    assert msg.startswith("onnx int8: top-1 ") and "> --max-drop 0" in msg and "no artifact was written" in msg
+    assert "worst layers: " in msg and "--keep-float" in msg, msg
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
+def test_keep_float_layers_map_to_their_onnx_nodes(tmp_path):
+    from ssc_deploy.export import onnx_target
+    import onnx
+
+    net = deployment_rewrite(create_model("ssc-net-1-9"), "dwconv-nhwc")
+    x = torch.zeros(1, 3, 32, 32)
+    onnx_target.export(net, x, tmp_path / "m.onnx")
+    nodes = layer_nodes(net, x, onnx.load(str(tmp_path / "m.onnx")), ["fc", "stage3.0.conv4.0", "stage1.0.ssc1.1.0"])
+    # the TorchScript exporter's scope names are shortened and de-duplicated per block
+    assert nodes == {"fc": "/fc/Gemm", "stage3.0.conv4.0": "/conv4.0_2/Conv", "stage1.0.ssc1.1.0": "/ssc1.1.0/Conv"}
+
+
+def test_calibration_images_are_a_fixed_sample_of_the_training_split():
+    a = calibration_images("digits", 16, DEFAULT_MEAN, DEFAULT_STD, 32)
+    b = calibration_images("digits", 16, DEFAULT_MEAN, DEFAULT_STD, 32)
+    assert a.images.shape == (16, 3, 32, 32) and a.images.dtype == np.float32
+    assert np.array_equal(a.images, b.images)
+    assert not np.array_equal(a.images[:4], calibration_images("digits", 4, DEFAULT_MEAN, DEFAULT_STD, 32, seed=1).images)
+    train = load_dataset("digits", "train")
+    assert calibration_images("digits", 10_000, DEFAULT_MEAN, DEFAULT_STD, 32).images.shape[0] == len(train)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(targets="onnx", precisions="fp16"), "onnx has no fp16 export: onnxruntime's CPU provider has no fp16 conv "
+                                              "kernels, so an fp16 file would run no faster (fp16 is exported for: tflite)"),
+    (dict(targets="executorch", precisions="fp32,fp16"), "executorch has no fp16 export: ExecuTorch 1.5.1 stores "
+                                                         "XNNPACK conv weights as fp32 (same size)"),
+    (dict(targets="all", precisions="fp16"), "onnx has no fp16 export"),
+    (dict(targets="onnx", precisions="int4"), "--precision: unknown precision 'int4' (use one of: fp32, int8, fp16)"),
+    (dict(targets="onnx", keep_float="fc"), "--keep-float applies to int8 exports only (add --precision int8)"),
+    (dict(targets="tflite", precisions="int8", int8_scheme="u8s8"), "--int8-scheme applies to onnx int8 exports only"),
+    (dict(targets="onnx", precisions="int8", int8_scheme="u4"), "--int8-scheme: unknown scheme 'u4' (use one of: "
+                                                                "u8s8, u8s8-rr, s8s8)"),
+    (dict(targets="onnx", precisions="int8", calib=0), "--calib must be an image count from 1 to"),
+    (dict(targets="onnx", precisions="int8", max_drop=-1.0), "--max-drop must be a number of top-1 points >= 0"),
+])
+def test_bad_precision_options_are_refused_before_any_work(kwargs, message):
+    base = dict(lowering="pad-slice", opset=17, nhwc=False, strict=False, atol=1e-4, n_verify=4)
+    with pytest.raises(SscDeployError) as err:
+        check_options(kwargs.pop("targets"), **base, **kwargs)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_an_unknown_keep_float_layer_is_one_line(tmp_path):
+    with pytest.raises(SscDeployError) as err:
+        export_model(None, model_name="ssc-net-1-9", targets="onnx", out_dir=tmp_path / "o", precisions="int8",
+                     keep_float="stage9.conv", **QUIET)
+    assert str(err.value).startswith("--keep-float: 'stage9.conv' is not a conv or linear layer of this net")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_fp16_onnx_in_one_line(tmp_path, capsys):
+    rc = main(["export", "--model", "ssc-net-1-9", "-t", "onnx", "--precision", "fp16", "-o", str(tmp_path / "o"),
+               "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and err[0].startswith("error: onnx has no fp16 export: "), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_untrained_int8_skips_the_gate_and_prints_precision(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the tables unwrapped
+    rc = main(["export", "--model", "ssc-net-1-9", "-t", "onnx", "--precision", "int8", "--calib", "8",
+               "--lowering", "pad-slice", "-o", str(tmp_path), "--no-progress", "--n-verify", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "ssc-net-1-9.int8.onnx" in out and "int8" in out and "untrained" in out
+    m = json.loads((tmp_path / "ssc-net-1-9.int8.onnx.manifest.json").read_text())
+    assert m["quantization"]["accuracy"] is None and m["quantization"]["calibration"]["n"] == 8
+    assert any("accuracy gate skipped" in w for w in m["warnings"])
