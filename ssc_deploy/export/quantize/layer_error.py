@@ -18,7 +18,7 @@ fp32 graph and in the int8 graph, on every calibration image. Two errors per lay
   with every earlier layer's error in its input. This is what explains an accuracy drop; it
   mostly falls with depth, so it ranks the deepest layers worst whatever their own part.
 
-The measured value is the op's output before its activation (a fused ReLU) and before its own
+The measured value is the op's output before its activation (ReLU, ReLU6) and before its own
 output rounding: that rounding is the next layer's input quantization and is counted there.
 SQNR is pooled over all calibration images, ``10 log10(sum ref^2 / sum (int8 - ref)^2)``, and
 so is the cosine. Layers in ``keep_float`` stay float32 in the int8 graph (excluded from
@@ -46,7 +46,7 @@ from torch import fx, nn
 
 from ssc_deploy.errors import SscDeployError, missing_package
 
-from .layers import QUANTIZABLE, check_keep_float, quantizable_layers
+from .layers import check_keep_float, quantizable_layers
 
 LAYER_OPS = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
 SCHEME = "PT2E XNNPACKQuantizer: int8 weights per channel (symmetric), int8 activations per tensor"
@@ -259,4 +259,4 @@ def format_worst(errors: Sequence[LayerError], n: int = 3) -> str:
     return ", ".join(f"{e.name} ({e.sqnr_db:.1f} dB)" for e in worst)
 
 
-__all__ = ["LayerError", "QUANTIZABLE", "SCHEME", "fake_quant_graph", "format_worst", "layer_errors", "layer_kind"]
+__all__ = ["LayerError", "SCHEME", "fake_quant_graph", "format_worst", "layer_errors", "layer_kind"]
