@@ -87,6 +87,7 @@ def checkpoint_for(model: str, args: argparse.Namespace, notes: list[str]) -> Pa
             from ssc_deploy.errors import SscDeployError
 
             raise SscDeployError(f"--checkpoint-dir: no {path}")
+        notes.append(f"{model}: checkpoint {path} (given)")
         return path
     brief = f"-b{args.max_batches}" if args.max_batches else ""
     path = Path(args.workdir) / "checkpoints" / f"{model}-e{args.epochs}{brief}.pt"
