@@ -20,18 +20,24 @@ def test_quickstart_quick_runs_the_whole_chain(tmp_path, capsys):
         for suffix in (".onnx", ".pte", ".tflite"):
             assert (out / "artifacts" / f"{name}{suffix}").is_file()
             assert (out / "artifacts" / f"{name}{suffix}.manifest.json").is_file()
+            # --quick: int8 files of the model under test only
+            assert (out / "artifacts" / f"{name}.int8{suffix}").is_file() == (name == "ssc-net-1-9")
     res = json.loads((out / "bench.json").read_text())
-    assert len(res["rows"]) == 9 and res["status"] == "complete"
+    assert len(res["rows"]) == 12 and res["status"] == "complete", res["quickstart"]["not_exported"]
+    int8 = [r for r in res["rows"] if r["precision"] == "int8"]
+    assert {(r["model"], r["runtime"]) for r in int8} == {("ssc-net-1-9", rt) for rt in ("onnxruntime", "executorch",
+                                                                                             "tflite")}
+    assert all(r["vs_fp32_size_ratio"] < 1 and r["vs_fp32_speedup"] > 0 for r in int8)
     assert {r["runtime"] for r in res["rows"]} == {"onnxruntime", "executorch", "tflite"}
-    ssc = [r for r in res["rows"] if r["model"] == "ssc-net-1-9"]
+    ssc = [r for r in res["rows"] if r["model"] == "ssc-net-1-9" and r["precision"] == "fp32"]
     assert all(r["role"] == "candidate" and r["ratio_to"] == "mobilenetv2" and r["size_ratio"] < 1 for r in ssc)
-    assert all(r["top1"] is not None and r["parity_max_abs_diff"] < 1e-3 for r in res["rows"])
-    assert (out / "bench.csv").read_text().count("\n") == 10
+    assert all(r["top1"] is not None and r["parity_max_abs_diff"] < 1e-3 for r in res["rows"] if r not in int8)
+    assert (out / "bench.csv").read_text().count("\n") == 13
     assert "![accuracy_vs_latency](accuracy_vs_latency.png)" in (out / "report" / "report.md").read_text()
     assert (out / "report" / "accuracy_vs_latency.png").stat().st_size > 1000
     assert "done" in stdout and "1/4 plan" in stdout and "4/4 benchmark" in stdout
     assert main(["results", "--db", str(db)]) == 0
-    assert "9/9" in capsys.readouterr().out
+    assert "12/12" in capsys.readouterr().out
 
 
 def test_quickstart_refuses_a_non_empty_out_dir(tmp_path, capsys):

@@ -43,8 +43,12 @@ def quickstart(
     db: Optional[Path] = typer.Option(None, "--db", help="Results store to append the run to (default "
                                       "~/.cache/ssc-deploy/results.sqlite)."),
     no_store: bool = typer.Option(False, "--no-store", help="Do not append the run to the results store."),
+    precision: str = typer.Option("fp32,int8", "--precision", help="Comma-separated precisions of the files exported "
+                                  "and benchmarked: fp32 (always), int8, fp16 (LiteRT only). int8 files are gated on "
+                                  "top-1 like `export --precision int8` (with --quick: the model under test only, "
+                                  "no gate); a file the gate refuses is a note, not a failure."),
 ) -> None:
-    """Train the default SSC-Net, MobileNetV2 and IGCV3 briefly, export all three to ONNX, ExecuTorch and TFLite, benchmark them on this host and write the report."""
+    """Train the default SSC-Net, MobileNetV2 and IGCV3 briefly, export all three to ONNX, ExecuTorch and TFLite in fp32 and int8, benchmark them on this host and write the report."""
     from ssc_deploy.pipeline.quickstart import QuickstartOptions, run_quickstart
     from ssc_deploy.runtimes import RUNTIME_NAMES
 
@@ -53,7 +57,8 @@ def quickstart(
         raise SscDeployError(f"unknown runtime '{runtime}' (use {', '.join(RUNTIME_NAMES)})")
     opts = QuickstartOptions(out=out, models=[n.lower() for n in names], data=data, minutes=minutes, epochs=epochs,
                              quick=quick, runtimes=runtimes, runs=runs, warmup=warmup, n_eval=n_eval,
-                             force=force, retrain=retrain, parallel=parallel, db=db, store=not no_store)
+                             force=force, retrain=retrain, parallel=parallel, db=db, store=not no_store,
+                             precisions=split_list(precision))
     result = run_quickstart(opts)
     failed = [r for r in result["rows"] if r["status"] != "ok"]
     if failed:

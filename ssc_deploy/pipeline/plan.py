@@ -11,7 +11,8 @@ planned from timed probes on this machine right now, not guessed.
    leaves after the probe and the estimated export and benchmark, then given back where they fit.
 
 The export and benchmark stages are estimated from the same probe (their cost scales with
-the machine's speed as the probe sees it; ``POST_*`` were calibrated here).
+the machine's speed as the probe sees it; ``POST_*`` were calibrated here), the int8 files'
+part as ``INT8_POST_RATIO`` times the fp32 part of the models that get them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ DEFAULT_MINUTES = 12.0
 # for 2.4 s (load average 2-3).
 POST_FIXED_SECONDS = 80.0
 POST_SECONDS_PER_STEP = 26.0
+# The int8 files of a model (export with calibration, quantization and the accuracy gate on every
+# target, then their benchmark rows) against its fp32 files' export and benchmark: this many times
+# as long. Provisional, from trained SSC-Net-1-9 on 2026-12-01 at load average 20-27 on this 2-core
+# host: the ONNX int8 export took 576 s against 66 s for fp32 (256 calibration images, quantization,
+# the ORT chain check, the gate on all 360 test images), the three fp32 exports 588 s; ExecuTorch's
+# int8 export had not finished after 23 minutes. Re-fit from a full quickstart run.
+INT8_POST_RATIO = 3.0
 # Start-up of a training process (imports, data, model) and its closing evaluation, in steps.
 WORKER_OVERHEAD_STEPS = 8.0
 THREAD_CANDIDATES = (1, 2)
@@ -59,7 +67,8 @@ class TrainingPlan:
     mode: str  # "parallel" (one process a model, 1 thread each) or "sequential"
     models: dict[str, ModelPlan]
     train_seconds: float = 0.0  # planned wall time of the train stage
-    post_seconds: float = 0.0  # planned export + benchmark
+    post_seconds: float = 0.0  # planned export + benchmark (int8 files included)
+    int8_seconds: float = 0.0  # the int8 files' part of post_seconds
     probe_seconds: float = 0.0
     options: dict[str, float] = field(default_factory=dict)  # simulated seconds of each mode
     budget_seconds: float = 0.0
@@ -156,11 +165,13 @@ def _fit(models: dict[str, ModelPlan], budget: float, wall) -> float:
 
 
 def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int | None, quick: bool,
-                  console=None, parallel: bool | None = None, reused: Sequence[str] = ()) -> TrainingPlan:
+                  console=None, parallel: bool | None = None, reused: Sequence[str] = (),
+                  int8_models: Sequence[str] = ()) -> TrainingPlan:
     """The plan for ``models``: ``quick`` (1 short epoch each), fixed ``epochs``, or fitted to ``minutes``.
 
     ``parallel`` forces the mode; None decides it from the probes. Models in ``reused`` are not
-    trained (only a 1-thread step is timed, for the export and benchmark estimate).
+    trained (only a 1-thread step is timed, for the export and benchmark estimate). Models in
+    ``int8_models`` also get int8 files: their export and benchmark comes out of the budget first.
     """
     from ssc_deploy.data import parse_spec
     from ssc_deploy.train.recipe import default_epochs
@@ -197,7 +208,7 @@ def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int 
         for m, s in concurrent.items():
             plans[m].concurrent_step_seconds = s
     probe_seconds = time.perf_counter() - t0
-    post = POST_FIXED_SECONDS + POST_SECONDS_PER_STEP * sum(mp.step_seconds["1"] for mp in plans.values())
+    post, int8 = post_estimate(plans, int8_models)
     budget = max(0.0, minutes * 60 - probe_seconds - post)
     options = {"sequential": training_wall("sequential", plans)}
     if concurrent:
@@ -210,8 +221,22 @@ def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int 
         if not fitted and not mp.reused:
             mp.why = (f"{mp.step_seconds['1'] * mp.batches:.0f} s/epoch at 1 thread alone, "
                       f"{mp.step_seconds.get('2', float('nan')) * mp.batches:.0f} s at 2")
-    return TrainingPlan(mode=mode, models=plans, train_seconds=train_seconds, post_seconds=post,
+    return TrainingPlan(mode=mode, models=plans, train_seconds=train_seconds, post_seconds=post, int8_seconds=int8,
                         probe_seconds=probe_seconds, options=options, budget_seconds=minutes * 60)
+
+
+def post_estimate(plans: dict[str, ModelPlan], int8_models: Sequence[str] = ()) -> tuple[float, float]:
+    """Planned seconds of the export and benchmark stages, and the int8 files' part of them.
+
+    fp32: a fixed part plus a part that scales with the models' 1-thread training steps; int8:
+    ``INT8_POST_RATIO`` times the fp32 estimate of the models that get int8 files (their share
+    of the steps).
+    """
+    steps = {m: mp.step_seconds["1"] for m, mp in plans.items()}
+    fp32 = POST_FIXED_SECONDS + POST_SECONDS_PER_STEP * sum(steps.values())
+    share = sum(steps[m] for m in int8_models if m in steps) / (sum(steps.values()) or 1.0)
+    int8 = INT8_POST_RATIO * fp32 * share
+    return fp32 + int8, int8
 
 
 def budget_note(plan: TrainingPlan) -> str | None:

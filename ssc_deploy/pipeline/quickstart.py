@@ -1,5 +1,5 @@
 """``ssc-deploy quickstart``: train the default SSC-Net and its two baselines briefly, export all
-three to every target, benchmark them on this host and write the report.
+three to every target in fp32 and int8, benchmark them on this host and write the report.
 
 Training is planned, not guessed (:mod:`ssc_deploy.pipeline.plan`): short timed probes pick
 the thread count, whether the models train side by side (one process and thread each) or one
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ssc_deploy.display import markup_safe
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime
 
@@ -37,6 +38,11 @@ from .plan import DEFAULT_MINUTES, TrainingPlan, budget_note, plan_training
 from .reuse import planned_key, reusable
 
 DEFAULT_MODELS = ("ssc-net-1-9", "mobilenetv2", "igcv3-d-0.7x")
+DEFAULT_PRECISIONS = ("fp32", "int8")
+# --quick: int8 calibrated and checked on few images and not gated (one short epoch: the accuracies mean nothing).
+QUICK_CALIB = 32
+QUICK_GATE_IMAGES = 60
+QUICK_MAX_DROP = 100.0
 DEFAULT_OUT = "ssc-deploy-quickstart"
 MARKER = ".ssc-deploy-quickstart"
 
@@ -60,10 +66,24 @@ class QuickstartOptions:
     parallel: bool | None = None  # None: side by side or one after another, as the probe says
     db: Path | None = None
     store: bool = True
+    precisions: list[str] = field(default_factory=lambda: list(DEFAULT_PRECISIONS))
+    max_drop: float = 1.0  # int8/fp16 accuracy gate, top-1 points (off with --quick)
 
     def __post_init__(self) -> None:
         if self.quick:
             self.runs, self.warmup, self.n_eval = min(self.runs, 5), min(self.warmup, 1), self.n_eval or 60
+
+    def quantized_models(self) -> list[str]:
+        """The models that also get int8/fp16 files: every one, with ``--quick`` the model under test only."""
+        if not any(p != "fp32" for p in self.precisions):
+            return []
+        return self.models[:1] if self.quick else list(self.models)
+
+    def quantized_for(self, model: str, runtime: str) -> list[str]:
+        """The precisions besides fp32 that ``model`` is exported in for ``runtime`` (those its target has)."""
+        if model not in self.quantized_models():
+            return []
+        return [p for p in self.precisions if p != "fp32" and p in by_runtime(runtime).precisions]
 
 
 def check_out_dir(out: Path, force: bool) -> None:
@@ -91,6 +111,9 @@ def validate(opts: QuickstartOptions) -> None:
         raise SscDeployError(f"--epochs must be at least 1 (got {opts.epochs})")
     if not opts.minutes > 0:
         raise SscDeployError(f"--minutes must be positive (got {opts.minutes})")
+    from ssc_deploy.runtime_bench.precision import check_precisions
+
+    opts.precisions = check_precisions(["fp32", *opts.precisions])  # fp32 is always exported: the reference
 
 
 def _ckpt_path(out: Path, model: str) -> Path:
@@ -205,7 +228,38 @@ def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console)
                 console.print(f"  {res.artifact.name}: {res.artifact.stat().st_size / 1e3:.0f} kB, lowering "
                               f"{lowering if has_shifts(m) else '- (no shifts)'}, max |diff| vs "
                               f"PyTorch {par.get('max_abs_diff', float('nan')):.1e}", highlight=False)
-    return artifacts
+                fp32_bytes = res.artifact.stat().st_size
+            for prec in opts.quantized_for(m, rt):
+                artifacts += _export_quantized(opts, ckpts[m], rt, prec, out, fp32_bytes, console, skipped)
+    return artifacts, skipped
+
+
+def _export_quantized(opts: QuickstartOptions, ckpt: Path, runtime: str, precision: str, out: Path,
+                      fp32_bytes: int, console, skipped: list[str]) -> list[Path]:
+    """One int8 or fp16 file (its own lowering, calibration and accuracy gate); a file the gate or the
+    target refuses is a yellow line and an entry in ``skipped``, never the end of the quickstart."""
+    from ssc_deploy.export import export_model
+    from ssc_deploy.export.quantize.calibration import DEFAULT_CALIB
+
+    quick = dict(calib=QUICK_CALIB, gate_images=QUICK_GATE_IMAGES, max_drop=QUICK_MAX_DROP)
+    try:
+        results = export_model(str(ckpt), targets=(by_runtime(runtime).target,), out_dir=out / "artifacts",
+                               data=opts.data, progress=True, force=True, precisions=(precision,),
+                               **(quick if opts.quick else dict(calib=DEFAULT_CALIB, max_drop=opts.max_drop)))
+    except SscDeployError as err:
+        line = f"{ckpt.stem} {runtime} {precision}: not exported: {err}"
+        skipped.append(line)
+        console.print(f"  [yellow]note:[/] {markup_safe(line)}", highlight=False)
+        return []
+    for res in results:
+        q = res.manifest.get("quantization") or {}
+        acc = q.get("accuracy") or {}
+        gate = (f"top-1 {acc['top1'] * 100:.1f}% vs fp32 {acc['fp32_top1'] * 100:.1f}% on {acc['n_images']} test images"
+                if acc.get("top1") is not None else "no accuracy gate (untrained)")
+        console.print(f"  {res.artifact.name}: {res.artifact.stat().st_size / 1e3:.0f} kB "
+                      f"({res.artifact.stat().st_size / fp32_bytes:.2f}x fp32), {q.get('scheme') or precision}, lowering "
+                      f"{(res.manifest.get('model') or {}).get('lowering') or '-'}, {gate}", highlight=False)
+    return [Path(res.artifact) for res in results]
 
 
 def has_shifts(model: str) -> bool:
@@ -222,8 +276,9 @@ def _print_plan(plan: TrainingPlan, console) -> None:
     if not all(mp.reused for mp in plan.models.values()):
         choice = ", ".join(f"{k} {v / 60:.1f} min" for k, v in plan.options.items())
         console.print(f"  training {plan.mode} (simulated for the recipe's epochs: {choice})", highlight=False)
+    int8 = f" (int8 files {plan.int8_seconds / 60:.1f})" if plan.int8_seconds else ""
     console.print(f"  planned: probe {plan.probe_seconds / 60:.1f} + train {plan.train_seconds / 60:.1f} + export "
-                  f"and benchmark {plan.post_seconds / 60:.1f} = {_planned_total(plan) / 60:.1f} min "
+                  f"and benchmark {plan.post_seconds / 60:.1f}{int8} = {_planned_total(plan) / 60:.1f} min "
                   f"(budget {plan.budget_seconds / 60:.0f} min)", highlight=False)
 
 
@@ -240,7 +295,7 @@ def train_stage(opts: QuickstartOptions, out: Path, console) -> tuple[TrainingPl
         console.print(f"  reusing {', '.join(reused)}: trained by the same code, data and recipe (--retrain to "
                       "train again, for the budget's epochs)", highlight=False)
     plan = plan_training(opts.models, opts.data, opts.minutes, opts.epochs, opts.quick, console,
-                         parallel=opts.parallel, reused=reused)
+                         parallel=opts.parallel, reused=reused, int8_models=opts.quantized_models())
     _print_plan(plan, console)
     note = budget_note(plan)
     if note:
@@ -271,7 +326,7 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
 
     console.rule("[bold]3/4 export")
     t = time.perf_counter()
-    artifacts = _export(opts, ckpts, out, console)
+    artifacts, skipped = _export(opts, ckpts, out, console)
     actual["export"] = time.perf_counter() - t
 
     console.rule("[bold]4/4 benchmark (this host, 1 thread)")
@@ -287,6 +342,7 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
     total = time.perf_counter() - t0
     result["quickstart"] = {"plan": plan.to_dict(), "minutes": total / 60, "quick": opts.quick,
                             "reused": [m for m, mp in plan.models.items() if mp.reused],
+                            "precisions": opts.precisions, "not_exported": skipped,
                             "lowerings": {m: {rt: lowering_for(m, rt) for rt in opts.runtimes}
                                           for m in opts.models if has_shifts(m)}}
     publish(result, out / "bench.json", out / "bench.csv", out / "report", opts.db, opts.store, console)
