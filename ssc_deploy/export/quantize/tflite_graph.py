@@ -23,6 +23,8 @@ from torch import nn
 
 from ssc_deploy.sessions import tflite_interpreter
 
+from .layers import QUANTIZABLE
+
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
 
 
@@ -106,7 +108,7 @@ def layers_in_run_order(net: nn.Module, example: torch.Tensor) -> list[str]:
     (empty when a layer runs twice: then no order identifies it)."""
     calls: list[str] = []
     hooks = [mod.register_forward_pre_hook(lambda _m, _a, name=name: calls.append(name))
-             for name, mod in net.named_modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+             for name, mod in net.named_modules() if isinstance(mod, QUANTIZABLE)]
     try:
         with torch.no_grad():
             net(example)
