@@ -34,9 +34,12 @@ def export_cmd(
         help=f"{', '.join(TARGET_NAMES)} or all; repeat the option or give a comma list for several."),
     out: Path = typer.Option(Path("exports"), "--out", "-o", help="Directory the artifacts and manifests are written to."),
     lowering: str = typer.Option(
-        "pad-slice", "--lowering",
-        help="How Shift and ChannelShuffle become plain graph ops (see `ssc-deploy export --list-lowerings`); "
-             "'auto' exports each candidate, checks parity, times it on this host and keeps the fastest per target."),
+        "fast", "--lowering",
+        help="How Shift and ChannelShuffle become plain graph ops (see `ssc-deploy export --list-lowerings`). "
+             "'fast' (default): per target, the lowering measured fastest on this CPU (measured once on a small "
+             "SSC net, cached in ~/.cache/ssc-deploy; SSC_DEPLOY_MEASURE_LOWERINGS=0 skips measuring); "
+             "'fast-table': the known fastest for this CPU's vector ISA, never measured; "
+             "'auto' exports each candidate of this net, checks parity, times it here and keeps the fastest per target."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     nhwc: bool = typer.Option(False, "--nhwc", help="TFLite only: channel-last (N, H, W, C) input instead of NCHW."),
     strict: bool = typer.Option(
@@ -138,7 +141,7 @@ def _print_results(results) -> None:
     macs = m["model"]["macs"]
     console.print(Text.assemble(as_text(m["model"]["name"], "bold"), f": {m['model']['params']:,} params"
                                 + (f", {macs / 1e6:.1f} M MACs" if macs else "")
-                                + f", lowering {m['model']['lowering']}, test top-1 {acc}"))
+                                + f", test top-1 {acc}"))
     p0 = m["parity"]
     quantized = any(r.manifest.get("quantization") is not None for r in results)  # fp32 only: the table as before
     table = Table("target", *(("precision",) if quantized else ()), "file", "KiB", "input", "max |diff|", "top-1 agree",
@@ -155,6 +158,9 @@ def _print_results(results) -> None:
     if quantized:
         _print_gate(console, results)
     console.print(as_text(f"written to {results[0].artifact.parent}/ (each with a .manifest.json)"))
+    for r in results:
+        why = r.manifest["model"].get("lowering_reason")
+        console.print(as_text(f"{r.key}: lowering {r.manifest['model']['lowering']}" + (f" ({why})" if why else "")))
     for r in results:
         if "delegation" in r.manifest:
             _print_delegation(console, r.manifest["delegation"])
