@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", default="benchmarks/.cache/precision",
                    help="where exports are kept and reused (MODEL.{trained,untrained}/NAME[.PRECISION].SUFFIX)")
     p.add_argument("--fresh", action="store_true", help="export again even where files exist")
+    p.add_argument("--export-only", action="store_true", help="export (fill the cache) and stop")
+    p.add_argument("--no-export", action="store_true", help="measure only the files already in --workdir")
     p.add_argument("--json", default=None, help="write all rows as JSON here")
     p.add_argument("--markdown", default=None, help="write the tables as Markdown here")
     args = p.parse_args(argv)
@@ -80,11 +82,12 @@ def artifact_path(out_dir: Path, model: str, runtime: str, precision: str) -> Pa
     return out_dir / (f"{model}{suffix}" if precision == "fp32" else f"{model}.{precision}{suffix}")
 
 
-def export_cell(model: str, runtime: str, precisions: list[str], ckpt: Path | None, out_dir: Path,
-                args: argparse.Namespace) -> tuple[dict[str, Path], float | None, str | None]:
-    """Export ``model`` for ``runtime`` at ``precisions`` (reusing files already there).
+def export_cell(model: str, runtime: str, precision: str, ckpt: Path | None, out_dir: Path,
+                args: argparse.Namespace) -> tuple[Path | None, float | None, str | None]:
+    """Export ``model`` for ``runtime`` at ``precision`` (reusing the file if already there), one
+    precision per export so a failed int8 gate still leaves the fp32 file measured.
 
-    Returns the files by precision, the export's seconds (None when reused) and the one-line
+    Returns the file (None on failure), the export's seconds (None when reused) and the one-line
     error if the export failed.
     """
     import torch
@@ -93,18 +96,20 @@ def export_cell(model: str, runtime: str, precisions: list[str], ckpt: Path | No
     from ssc_deploy.export import export_model
     from ssc_deploy.quiet import quiet_native
 
-    files = {p: artifact_path(out_dir, model, runtime, p) for p in precisions}
-    if not args.fresh and all(f.exists() for f in files.values()):
-        return files, None, None
+    path = artifact_path(out_dir, model, runtime, precision)
+    if not args.fresh and path.exists():
+        return path, None, None
+    if args.no_export:
+        return None, None, "not in the workdir (--no-export)"
     torch.manual_seed(0)  # the untrained nets' weights
     start = time.perf_counter()
     try:
         with quiet_native():
             export_model(None if ckpt is None else str(ckpt), targets=runtime, out_dir=out_dir, model_name=model,
-                         precisions=precisions, calib=args.calib, data=DATA, force=True, progress=False)
+                         precisions=precision, calib=args.calib, data=DATA, force=True, progress=False)
     except SscDeployError as err:
-        return {}, time.perf_counter() - start, str(err)
-    return files, time.perf_counter() - start, None
+        return None, time.perf_counter() - start, str(err)
+    return path, time.perf_counter() - start, None
 
 
 def input_spec(path: Path) -> dict:
@@ -152,20 +157,23 @@ def main(argv: list[str] | None = None) -> int:
 
     ckpts = {m: find_checkpoint(args.checkpoint_dir, m) for m in models}
     files: dict[tuple[str, str, str], Path] = {}
-    export_s: dict[tuple[str, str], float | None] = {}
-    failures: dict[tuple[str, str], str] = {}
+    export_s: dict[tuple[str, str, str], float | None] = {}
+    failures: dict[tuple[str, str, str], str] = {}
     for m in models:
         out_dir = workdir / f"{m}.{'trained' if ckpts[m] else 'untrained'}"
         for rt in runtimes:
-            precs = [p for p in wanted if p in by_target(rt).precisions]
-            console.print(f"export {m} -> {rt} ({', '.join(precs)})" + ("" if ckpts[m] else ", untrained"))
-            got, secs, err = export_cell(m, rt, precs, ckpts[m], out_dir, args)
-            export_s[(m, rt)] = secs
-            if err:
-                failures[(m, rt)] = err
-                console.print(f"  failed: {err}")
-            files.update({(rt, m, p): f for p, f in got.items()})
+            for p in (p for p in wanted if p in by_target(rt).precisions):
+                console.print(f"export {m} -> {rt} {p}" + ("" if ckpts[m] else " (untrained)"))
+                path, export_s[(rt, m, p)], err = export_cell(m, rt, p, ckpts[m], out_dir, args)
+                if err:
+                    failures[(rt, m, p)] = err
+                    console.print(f"  failed: {err}")
+                else:
+                    files[(rt, m, p)] = path
 
+    if args.export_only:
+        console.print(f"exported {len(files)} files to {workdir}")
+        return 1 if failures else 0
     rows = []
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
     for rt in runtimes:
@@ -179,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             _, m, p = k
             rows.append({"runtime": rt, "model": m, "precision": p, "trained": ckpts[m] is not None,
                          "file": str(files[k]), "bytes": files[k].stat().st_size, "median_ms": ms_of[k],
-                         "top1": top1(sessions[k], files[k], args.eval_images), "export_s": export_s[(m, rt)]})
+                         "top1": top1(sessions[k], files[k], args.eval_images), "export_s": export_s[k]})
         sessions = None
     for r in rows:
         base = next((b for b in rows if (b["runtime"], b["model"], b["precision"]) == (r["runtime"], r["model"], "fp32")),
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     if untrained:
         notes.append(f"Untrained (no checkpoint): {', '.join(untrained)}; their top-1 means nothing, only "
                      "latency and size count.")
-    notes += [f"export failed: {m} -> {rt}: {e}" for (m, rt), e in failures.items()]
+    notes += [f"no {p} file of {m} on {rt}: {e}" for (rt, m, p), e in failures.items()]
     for n in notes:
         console.print(n)
     md += [""] + [f"- {n}" for n in notes]
