@@ -9,13 +9,16 @@ is the CI smoke run (one short epoch each, few timed runs: about 2 minutes; the 
 mean nothing). A rerun into the same ``--out`` keeps every checkpoint trained by the same
 code, data and recipe (:mod:`ssc_deploy.pipeline.reuse`) and goes straight to export and
 benchmark; ``--retrain`` trains anyway. SSC-Nets are exported with each runtime's fastest
-verified shift lowering (the runtime table's ``fastest_lowering``); the baselines have no shifts.
+verified shift lowering (this CPU's cached measurement, else the known fastest for its vector
+ISA); the baselines have no shifts.
 
 Output directory layout (``--out``, default ``./ssc-deploy-quickstart``)::
 
     .ssc-deploy-quickstart       marks the directory as a quickstart's (a rerun may write into it)
     checkpoints/<model>.pt       trained checkpoints
     artifacts/<model>.{onnx,pte,tflite} (+ .manifest.json)
+    artifacts/<model>.int8.{onnx,pte,tflite} (+ .manifest.json): int8 files of every model (with
+                                 --quick the model under test only), gated on top-1 like ``export``
     report/report.md + PNG plots
     bench.json, bench.csv        every figure
 """
@@ -207,17 +210,22 @@ def _train(opts: QuickstartOptions, plan: TrainingPlan, out: Path, console) -> d
 
 
 def lowering_for(model: str, runtime: str) -> str:
-    """The shift lowering the quickstart exports ``model`` with for ``runtime``: the fastest verified
-    one for an SSC-Net, the default for nets without shifts."""
+    """The shift lowering the quickstart exports ``model`` with for ``runtime``: for an SSC-Net the
+    fastest measured on this CPU when a measurement is cached, else the known fastest for its vector
+    ISA (the quickstart never spends its budget measuring); the default for nets without shifts."""
+    from ssc_deploy.export.lowering_choice import cached_or_known
+
     spec = by_runtime(runtime)
-    return spec.fastest_lowering if has_shifts(model) else spec.default_lowering
+    return cached_or_known(spec.target).lowering if has_shifts(model) else spec.default_lowering
 
 
-def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console) -> list[Path]:
-    """Export every checkpoint to the target of every runtime; the artifact files."""
+def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console) -> tuple[list[Path], list[str]]:
+    """Export every checkpoint to the target of every runtime, in fp32 and then in each other precision
+    asked (:func:`_export_quantized`); the artifact files, and one line for each file not exported."""
     from ssc_deploy.export import export_model
 
     artifacts: list[Path] = []
+    skipped: list[str] = []
     for m in opts.models:
         for rt in opts.runtimes:
             lowering = lowering_for(m, rt)
