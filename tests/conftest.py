@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# `--lowering fast` (the CLI default) would time lowerings once per machine into the user cache;
+# tests (and the CLI subprocesses they start) use the known-fastest table instead. The tests of
+# that measurement set it back and point the cache at a temporary directory.
+os.environ.setdefault("SSC_DEPLOY_MEASURE_LOWERINGS", "0")
 
 CIFAR10_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 
