@@ -36,18 +36,17 @@ class RuntimeSpec:
     # the known-fastest table behind ``--lowering fast`` when this CPU has no measurement (export/lowering_choice.py).
     fastest_lowering: str
     native_tool: str  # the runtime's own benchmark tool (``--runner RUNTIME=PATH``)
-    marker: str  # matplotlib marker in the report's plots
     precisions: tuple[str, ...] = ("fp32",)  # numeric precisions the target exports (``--precision``)
     int8_lowering: str | None = None  # shift lowering of int8 exports (keeps the int8 chain whole)
 
 
 RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
     RuntimeSpec("onnx", "onnxruntime", "onnxruntime", ".onnx", "onnxruntime", (), "onnx",
-                "pad-slice", "dwconv-aligned", "onnxruntime_perf_test", "o", ("fp32", "int8"), "dwconv-nhwc"),
+                "pad-slice", "dwconv-aligned", "onnxruntime_perf_test", ("fp32", "int8"), "dwconv-nhwc"),
     RuntimeSpec("executorch", "executorch", "ExecuTorch", ".pte", "executorch", (), "executorch",
-                "pad-slice", "dwconv", "executor_runner", "s", ("fp32", "int8"), "dwconv"),
+                "pad-slice", "dwconv", "executor_runner", ("fp32", "int8"), "dwconv"),
     RuntimeSpec("tflite", "tflite", "LiteRT", ".tflite", "ai-edge-litert", ("tflite-runtime",), "tflite",
-                "pad-slice", "dwconv-nhwc", "benchmark_model", "^", ("fp32", "int8", "fp16"), "dwconv-nhwc"),
+                "pad-slice", "dwconv-nhwc", "benchmark_model", ("fp32", "int8", "fp16"), "dwconv-nhwc"),
 )
 
 TARGET_NAMES: tuple[str, ...] = tuple(s.target for s in RUNTIME_TABLE)
