@@ -80,6 +80,23 @@ def test_plan_fits_epochs_to_the_budget_from_a_real_probe():
     assert note is not None and f"fewer epochs than the recipe's {cap} (ssc-net-1-9 1)" in note and "--minutes" in note
 
 
+def test_int8_files_never_cost_an_epoch():
+    from rich.console import Console
+
+    from ssc_deploy.pipeline.plan import budget_note, plan_training
+
+    quiet = Console(quiet=True)
+    roomy = plan_training(["ssc-net-1-9"], "digits", minutes=60, epochs=None, quick=False, console=quiet,
+                          int8_models=["ssc-net-1-9"])
+    without = plan_training(["ssc-net-1-9"], "digits", minutes=60, epochs=None, quick=False, console=quiet)
+    assert roomy.int8_models == ["ssc-net-1-9"] and roomy.int8_seconds > 0 and not roomy.int8_dropped
+    assert roomy.models["ssc-net-1-9"].epochs == without.models["ssc-net-1-9"].epochs == 4
+    tight = plan_training(["ssc-net-1-9"], "digits", minutes=0.01, epochs=None, quick=False, console=quiet,
+                          int8_models=["ssc-net-1-9"])
+    assert tight.int8_models == [] and tight.int8_dropped == ["ssc-net-1-9"] and tight.int8_seconds == 0
+    assert "no int8 files for ssc-net-1-9" in budget_note(tight)
+
+
 def test_parallel_simulation_shares_the_cores():
     from ssc_deploy.pipeline.plan import simulate_parallel
 

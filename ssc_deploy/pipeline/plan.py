@@ -34,10 +34,9 @@ POST_FIXED_SECONDS = 80.0
 POST_SECONDS_PER_STEP = 26.0
 # The int8 files of a model (export with calibration, quantization and the accuracy gate on every
 # target, then their benchmark rows) against its fp32 files' export and benchmark: this many times
-# as long. Provisional, from trained SSC-Net-1-9 on 2026-12-01 at load average 20-27 on this 2-core
-# host: the ONNX int8 export took 576 s against 66 s for fp32 (256 calibration images, quantization,
-# the ORT chain check, the gate on all 360 test images), the three fp32 exports 588 s; ExecuTorch's
-# int8 export had not finished after 23 minutes. Re-fit from a full quickstart run.
+# as long. From a fresh-clone quickstart on 2026-12-01 (quiet 2-core host): the three int8 exports
+# took 44 s against 17 s for fp32 for SSC-Net-1-9 (2.6x), about 75 s against 18 s for MobileNetV2
+# (4.2x, ExecuTorch's 58 s most of it).
 INT8_POST_RATIO = 3.0
 # Start-up of a training process (imports, data, model) and its closing evaluation, in steps.
 WORKER_OVERHEAD_STEPS = 8.0
@@ -69,6 +68,8 @@ class TrainingPlan:
     train_seconds: float = 0.0  # planned wall time of the train stage
     post_seconds: float = 0.0  # planned export + benchmark (int8 files included)
     int8_seconds: float = 0.0  # the int8 files' part of post_seconds
+    int8_models: list[str] = field(default_factory=list)  # the models whose int8 files fit the budget
+    int8_dropped: list[str] = field(default_factory=list)  # asked for, but left out: they did not fit
     probe_seconds: float = 0.0
     options: dict[str, float] = field(default_factory=dict)  # simulated seconds of each mode
     budget_seconds: float = 0.0
@@ -171,7 +172,8 @@ def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int 
 
     ``parallel`` forces the mode; None decides it from the probes. Models in ``reused`` are not
     trained (only a 1-thread step is timed, for the export and benchmark estimate). Models in
-    ``int8_models`` also get int8 files: their export and benchmark comes out of the budget first.
+    ``int8_models`` also get int8 files, in that order, as far as the budget left after training
+    for the fitted epochs allows: int8 files never cost a model an epoch (accuracy comes first).
     """
     from ssc_deploy.data import parse_spec
     from ssc_deploy.train.recipe import default_epochs
@@ -208,7 +210,7 @@ def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int 
         for m, s in concurrent.items():
             plans[m].concurrent_step_seconds = s
     probe_seconds = time.perf_counter() - t0
-    post, int8 = post_estimate(plans, int8_models)
+    post, _ = post_estimate(plans)
     budget = max(0.0, minutes * 60 - probe_seconds - post)
     options = {"sequential": training_wall("sequential", plans)}
     if concurrent:
@@ -216,13 +218,26 @@ def plan_training(models: Sequence[str], data: str, minutes: float, epochs: int 
     mode = {True: "parallel", False: "sequential"}.get(parallel) or min(options, key=options.get)
     fitted = quick or epochs is not None
     train_seconds = training_wall(mode, plans) if fitted else _fit(plans, budget, lambda ps: training_wall(mode, ps))
+    left = None if fitted else budget - train_seconds
+    chosen, dropped = _int8_that_fit(plans, int8_models, left)
+    post, int8 = post_estimate(plans, chosen)
     for m, mp in plans.items():
         mp.threads = 1 if mode == "parallel" else int(min(mp.step_seconds, key=mp.step_seconds.get))
         if not fitted and not mp.reused:
             mp.why = (f"{mp.step_seconds['1'] * mp.batches:.0f} s/epoch at 1 thread alone, "
                       f"{mp.step_seconds.get('2', float('nan')) * mp.batches:.0f} s at 2")
     return TrainingPlan(mode=mode, models=plans, train_seconds=train_seconds, post_seconds=post, int8_seconds=int8,
-                        probe_seconds=probe_seconds, options=options, budget_seconds=minutes * 60)
+                        int8_models=chosen, int8_dropped=dropped, probe_seconds=probe_seconds, options=options,
+                        budget_seconds=minutes * 60)
+
+
+def _int8_that_fit(plans: dict[str, ModelPlan], wanted: Sequence[str], left: float | None) -> tuple[list[str], list[str]]:
+    """The models of ``wanted`` (in order) whose int8 files fit in ``left`` seconds (None: no limit), and the rest."""
+    chosen: list[str] = []
+    for m in wanted:
+        if left is None or post_estimate(plans, [*chosen, m])[1] <= left:
+            chosen.append(m)
+    return chosen, [m for m in wanted if m not in chosen]
 
 
 def post_estimate(plans: dict[str, ModelPlan], int8_models: Sequence[str] = ()) -> tuple[float, float]:
@@ -244,13 +259,24 @@ def budget_note(plan: TrainingPlan) -> str | None:
     short = [m for m, mp in plan.models.items()
              if mp.epochs < mp.cap and not mp.reused and mp.why not in ("--quick", "--epochs")]
     if not short:
-        return None
+        return _int8_note(plan)
     full = {m: ModelPlan(**{**asdict(mp), "epochs": mp.cap}) for m, mp in plan.models.items()}
     need = (plan.probe_seconds + plan.post_seconds + training_wall(plan.mode, full)) / 60
     cut = ", ".join(f"{m} {plan.models[m].epochs}" for m in short)
+    int8 = _int8_note(plan)
     return (f"this budget allows fewer epochs than the recipe's {plan.models[short[0]].cap} ({cut}), so accuracy "
             f"will be below what the models reach; --minutes {math.ceil(need)} would allow all of them on this "
-            "machine as loaded now")
+            "machine as loaded now" + (f"; {int8}" if int8 else ""))
+
+
+def _int8_note(plan: TrainingPlan) -> str | None:
+    """A note naming the models whose int8 files the budget left out, with the budget that would fit them."""
+    if not plan.int8_dropped:
+        return None
+    post, _ = post_estimate(plan.models, [*plan.int8_models, *plan.int8_dropped])
+    need = (plan.probe_seconds + plan.train_seconds + post) / 60
+    return (f"no int8 files for {', '.join(plan.int8_dropped)}: they do not fit the time left after training for "
+            f"the recipe's epochs; --minutes {math.ceil(need)} would fit them on this machine as loaded now")
 
 
 def training_wall(mode: str, plans: dict[str, ModelPlan]) -> float:

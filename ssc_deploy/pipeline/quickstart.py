@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ssc_deploy.display import markup_safe
 from ssc_deploy.errors import SscDeployError
@@ -82,9 +82,10 @@ class QuickstartOptions:
             return []
         return self.models[:1] if self.quick else list(self.models)
 
-    def quantized_for(self, model: str, runtime: str) -> list[str]:
-        """The precisions besides fp32 that ``model`` is exported in for ``runtime`` (those its target has)."""
-        if model not in self.quantized_models():
+    def quantized_for(self, model: str, runtime: str, planned: Sequence[str] | None = None) -> list[str]:
+        """The precisions besides fp32 that ``model`` is exported in for ``runtime`` (those its target has);
+        ``planned``: the models whose quantized files the plan fitted in the budget."""
+        if model not in (self.quantized_models() if planned is None else planned):
             return []
         return [p for p in self.precisions if p != "fp32" and p in by_runtime(runtime).precisions]
 
@@ -219,7 +220,8 @@ def lowering_for(model: str, runtime: str) -> str:
     return cached_or_known(spec.target).lowering if has_shifts(model) else spec.default_lowering
 
 
-def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console) -> tuple[list[Path], list[str]]:
+def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console,
+            quantized: Sequence[str] | None = None) -> tuple[list[Path], list[str]]:
     """Export every checkpoint to the target of every runtime, in fp32 and then in each other precision
     asked (:func:`_export_quantized`); the artifact files, and one line for each file not exported."""
     from ssc_deploy.export import export_model
@@ -237,7 +239,7 @@ def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console)
                               f"{lowering if has_shifts(m) else '- (no shifts)'}, max |diff| vs "
                               f"PyTorch {par.get('max_abs_diff', float('nan')):.1e}", highlight=False)
                 fp32_bytes = res.artifact.stat().st_size
-            for prec in opts.quantized_for(m, rt):
+            for prec in opts.quantized_for(m, rt, quantized):
                 artifacts += _export_quantized(opts, ckpts[m], rt, prec, out, fp32_bytes, console, skipped)
     return artifacts, skipped
 
@@ -334,7 +336,7 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
 
     console.rule("[bold]3/4 export")
     t = time.perf_counter()
-    artifacts, skipped = _export(opts, ckpts, out, console)
+    artifacts, skipped = _export(opts, ckpts, out, console, plan.int8_models)
     actual["export"] = time.perf_counter() - t
 
     console.rule("[bold]4/4 benchmark (this host, 1 thread)")
