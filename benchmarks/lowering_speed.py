@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -215,10 +214,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ssc_deploy.errors import SscDeployError
+    from ssc_deploy.errors import run_script
 
-    try:
-        sys.exit(main())
-    except SscDeployError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+    run_script(main)

@@ -177,10 +177,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ssc_deploy.errors import SscDeployError
+    from ssc_deploy.errors import run_script
 
-    try:
-        sys.exit(main())
-    except SscDeployError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_script(main)

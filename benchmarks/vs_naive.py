@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -344,10 +343,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ssc_deploy.errors import SscDeployError
+    from ssc_deploy.errors import run_script
 
-    try:
-        sys.exit(main())
-    except SscDeployError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+    run_script(main)

@@ -50,3 +50,15 @@ def raise_if_stopped() -> None:
     """
     if _stop_requested:
         raise Terminated() if _stop_requested[0] else KeyboardInterrupt()
+
+
+def run_script(main) -> None:
+    """Run a script's ``main()`` and exit with its code; an :class:`SscDeployError` is one ``error:`` line."""
+    import sys
+
+    try:
+        code = main()
+    except SscDeployError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    sys.exit(code)
