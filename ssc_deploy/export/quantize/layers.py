@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
@@ -18,6 +19,21 @@ QUANTIZABLE = (nn.Conv2d, nn.Linear)
 def quantizable_layers(net: nn.Module) -> list[str]:
     """Module names of ``net``'s Conv2d and Linear layers, in definition order."""
     return [name for name, mod in net.named_modules() if isinstance(mod, QUANTIZABLE)]
+
+
+def run_order(net: nn.Module, example: torch.Tensor) -> list[str]:
+    """Names of ``net``'s Conv2d and Linear layers in the order one forward pass on ``example``
+    calls them (a layer called twice appears twice)."""
+    calls: list[str] = []
+    hooks = [mod.register_forward_pre_hook(lambda _m, _a, name=name: calls.append(name))
+             for name, mod in net.named_modules() if isinstance(mod, QUANTIZABLE)]
+    try:
+        with torch.no_grad():
+            net(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
 
 
 def check_keep_float(net: nn.Module, names: Iterable[str]) -> list[str]:

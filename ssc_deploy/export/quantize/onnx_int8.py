@@ -30,7 +30,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from .._common import TargetExport, histogram, version_of
-from .layers import check_keep_float
+from .layers import check_keep_float, run_order
 
 SCHEMES = ("u8s8", "u8s8-rr", "s8s8")
 ARM_MACHINES = ("arm64", "aarch64", "armv8l", "armv7l")
@@ -122,7 +122,7 @@ def layer_nodes(net: nn.Module, example: torch.Tensor, model, names: Sequence[st
     free = [n for n in model.graph.node if n.op_type in COMPUTE_OPS and len(n.input) > 1 and n.input[1] in inits]
     weights = {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in free}
     found: dict[str, str] = {}
-    for layer in _execution_order(net, example):
+    for layer in dict.fromkeys(run_order(net, example)):
         w = net.get_submodule(layer).weight.detach().numpy()
         match = next((n for n in free if _same_weight(w, weights[n.name], n)), None)
         if match is None:
@@ -150,22 +150,6 @@ def chain_check(path: Path, work: Path) -> dict[str, int]:
             "quantize_ops": ops.count("QuantizeLinear"), "dequantize_ops": ops.count("DequantizeLinear"),
             "int8_compute_ops": sum(op.startswith("QLinear") or op in ("QGemm", "ConvInteger", "MatMulInteger")
                                     for op in ops)}
-
-
-def _execution_order(net: nn.Module, example: torch.Tensor) -> list[str]:
-    """Names of ``net``'s Conv2d/Linear modules in the order one forward pass calls them."""
-    from .layers import QUANTIZABLE
-
-    order: list[str] = []
-    hooks = [mod.register_forward_hook(lambda *_, name=name: order.append(name))
-             for name, mod in net.named_modules() if isinstance(mod, QUANTIZABLE)]
-    try:
-        with torch.no_grad():
-            net(example)
-    finally:
-        for h in hooks:
-            h.remove()
-    return list(dict.fromkeys(order))
 
 
 def _same_weight(w: np.ndarray, onnx_w: np.ndarray, node) -> bool:

@@ -23,7 +23,7 @@ from torch import nn
 
 from ssc_deploy.sessions import tflite_interpreter
 
-from .layers import QUANTIZABLE
+from .layers import run_order
 
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
 
@@ -106,15 +106,7 @@ def layer_ops(net: nn.Module, ops: Iterable[ComputeOp], layers: Iterable[str],
 def layers_in_run_order(net: nn.Module, example: torch.Tensor) -> list[str]:
     """Names of ``net``'s Conv2d and Linear layers in the order one forward pass calls them
     (empty when a layer runs twice: then no order identifies it)."""
-    calls: list[str] = []
-    hooks = [mod.register_forward_pre_hook(lambda _m, _a, name=name: calls.append(name))
-             for name, mod in net.named_modules() if isinstance(mod, QUANTIZABLE)]
-    try:
-        with torch.no_grad():
-            net(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    calls = run_order(net, example)
     return calls if len(set(calls)) == len(calls) else []
 
 
