@@ -86,14 +86,22 @@ def export(net, example, path: Path, *, strict: bool = False, **_) -> TargetExpo
         warnings.append(msg)
     program = edge.to_executorch()
     path.write_bytes(program.buffer)
+    return program_info(example, delegation, warnings,
+                        exporter={"torch": torch.__version__, "executorch": version_of(SPEC.dist),
+                                  "partitioner": "XnnpackPartitioner"})
+
+
+def program_info(example, delegation: dict, warnings: list[str], *, exporter: dict, **extra) -> TargetExport:
+    """What the exporter reports of a written ``.pte``: NCHW I/O at ``example``'s shape, its ops from
+    the delegation summary (``extra`` goes beside ``delegation`` in ``TargetExport.extra``)."""
     return TargetExport(
         input_name=INPUT_NAME,
         output_name=OUTPUT_NAME,
         input_shape=list(example.shape),
         layout="NCHW",
         op_histogram={op: v["delegated"] + v["not_delegated"] for op, v in delegation["by_op"].items()},
-        exporter={"torch": torch.__version__, "executorch": version_of(SPEC.dist), "partitioner": "XnnpackPartitioner"},
-        extra={"delegation": delegation},
+        exporter=exporter,
+        extra={"delegation": delegation, **extra},
         warnings=warnings,
     )
 

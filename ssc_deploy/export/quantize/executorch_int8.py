@@ -26,7 +26,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from .._common import TargetExport, version_of
-from ..executorch_target import INPUT_NAME, OUTPUT_NAME, SPEC, delegation_summary
+from ..executorch_target import SPEC, delegation_summary, program_info
 from .layers import check_keep_float
 
 SCHEME = "s8s8"  # XNNPACK's quantizer: signed int8 activations (with zero point), signed int8 weights
@@ -177,26 +177,18 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
         raise SscDeployError("executorch: int8 needs at least one calibration image")
     program = quantize(net, example, calib, quantizer(keep))
     delegation, warnings = lower_checked(program, example, path, strict)
-    return TargetExport(
-        input_name=INPUT_NAME,
-        output_name=OUTPUT_NAME,
-        input_shape=list(example.shape),
-        layout="NCHW",
-        op_histogram={op: v["delegated"] + v["not_delegated"] for op, v in delegation["by_op"].items()},
+    return program_info(
+        example, delegation, warnings,
         exporter={"torch": torch.__version__, "executorch": version_of(SPEC.dist), "torchao": version_of("torchao"),
                   "partitioner": "XnnpackPartitioner", "quantizer": "XNNPACKQuantizer (PT2E, pads share qparams)"},
-        extra={
-            "delegation": delegation,
-            "quantization": {
-                "scheme": SCHEME,
-                "weights": "int8 per-channel (symmetric)",
-                "activations": "int8 per-tensor",
-                "io": "float32",
-                "keep_float": keep,
-                "calibration_calls": len(calib),
-                **chain_facts(delegation),
-                "loads": True,
-            },
+        quantization={
+            "scheme": SCHEME,
+            "weights": "int8 per-channel (symmetric)",
+            "activations": "int8 per-tensor",
+            "io": "float32",
+            "keep_float": keep,
+            "calibration_calls": len(calib),
+            **chain_facts(delegation),
+            "loads": True,
         },
-        warnings=warnings,
     )
