@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.export.verify import verification_images
 from ssc_deploy.models.layers import Shift
 from tests.support.foreign_ssc import ForeignSSCNet, OneHotConv, PlainCNN, WrittenOutShifts, randomized
+from tests.support.pt2_archives import Payload, graph_change, rezip, sample_payload, saved
 
 SIZE = 16
 ATOL = 1e-4
@@ -48,31 +48,6 @@ def _onnx_convs(path: Path) -> list[tuple[int, ...]]:
     return convs
 
 
-class _Payload:
-    """Unpickling this runs a shell command that creates ``marker``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _rezip(src: Path, dst: Path, change) -> Path:
-    """A copy of the archive ``src`` with ``change(name, bytes)`` applied to each member (None drops it)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
-        for info in zin.infolist():
-            data = change(info.filename, zin.read(info.filename))
-            if data is not None:
-                zout.writestr(info.filename, data)
-    return dst
-
-
-def _saved(model, path: Path) -> Path:
-    torch.export.save(torch.export.export(model.eval(), (torch.zeros(1, 3, SIZE, SIZE),)), path)
-    return path
-
-
 def _one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
@@ -89,7 +64,7 @@ def test_foreign_ssc_net_exports_on_all_runtimes_without_3x3_ssc_convs(tmp_path:
     else:
         from ssc_deploy.export.program import export_program
 
-        path = _saved(net, tmp_path / "theirs.pt2")
+        path = saved(net, tmp_path / "theirs.pt2")
         x = _digits(4)
         with torch.no_grad():
             assert torch.equal(load_program(path).module(x), net(x))  # the program is the original net
@@ -194,7 +169,7 @@ def test_a_roll_whose_border_is_not_zeroed_is_not_a_shift(kwargs):
 
 def test_pt2_exports_through_the_cli_with_classes_from_the_json_and_flags(tmp_path: Path, capsys):
     net = _net()
-    path = _saved(net, tmp_path / "theirs.pt2")
+    path = saved(net, tmp_path / "theirs.pt2")
     names = [f"digit{i}" for i in range(10)]
     (tmp_path / "theirs.pt2.json").write_text(json.dumps({"classes": names, "mean": [0.5] * 3, "std": [0.25] * 3}))
     out = tmp_path / "out"
@@ -224,28 +199,8 @@ def _weight_payload(marker: Path):
             return json.dumps(config).encode()
         if name.endswith("data/weights/weight_0"):
             buf = io.BytesIO()
-            torch.save(_Payload(marker), buf)
+            torch.save(Payload(marker), buf)
             return buf.getvalue()
-        return data
-    return change
-
-
-def _sample_payload(marker: Path):
-    def change(name: str, data: bytes):
-        if name.endswith("data/sample_inputs/model.pt"):
-            buf = io.BytesIO()
-            torch.save(((_Payload(marker),), {}), buf)
-            return buf.getvalue()
-        return data
-    return change
-
-
-def _graph_change(fn):
-    def change(name: str, data: bytes):
-        if name.endswith("models/model.json"):
-            program = json.loads(data)
-            fn(program)
-            return json.dumps(program).encode()
         return data
     return change
 
@@ -266,21 +221,21 @@ def _legacy_member(name: str, data: bytes):
 @pytest.mark.parametrize("damage, why", [
     ("weight", "stored as a pickled object"),
     ("sample", "example inputs are pickled Python objects"),
-    ("target", "not an aten operator"),
+    ("target", "not one of the pure tensor operators"),
     ("guards", "guards code"),
     ("extra_member", "not part of the plain-data program layout"),
 ])
 def test_a_pt2_that_could_run_code_is_refused_and_nothing_runs(tmp_path: Path, capsys, damage: str, why: str):
     marker = tmp_path / "payload-ran"
-    good = _saved(PlainCNN(), tmp_path / "good.pt2")
-    change = {"weight": _weight_payload(marker), "sample": _sample_payload(marker),
-              "target": _graph_change(_call_os_system), "guards": _graph_change(_guards),
+    good = saved(PlainCNN(), tmp_path / "good.pt2")
+    change = {"weight": _weight_payload(marker), "sample": sample_payload(marker),
+              "target": graph_change(_call_os_system), "guards": graph_change(_guards),
               "extra_member": lambda n, d: d}[damage]
-    evil = _rezip(good, tmp_path / "evil.pt2", change)
+    evil = rezip(good, tmp_path / "evil.pt2", change)
     if damage == "extra_member":
         with zipfile.ZipFile(evil, "a") as z:
             buf = io.BytesIO()
-            torch.save({"x": _Payload(marker)}, buf)
+            torch.save({"x": Payload(marker)}, buf)
             z.writestr("good/data/weights/good.pt", buf.getvalue())  # the legacy pickled-weights member
     with pytest.raises(SscDeployError, match=f"refused: .*{why}"):
         load_program(evil)
@@ -292,7 +247,7 @@ def test_a_pt2_that_could_run_code_is_refused_and_nothing_runs(tmp_path: Path, c
 def test_torch_export_load_itself_runs_a_pickled_weight(tmp_path: Path):
     """Why the checks exist: the same file given straight to torch.export.load runs the payload."""
     marker = tmp_path / "payload-ran"
-    evil = _rezip(_saved(PlainCNN(), tmp_path / "good.pt2"), tmp_path / "evil.pt2", _weight_payload(marker))
+    evil = rezip(saved(PlainCNN(), tmp_path / "good.pt2"), tmp_path / "evil.pt2", _weight_payload(marker))
     with pytest.raises(Exception):
         torch.export.load(evil)  # it fails only after unpickling (the payload is not a Parameter)
     assert marker.exists()
@@ -311,7 +266,7 @@ def test_bad_pt2_files_are_one_line(tmp_path: Path, capsys, content, expected):
 
 
 def test_a_bad_sidecar_is_one_line(tmp_path: Path, capsys):
-    path = _saved(PlainCNN(), tmp_path / "m.pt2")
+    path = saved(PlainCNN(), tmp_path / "m.pt2")
     (tmp_path / "m.pt2.json").write_text(json.dumps({"classes": "cat", "mean": [0.5] * 3}))
     assert main(["export", str(path), "--no-progress"]) != 0
     assert "'classes' must be a list" in _one_error_line(capsys)
@@ -322,7 +277,7 @@ def test_inspect_sparsity_of_a_pt2_and_a_zoo_checkpoint(tmp_path: Path, capsys):
     from ssc_deploy.models import create_model
 
     net = _net()
-    path = _saved(net, tmp_path / "theirs.pt2")
+    path = saved(net, tmp_path / "theirs.pt2")
     assert main(["inspect", "--sparsity", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rewritten = [c for c in report["convs"] if c["rewritten"]]
