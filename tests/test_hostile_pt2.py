@@ -118,3 +118,13 @@ def test_the_bytes_loaded_are_the_bytes_checked(good: Path):
     x = torch.randn(1, 3, 16, 16)
     reference = torch.export.load(good).module()
     assert torch.allclose(loaded.module(x), reference(x), atol=1e-6)
+
+
+def test_a_fifo_as_the_sidecar_is_one_line_not_a_hang(good: Path, tmp_path: Path, capsys):
+    import os
+    import shutil
+
+    path = shutil.copy(good, tmp_path / "m.pt2")
+    os.mkfifo(tmp_path / "m.pt2.json")
+    assert main(["export", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) != 0
+    assert "m.pt2.json: not a regular file" in _one_error_line(capsys)

@@ -262,6 +262,8 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     side = path.with_name(path.name + SIDECAR_SUFFIX)
     if not side.exists():
         return {}
+    if not side.is_file():  # a FIFO or device would block the read forever
+        raise SscDeployError(f"{side}: not a regular file")
     try:
         data = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
