@@ -10,6 +10,7 @@ from ssc_deploy.cli import main
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 259 s on a quiet 2-core host, 646 s on a loaded one: at most half its timeout
 def test_quickstart_quick_runs_the_whole_chain(tmp_path, capsys):
     out, db = tmp_path / "qs", tmp_path / "r.sqlite"
     rc = main(["quickstart", "--quick", "--out", str(out), "--db", str(db)])
