@@ -96,7 +96,7 @@ def test_executorch_profile_shows_a_portable_fallback(tmp_path: Path) -> None:
 def test_onnx_profile_classes_convs_with_their_macs(tmp_path: Path) -> None:
     path, _ = _export("onnx", Mixed(), tmp_path, "mixed")
     prof = profile_file(path, threads=1, runs=5, warmup=2)
-    assert prof.runtime == "onnx" and prof.wall_ms > 0 and prof.kernel_ms > 0
+    assert prof.runtime == "onnxruntime" and prof.wall_ms > 0 and prof.kernel_ms > 0
     convs = {c.name: c for c in prof.classes if c.name.startswith("Conv")}
     grouped = [c for name, c in convs.items() if "grouped (9 ch/group)" in name]
     depthwise = [c for name, c in convs.items() if "depthwise" in name]
@@ -123,7 +123,7 @@ def test_profile_cli_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     path, _ = _export("onnx", Mixed(), tmp_path, "mixed")
     assert cli_main(["profile", str(path), "--runs", "3", "--warmup", "1", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["runtime"] == "onnx" and data["classes"] and data["ops"]
+    assert data["runtime"] == "onnxruntime" and data["classes"] and data["ops"]
     assert abs(sum(c["ms"] for c in data["classes"]) - data["kernel_ms"]) < 1e-9
 
     assert cli_main(["profile", str(path), "--runs", "3", "--top", "2"]) == 0

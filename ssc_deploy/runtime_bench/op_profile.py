@@ -190,7 +190,7 @@ def profile_executorch(path: Path, threads: int = 1, runs: int = 50, warmup: int
                 ops.append(Op(ev.name, op_class, median(raw)))
     if not wall:
         raise SscDeployError(f"{path.name}: the ETDump holds no execution events")
-    return OpProfile(str(path), "executorch", threads, runs, median(wall), ops)
+    return OpProfile(str(path), by_target("executorch").runtime, threads, runs, median(wall), ops)
 
 
 def onnx_conv_class(op_type: str, attrs: dict, weight_dims: list[int] | None) -> str:
@@ -271,7 +271,7 @@ def profile_onnx(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10)
             macs = float(spatial * int(np.prod(true_weight)))
         info[name] = (onnx_conv_class(op, attrs, true_weight or weight), macs)
     ops = [Op(name, info[name][0], median(v), info[name][1]) for name, v in times.items()]
-    return OpProfile(str(path), "onnx", threads, runs, median(wall), ops)
+    return OpProfile(str(path), by_target("onnx").runtime, threads, runs, median(wall), ops)
 
 
 # How ExecuTorch's XNNPACK delegate runs each torch layer (its partitioner turns stride-1 dense
