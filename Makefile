@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?= -n 2 --durations=15
 
-.PHONY: setup devices-setup quickstart test clean
+.PHONY: setup devices-setup quickstart test test-fast clean
 
 $(BIN)/ssc-deploy: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ quickstart: setup
 
 test: setup devices-setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The development tier: no slow (training, whole-chain) and no emulated-device tests. CI runs `test`.
+test-fast: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow and not emulated"
 
 clean:
 	rm -rf $(VENV) ssc-deploy-quickstart .pytest_cache
