@@ -176,15 +176,20 @@ def artifact_name(name: str, key: ArtifactKey) -> str:
 
 
 def plan_outputs(out_dir: str | os.PathLike, name: str, artifacts: Iterable[ArtifactKey | str],
-                 force: bool) -> OutputPlan:
+                 force: bool, inputs: Iterable[str | os.PathLike] = ()) -> OutputPlan:
     """Create ``out_dir`` if needed and check that every artifact and manifest may be written.
 
     ``artifacts``: what to write (a bare target name means its fp32 file). Existing files are
-    refused unless ``force``; a directory in a file's place always is.
+    refused unless ``force``; a directory in a file's place always is; a file that is one of
+    ``inputs`` (the checkpoint or program exported, its sidecar) is named as such.
     """
+    from ssc_deploy.output_paths import check_outputs
+
     out_dir = Path(out_dir)
     keys = [a if isinstance(a, ArtifactKey) else ArtifactKey(a) for a in artifacts]
     finals = {k: out_dir / artifact_name(name, k) for k in keys}
+    check_outputs([("--out", p) for f in finals.values() for p in (f, manifest_path(f))],
+                  inputs=[(p, "an input, the one being exported") for p in inputs], force=force)
     created = not out_dir.exists()
     check_writable_dir(out_dir)
     existing = [p for f in finals.values() for p in (f, manifest_path(f)) if p.exists() or p.is_symlink()]

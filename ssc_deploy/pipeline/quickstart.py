@@ -118,6 +118,20 @@ def validate(opts: QuickstartOptions) -> None:
     from ssc_deploy.runtime_bench.precision import check_precisions
 
     opts.precisions = check_precisions(["fp32", *opts.precisions])  # fp32 is always exported: the reference
+    _check_store_not_written(opts)
+
+
+def _check_store_not_written(opts: QuickstartOptions) -> None:
+    """The results store is never one of the files the quickstart writes into ``--out``."""
+    from ssc_deploy.output_paths import check_outputs
+    from ssc_deploy.runtime_bench.store import default_db_path
+
+    if not opts.store:
+        return
+    out = Path(opts.out)
+    written = [out / "bench.json", out / "bench.csv", out / MARKER, *(_ckpt_path(out, m) for m in opts.models)]
+    check_outputs([(f"--out ({p.relative_to(out)})", p) for p in written],
+                  stores=[(opts.db or default_db_path(), "the results store (--db)")])
 
 
 def _ckpt_path(out: Path, model: str) -> Path:

@@ -189,8 +189,12 @@ def _resolve_device(device: str | None, d: _Dist) -> torch.device:
     return torch.device("cpu")
 
 
-def check_output_path(out: Path, resume: Path | None, force: bool) -> None:
-    """Refuse to overwrite an existing checkpoint unless it is being resumed or ``force`` is set."""
+def check_output_path(out: Path, resume: Path | None, force: bool, init: Path | None = None) -> None:
+    """Refuse to overwrite an existing checkpoint unless it is being resumed or ``force`` is set
+    (named as the ``--init`` checkpoint when it is that one, through links too)."""
+    from ssc_deploy.output_paths import check_outputs
+
+    check_outputs([("--out", out)], inputs=[(init, "an input, the --init checkpoint")] if init is not None else [], force=force)
     if out.is_dir():
         raise SscDeployError(f"--out {out} is a directory; give a file name such as {out / 'model.pt'}")
     if out.exists() and not force and (resume is None or out.resolve() != resume.resolve()):
@@ -226,7 +230,7 @@ def prepare_run(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None, Re
     a fresh run) and the recipe the run follows (a resumed run's stored one unless overridden).
     """
     out = config.output_path()
-    check_output_path(out, config.resume, config.force)
+    check_output_path(out, config.resume, config.force, config.init)
     start = _resumable(config.resume) if config.resume is not None else None
     model_name, data = config.model, config.data
     if start is not None:

@@ -1,0 +1,150 @@
+"""Hostile input, round 2 (issue 19): outputs that are inputs, foreign stores, bad numbers, hangs.
+
+Each test names the hole it closes; every file involved is real (a real checkpoint, a real ONNX
+artifact and manifest, a real results store), and each is checked byte for byte afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from ssc_deploy.cli import main
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtime_bench import store
+
+
+def _one_error_line(capsys, *starts: str) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    for s in starts:
+        assert s in err, err
+    return err
+
+
+# -- hole 3: an output that is an input ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    """A real checkpoint, an untrained ONNX artifact with its manifest and a results store holding one run."""
+    import torch
+
+    from ssc_deploy.checkpoint import Checkpoint, save_checkpoint
+    from ssc_deploy.export import export_model
+    from ssc_deploy.export.manifest import manifest_path
+    from ssc_deploy.models import create_model
+
+    d = tmp_path_factory.mktemp("inputs")
+    net = create_model("ssc-net-1-9", num_classes=10, in_size=32)
+    ckpt = d / "model.pt"
+    save_checkpoint(Checkpoint("ssc-net-1-9", {"num_classes": 10, "in_size": 32},
+                               {k: v for k, v in net.state_dict().items()}, [str(i) for i in range(10)],
+                               [0.5] * 3, [0.25] * 3, [3, 32, 32]), ckpt)
+    art = Path(export_model(None, model_name="ssc-net-1-9", targets=("onnx",), out_dir=d / "art",
+                            progress=False, lowering="pad-slice", n_verify=2)[0].artifact)
+    db = d / "results.sqlite"
+    store.save_run({"created": "now", "status": "complete", "rows": [{"model": "m", "status": "ok"}]}, db)
+    del torch
+    return {"checkpoint": ckpt, "artifact": art, "manifest": manifest_path(art), "store": db}
+
+
+def _link(kind: str, target: Path, tmp: Path) -> Path:
+    """``target`` itself, a symlink to it or a hard link to it."""
+    if kind == "same":
+        return target
+    link = tmp / f"{kind}-{target.name}"
+    (os.symlink if kind == "symlink" else os.link)(target, link)
+    return link
+
+
+def _output_is_input_cases():
+    """Every command that writes a file x every option that names one x each input it could be x
+    the file itself, a symlink or a hard link to it: (id, argv builder, input role, is-store)."""
+    cases = []
+    for option in ("--json", "--csv"):
+        for role in ("checkpoint", "artifact", "manifest", "store"):
+            cases.append((f"bench {option}={role}", lambda f, i, o=option: [
+                "bench", str(i["checkpoint"]), str(i["artifact"]), "--baselines", "", "--db", str(i["store"]),
+                o, str(f)], role))
+    cases.append(("results --json=store", lambda f, i: ["results", "--db", str(i["store"]), "--json", str(f)], "store"))
+    cases.append(("results --compare --json=store", lambda f, i: [
+        "results", "--db", str(i["store"]), "--compare", "1", "1", "--json", str(f)], "store"))
+    cases.append(("train --out=--init", lambda f, i: [
+        "train", "--model", "ssc-net-1-9", "--init", str(i["checkpoint"]), "--out", str(f)], "checkpoint"))
+    cases.append(("quickstart --db=OUT/bench.json", lambda f, i: [
+        "quickstart", "--quick", "--out", str(f.parent), "--db", str(f.parent / "bench.json")], "quickstart"))
+    return cases
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+@pytest.mark.parametrize("case", _output_is_input_cases(), ids=lambda c: c[0])
+def test_an_output_that_is_an_input_is_refused(case, link, inputs, tmp_path, capsys):
+    """Hole 3: `bench --json CKPT` replaced the checkpoint, `results --db S --json S` the history."""
+    _, argv_for, role = case
+    if role == "quickstart":
+        if link != "same":
+            pytest.skip("the quickstart's store case is one path")
+        out = tmp_path / "qs"
+        out.mkdir()
+        db = out / "bench.json"
+        store.save_run({"created": "now", "status": "complete", "rows": []}, db)
+        before = db.read_bytes()
+        assert main(argv_for(db, inputs)) == 2
+        _one_error_line(capsys, "is the results store")
+        assert db.read_bytes() == before
+        return
+    target = inputs[role]
+    before = {k: p.read_bytes() for k, p in inputs.items()}
+    out = _link(link, target, tmp_path)
+    assert main(argv_for(out, inputs)) == 2
+    _one_error_line(capsys, "is the results store" if role == "store" else "is an input",
+                    *(() if role == "store" else ("--force",)))
+    assert {k: p.read_bytes() for k, p in inputs.items()} == before
+    assert out.exists() and (link != "symlink" or out.is_symlink())
+
+
+def test_the_store_is_never_an_output_even_with_force(inputs, tmp_path, capsys):
+    before = inputs["store"].read_bytes()
+    assert main(["bench", str(inputs["artifact"]), "--baselines", "", "--db", str(inputs["store"]),
+                 "--json", str(inputs["store"]), "--force"]) == 2
+    _one_error_line(capsys, "is the results store")
+    assert inputs["store"].read_bytes() == before
+
+
+def test_two_outputs_in_one_file_are_refused(inputs, tmp_path, capsys):
+    both = tmp_path / "out.json"
+    assert main(["bench", str(inputs["artifact"]), "--baselines", "", "--no-store",
+                 "--json", str(both), "--csv", str(both)]) == 2
+    _one_error_line(capsys, "is also the --json file")
+    assert not both.exists()
+
+
+def test_export_names_an_input_it_would_overwrite(inputs, tmp_path, capsys):
+    """`export --out DIR` where DIR/NAME.onnx is the checkpoint itself (a hard link)."""
+    out = tmp_path / "exports"
+    out.mkdir()
+    os.link(inputs["checkpoint"], out / "ssc-net-1-9.onnx")
+    before = inputs["checkpoint"].read_bytes()
+    assert main(["export", str(out / "ssc-net-1-9.onnx"), "--out", str(out), "--no-progress"]) == 2
+    _one_error_line(capsys, "is an input, the one being exported", "--force")
+    assert inputs["checkpoint"].read_bytes() == before
+
+
+def test_force_lets_an_input_be_overwritten_but_never_the_store(inputs, tmp_path):
+    """The rule itself, on real files: an input given with --force is written; the store never is."""
+    from ssc_deploy.output_paths import check_outputs
+
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(inputs["checkpoint"].read_bytes())
+    check_outputs([("--json", copy)], inputs=[(copy, "an input")], force=True)
+    with pytest.raises(SscDeployError, match="is an input"):
+        check_outputs([("--json", copy)], inputs=[(copy, "an input")])
+    with pytest.raises(SscDeployError, match="is the store"):
+        check_outputs([("--json", tmp_path / "not-yet.sqlite")], stores=[(tmp_path / "not-yet.sqlite", "the store")],
+                      force=True)
