@@ -148,3 +148,93 @@ def test_force_lets_an_input_be_overwritten_but_never_the_store(inputs, tmp_path
     with pytest.raises(SscDeployError, match="is the store"):
         check_outputs([("--json", tmp_path / "not-yet.sqlite")], stores=[(tmp_path / "not-yet.sqlite", "the store")],
                       force=True)
+
+
+# -- hole 4: a foreign database is never changed; locked, WAL-mode and damaged stores -------------
+
+
+def _lookalike(path: Path, wal: bool = False) -> bytes:
+    """Someone else's database whose tables happen to be named meta, runs and rows (schema_version 1)."""
+    with closing(sqlite3.connect(path)) as conn:
+        if wal:
+            conn.execute("PRAGMA journal_mode = WAL")
+        with conn:
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+            conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, athlete TEXT, km REAL)")
+            conn.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, boat TEXT, crew INTEGER)")
+            conn.execute("INSERT INTO runs (athlete, km) VALUES ('alice', 10.5)")
+    return path.read_bytes()
+
+
+def test_a_lookalike_foreign_database_is_refused_before_it_is_migrated(tmp_path, capsys):
+    """Hole 4: it was migrated (a column added, version set to 2), then refused as unwritable."""
+    other = tmp_path / "training-log.sqlite"
+    before = _lookalike(other)
+    for call in (lambda: store.save_run({"rows": [{"model": "m"}]}, other), lambda: store.check_writable(other),
+                 lambda: store.list_runs(other)):
+        with pytest.raises(SscDeployError, match="not an ssc-deploy results store .*table has other columns"):
+            call()
+    assert main(["results", "--db", str(other)]) == 2
+    _one_error_line(capsys, "not an ssc-deploy results store")
+    assert other.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training-log.sqlite"]
+
+
+def test_our_columns_under_another_application_id_are_foreign(tmp_path):
+    ours = tmp_path / "ours.sqlite"
+    store.save_run({"rows": [{"model": "m"}]}, ours)
+    with closing(sqlite3.connect(ours)) as conn:
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == store.APPLICATION_ID  # written at creation
+        conn.execute("PRAGMA application_id = 42")
+        conn.commit()
+    before = ours.read_bytes()
+    with pytest.raises(SscDeployError, match="application id 0x2a"):
+        store.save_run({"rows": []}, ours)
+    assert ours.read_bytes() == before
+
+
+def test_a_wal_mode_foreign_database_leaves_no_wal_or_shm_files(tmp_path, capsys):
+    other = tmp_path / "wal.sqlite"
+    before = _lookalike(other, wal=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wal.sqlite"]  # checkpointed and closed
+    assert main(["results", "--db", str(other)]) == 2
+    _one_error_line(capsys, "not an ssc-deploy results store")
+    with pytest.raises(SscDeployError, match="not an ssc-deploy results store"):
+        store.save_run({"rows": []}, other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wal.sqlite"]
+    assert other.read_bytes() == before
+
+
+def test_a_locked_store_is_called_locked_not_foreign(tmp_path, capsys, monkeypatch):
+    """A busy store was called "not a results database" after 30 s."""
+    db = tmp_path / "r.sqlite"
+    store.save_run({"rows": [{"model": "m"}]}, db)
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.2)  # the real wait, shortened
+    with closing(sqlite3.connect(db, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        assert main(["results", "--db", str(db)]) == 2
+        _one_error_line(capsys, "locked by another process")
+        with pytest.raises(SscDeployError, match="locked by another process"):
+            store.save_run({"rows": []}, db)
+        holder.execute("ROLLBACK")
+    assert len(store.list_runs(db)) == 1
+
+
+@pytest.mark.parametrize("column, value", [("devices", "{not json"), ("settings", "[1, 2]")])
+def test_bad_json_in_the_store_is_one_line(tmp_path, capsys, column, value):
+    db = tmp_path / "r.sqlite"
+    store.save_run({"rows": [{"model": "m"}]}, db)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(f"UPDATE runs SET {column} = ?", (value,))
+    assert main(["results", "--db", str(db)]) == 2
+    _one_error_line(capsys, f"run 1's {column} is not a JSON")
+
+
+def test_a_damaged_row_is_one_line(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    store.save_run({"rows": [{"model": "m"}]}, db)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE rows SET data = 'nope'")
+    assert main(["results", "--db", str(db), "--show", "1"]) == 2
+    _one_error_line(capsys, "row 1 of run 1 is not a JSON dict")
