@@ -238,3 +238,52 @@ def test_a_damaged_row_is_one_line(tmp_path, capsys):
         conn.execute("UPDATE rows SET data = 'nope'")
     assert main(["results", "--db", str(db), "--show", "1"]) == 2
     _one_error_line(capsys, "row 1 of run 1 is not a JSON dict")
+
+
+# -- hole 5: every numeric option of every command, checked up front -------------------------------
+
+
+def _numeric_cases():
+    """(command argv before the option, option, bad value, words the one line must hold)."""
+    art = "{artifact}"
+    cases = []
+    for value in ("nan", "inf", "-1", "0"):
+        cases.append((["bench", art, "--baselines", "", "--no-store"], "--atol", value, "--atol must be"))
+        cases.append((["bench", art, "--baselines", "", "--no-store"], "--timeout", value, "--timeout must be"))
+    cases += [
+        (["bench", art, "--baselines", "", "--no-store"], "--n-eval", "-1", "--n-eval must be at least 0"),
+        (["bench", art, "--baselines", "", "--no-store"], "--runs", "0", "--runs must be at least 1"),
+        (["bench", art, "--baselines", "", "--no-store"], "--warmup", "-1", "--warmup must be at least 0"),
+        (["bench", art, "--baselines", "", "--no-store"], "--pin-cores", "zz", "--pin-cores takes a CPU list"),
+        (["bench", art, "--baselines", "", "--no-store"], "--pin-cores", "7-4", "--pin-cores takes a CPU list"),
+        (["bench", art, "--baselines", "", "--no-store"], "--threads", "100000", "at most 256 threads"),
+        (["quickstart", "--out", "{tmp}/qs", "--no-store"], "--n-eval", "-1", "--n-eval must be at least 0"),
+        (["quickstart", "--out", "{tmp}/qs", "--no-store"], "--minutes", "nan", "--minutes must be a finite"),
+        (["quickstart", "--out", "{tmp}/qs", "--no-store"], "--runs", "0", "--runs must be at least 1"),
+        (["export", "--model", "ssc-net-1-9", "--out", "{tmp}/ex"], "--atol", "nan", "atol must be a finite"),
+        (["export", "--model", "ssc-net-1-9", "--out", "{tmp}/ex"], "--n-verify", "0", "n_verify must be at least 1"),
+        (["export", "--model", "ssc-net-1-9", "--out", "{tmp}/ex", "--precision", "int8"], "--max-drop", "nan",
+         "--max-drop"),
+        (["train", "--model", "ssc-net-1-9", "--out", "{tmp}/t.pt"], "--lr", "nan", "--lr must be a finite"),
+        (["train", "--model", "ssc-net-1-9", "--out", "{tmp}/t.pt"], "--weight-decay", "nan",
+         "--weight-decay must be a finite"),
+        (["train", "--model", "ssc-net-1-9", "--out", "{tmp}/t.pt"], "--threads", "100000", "at most 256 threads"),
+        (["train", "--model", "ssc-net-1-9", "--out", "{tmp}/t.pt"], "--max-batches", "0", "--max-batches must be"),
+        (["train", "--model", "ssc-net-1-9", "--out", "{tmp}/t.pt"], "--eval-every", "-1", "--eval-every must be"),
+        (["train", "--model", "ssc-net-1-9", "--out", "{tmp}/t.pt"], "--nproc", "100000", "--nproc must be"),
+        (["profile", art], "--threads", "100000", "at most 256 threads"),
+        (["profile", art], "--runs", "0", "--runs must be at least 1"),
+        (["models"], "--in-size", "2", "in_size must be at least 4"),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("before, option, value, words",
+                         [pytest.param(*c, id=f"{c[0][0]} {c[1]}={c[2]}") for c in _numeric_cases()])
+def test_every_numeric_option_is_checked_before_any_work(before, option, value, words, inputs, tmp_path, capsys):
+    """Hole 5: `bench --atol nan` passed a mismatched artifact as ok; `--n-eval -1`, `--timeout 0`,
+    `--pin-cores zz` failed per measurement; `--threads 100000` hung."""
+    argv = [a.format(artifact=inputs["artifact"], tmp=tmp_path) for a in before] + [option, value]
+    assert main(argv) == 2
+    _one_error_line(capsys, words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
-import numpy as np
 
 from ssc_deploy.atomic import check_writable_dir
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.numeric import check_float, check_int
 from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
 from .lowering_choice import CHOSEN_HERE
@@ -150,10 +150,8 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         get_lowering(lowering)
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
         raise SscDeployError(f"opset {opset} is not supported (use {MIN_OPSET}..{MAX_OPSET})")
-    if not (atol > 0 and np.isfinite(atol)):
-        raise SscDeployError(f"atol must be a positive number, got {atol}")
-    if n_verify < 1:
-        raise SscDeployError(f"n_verify must be at least 1, got {n_verify}")
+    check_float("atol", atol, positive=True)
+    check_int("n_verify", n_verify, 1)
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
                          tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep)
 

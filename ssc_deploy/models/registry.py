@@ -69,10 +69,10 @@ def _lookup(name: str) -> tuple[ModelEntry, dict[str, str]]:
 
 def check_size(num_classes: int, in_size: int) -> None:
     """Refuse class counts and input sizes no model here can take, with one clear line."""
-    if int(num_classes) < 1:
-        raise SscDeployError(f"num_classes must be at least 1, got {num_classes}")
-    if int(in_size) < 4:
-        raise SscDeployError(f"in_size must be at least 4 pixels, got {in_size}")
+    from ssc_deploy.numeric import check_int
+
+    check_int("num_classes", num_classes, 1)
+    check_int("in_size", in_size, 4, note="pixels")
 
 
 def create_model(name: str, num_classes: int = 10, in_size: int = 32, **kwargs: Any):

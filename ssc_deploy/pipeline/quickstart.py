@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 from ssc_deploy.display import markup_safe
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.numeric import check_float, check_int
 from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime
 
 from .plan import DEFAULT_MINUTES, TrainingPlan, budget_note, plan_training
@@ -107,14 +108,13 @@ def validate(opts: QuickstartOptions) -> None:
     bad = [rt for rt in opts.runtimes if rt not in RUNTIME_NAMES]
     if bad:
         raise SscDeployError(f"unknown runtime '{bad[0]}' (use {', '.join(RUNTIME_NAMES)})")
-    if opts.runs < 1 or opts.warmup < 0:
-        raise SscDeployError("--runs must be at least 1 and --warmup at least 0")
+    check_int("--runs", opts.runs, 1)
+    check_int("--warmup", opts.warmup, 0)
+    check_int("--n-eval", opts.n_eval, 0)
     for m in opts.models:
         model_family(m)  # one-line error naming an unknown model
-    if opts.epochs is not None and opts.epochs < 1:
-        raise SscDeployError(f"--epochs must be at least 1 (got {opts.epochs})")
-    if not opts.minutes > 0:
-        raise SscDeployError(f"--minutes must be positive (got {opts.minutes})")
+    check_int("--epochs", opts.epochs, 1)
+    check_float("--minutes", opts.minutes, positive=True)
     from ssc_deploy.runtime_bench.precision import check_precisions
 
     opts.precisions = check_precisions(["fp32", *opts.precisions])  # fp32 is always exported: the reference

@@ -105,6 +105,7 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
     from ssc_deploy.output_paths import check_outputs, input_files
 
     from .harness import BenchSettings
+    from .settings import check_settings
 
     stores = [(db or _default_db(), "the results store (--db)")] if store or db else []
     check_outputs([("--json", json_out), ("--csv", csv_out)],
@@ -120,6 +121,7 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
         ratio_to=ratio_to.lower() if ratio_to else None, atol=atol, timeout=timeout, runners=runners,
         pin_cores=pin_cores, lowering=lowering, precisions=precisions,
     )
+    check_settings(settings)  # every number checked before a device is reached
     devs = resolve_devices(devices)
     if store:  # a store that cannot be written is found now, not after the measurements
         from .store import check_writable
