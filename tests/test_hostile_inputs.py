@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -287,3 +289,73 @@ def test_every_numeric_option_is_checked_before_any_work(before, option, value, 
     assert main(argv) == 2
     _one_error_line(capsys, words)
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created
+
+
+# -- hole 6: true messages and counts; standard output full or closed ------------------------------
+
+CLI = [sys.executable, "-c", "import sys; from ssc_deploy.cli import main; sys.exit(main())"]
+
+
+def test_the_fp16_refusal_is_true_on_a_cpu_with_avx512_fp16(capsys):
+    """It said "no AVX512-FP16" about a CPU whose flags list avx512_fp16."""
+    from ssc_deploy.cpu_features import CpuFeatures, cpu_features
+    from ssc_deploy.export.validate import not_exported_reason
+
+    sapphire = CpuFeatures("Intel Xeon Sapphire Rapids", "x86_64", ("avx512_fp16", "avx512f"), "avx512")
+    line = not_exported_reason("executorch", "fp16", sapphire)
+    assert "this CPU (Intel Xeon Sapphire Rapids) has avx512_fp16, not measured here" in line
+    assert "on the CPU it was measured on" in line
+    here = cpu_features()
+    assert main(["export", "--model", "ssc-net-1-9", "-t", "executorch", "-p", "fp16"]) == 2
+    err = _one_error_line(capsys, f"this CPU ({here.model or 'unknown'}) has")
+    assert ("avx512_fp16" in err) == ("avx512_fp16" in here.vector_flags)
+
+
+def test_a_loaded_program_counts_its_params_and_macs(tmp_path):
+    """`.pt2` exports reported 0 params and 0 MACs (the graph keeps its weights as plain tensors)."""
+    import torch
+
+    from ssc_deploy.export.program import load_program
+    from ssc_deploy.export.subject import describe_module
+    from ssc_deploy.models.complexity import count_macs, count_params
+    from tests.support.foreign_ssc import PlainCNN
+
+    net = PlainCNN().eval()
+    torch.export.save(torch.export.export(net, (torch.zeros(1, 3, 16, 16),)), tmp_path / "p.pt2")
+    gm = load_program(tmp_path / "p.pt2").module
+    assert count_params(gm) == count_params(net) > 0
+    assert count_macs(gm, 16) == count_macs(net, 16) > 0
+    subject = describe_module(gm, torch.zeros(1, 3, 16, 16), name="p")
+    assert (subject.params, subject.macs) == (count_params(net), count_macs(net, 16))
+
+
+def test_a_full_stdout_keeps_the_files_and_says_only_the_report_was_lost(tmp_path):
+    """`export > /dev/full` exited 1 with a bare OSError."""
+    out = tmp_path / "ex"
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([*CLI, "export", "--model", "ssc-net-1-9", "--out", str(out), "--no-progress",
+                               "--lowering", "pad-slice", "--n-verify", "2"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: cannot print to standard output"), proc.stderr
+    assert "files the command wrote are complete and kept" in proc.stderr
+    manifest = json.loads((out / "ssc-net-1-9.onnx.manifest.json").read_text())
+    assert manifest["bytes"] == (out / "ssc-net-1-9.onnx").stat().st_size
+
+
+def test_a_closed_stdout_is_an_error_not_silence(tmp_path):
+    """`models >&-` exited 0 printing nothing."""
+    proc = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *CLI, "models"], stderr=subprocess.PIPE, text=True,
+                          timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == "error: standard output is closed: redirect it to a file or /dev/null instead\n"
+
+
+def test_a_deleted_working_directory_is_one_line(tmp_path):
+    """A deleted working directory gave oneMKL's fatal error and no error line."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$@"', "sh", *CLI, "models"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: the current directory is gone"), proc.stderr
