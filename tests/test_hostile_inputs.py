@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -359,3 +360,68 @@ def test_a_deleted_working_directory_is_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: the current directory is gone"), proc.stderr
+
+
+# -- hole 7: sizes bounded before anything is built or allocated; FIFOs never block ----------------
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["inspect", "--quant-error", "--model", "ssc-net-99-99"], "2,041 M parameters, more than the 100 M"),
+    (["export", "--model", "mobilenetv2", "--in-size", "4096"], "G MACs per image, more than the 50 G"),
+    (["models", "ssc-net-1-9", "--in-size", "1024"], "MiB of activations per image, more than the 512 MiB"),
+])
+def test_a_net_too_big_to_build_is_refused_in_one_line(argv, words, capsys, tmp_path):
+    """`inspect --quant-error --model ssc-net-99-99` grew to 21 GB and was killed (no message)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert main([*argv, *(["--out", str(tmp_path / "ex")] if argv[0] == "export" else [])]) == 2
+    _one_error_line(capsys, words)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024  # KiB: nothing was built
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_zoo_at_its_sizes_is_inside_the_budget():
+    from ssc_deploy.models import create_model, list_models
+
+    for name in ("ssc-net-9-9", "ssc-net-4-18", "channel-sparse-resnet-9-0.25"):
+        assert name in list_models()
+        create_model(name, num_classes=100, in_size=64)
+
+
+def test_a_huge_example_input_is_refused_before_the_model_runs(tmp_path):
+    """A 4096x4096 example input to export_module raised a raw 32 GB RuntimeError."""
+    import resource
+
+    import torch
+
+    from ssc_deploy import create_model, export_module
+
+    net = create_model("ssc-net-1-9")
+    example = torch.zeros(1, 3, 4096, 4096)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SscDeployError, match=r"ssc-net-1-9 on a 4096x4096 example_input needs .* per image") as exc:
+        export_module(net, example, out_dir=tmp_path / "ex", progress=False)
+    assert "\n" not in str(exc.value)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 512 * 1024
+    assert not (tmp_path / "ex").exists()
+
+
+# -- messages: class names of the Python API ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("names, words", [
+    ("abcdefghij", "class_names must be a list of strings, got str"),
+    ([None] * 10, "class_names must be non-empty strings, got None"),
+    (["a", ""] + list("cdefghij"), "class_names must be non-empty strings, got ''"),
+])
+def test_class_names_that_are_not_names_are_refused(names, words, tmp_path):
+    """A string (ten one-letter classes) or [None]*10 ("None" ten times) were accepted."""
+    import torch
+
+    from ssc_deploy import create_model, export_module
+
+    with pytest.raises(SscDeployError, match=re.escape(words)):
+        export_module(create_model("ssc-net-1-9", in_size=16), torch.zeros(1, 3, 16, 16), class_names=names,
+                      out_dir=tmp_path / "ex", progress=False)
+    assert not (tmp_path / "ex").exists()

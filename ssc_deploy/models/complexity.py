@@ -56,6 +56,7 @@ class _MacCounter(torch.fx.Interpreter):
     def __init__(self, gm: torch.fx.GraphModule) -> None:
         super().__init__(gm)
         self.macs = 0
+        self.output_bytes = 0  # float32 conv/matmul outputs
 
     def get_attr(self, target, args, kwargs):
         value = super().get_attr(target, args, kwargs)
@@ -66,6 +67,7 @@ class _MacCounter(torch.fx.Interpreter):
         name = _op_name(n)
         if isinstance(out, torch.Tensor) and name in (*_CONV_OPS, "linear", "mm", "addmm", "matmul"):
             args, _ = self.fetch_args_kwargs_from_env(n)
+            self.output_bytes += 4 * out.numel()
             if name in _CONV_OPS:
                 self.macs += out.numel() * args[1][0].numel()  # each output: in/groups x kh x kw
             else:
@@ -73,13 +75,29 @@ class _MacCounter(torch.fx.Interpreter):
         return out
 
 
-def _graph_macs(gm: torch.fx.GraphModule, in_size: int, in_channels: int) -> int:
+def _graph_counts(gm: torch.fx.GraphModule, in_size: int, in_channels: int) -> tuple[int, int]:
+    """(MACs, float32 conv/matmul output bytes) of a program graph, traced on ``meta`` tensors."""
     counter = _MacCounter(gm)
     inputs = [torch.empty(1, in_channels, in_size, in_size, device="meta")
               for node in gm.graph.nodes if node.op == "placeholder"]
     with torch.no_grad():
         counter.run(*inputs)
-    return int(counter.macs)
+    return int(counter.macs), int(counter.output_bytes)
+
+
+def _graph_macs(gm: torch.fx.GraphModule, in_size: int, in_channels: int) -> int:
+    return _graph_counts(gm, in_size, in_channels)[0]
+
+
+def size_estimate(model: nn.Module, in_size: int, in_channels: int = 3) -> tuple[int, int, int]:
+    """(parameters, dense MACs, float32 conv/linear output bytes) of one image through ``model``,
+    from shapes alone (``meta`` tensors): nothing the size of an activation is allocated."""
+    from .budget import estimate_outputs
+
+    if _is_program_graph(model):
+        return (_graph_params(model), *_graph_counts(model, in_size, in_channels))
+    macs, act = estimate_outputs(output_shapes(model, in_size, in_channels), dict(model.named_modules()))
+    return sum(p.numel() for p in model.parameters()), macs, act
 
 
 def count_params(model: nn.Module) -> int:
