@@ -425,3 +425,88 @@ def test_class_names_that_are_not_names_are_refused(names, words, tmp_path):
         export_module(create_model("ssc-net-1-9", in_size=16), torch.zeros(1, 3, 16, 16), class_names=names,
                       out_dir=tmp_path / "ex", progress=False)
     assert not (tmp_path / "ex").exists()
+
+
+# -- hole 8 (and the FIFO of hole 7): a bad lowering cache never costs an export --------------------
+
+
+def _cache_entry_key(target: str = "onnx") -> str:
+    from ssc_deploy.cpu_features import cpu_features
+    from ssc_deploy.export import lowering_cache
+    from ssc_deploy.export.lowering_probe import PROBE_VERSION
+    from ssc_deploy.export.targets import TARGETS
+    from ssc_deploy.runtimes import by_target
+
+    return lowering_cache.cache_key(by_target(target).runtime, TARGETS[target].runtime_version(), cpu_features(),
+                                    PROBE_VERSION)
+
+
+GOOD_ENTRY = {"runtime": "onnxruntime", "runtime_version": "1", "best": "dwconv",
+              "medians_ms": {"dwconv": 1.0, "pad-slice": 2.0}, "probe": "p", "cpu": "c", "isa": "avx2"}
+
+
+@pytest.mark.parametrize("bad", [{"measured": 12345}, {"probe": ["p"]}, {"seconds": "slow"}, {"vector_flags": "avx2"},
+                                 {"medians_ms": {"dwconv": "fast"}}, {"load_average": True}, {"surprise": 1}])
+def test_a_malformed_cache_entry_is_ignored_and_the_export_goes_on(bad, tmp_path, monkeypatch, capsys):
+    """`"measured": 12345` broke every default export with "'int' object is not subscriptable"."""
+    from ssc_deploy.export import lowering_cache
+    from ssc_deploy.export.lowering_choice import cached_or_known, known_fastest
+
+    monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path / "cache"))
+    key = _cache_entry_key()
+    (tmp_path / "cache").mkdir()
+    lowering_cache.cache_path().write_text(json.dumps({"schema": lowering_cache.SCHEMA,
+                                                       "entries": {key: {**GOOD_ENTRY, **bad}}}))
+    assert lowering_cache.lookup(key) is None
+    assert cached_or_known("onnx") == known_fastest("onnx")
+    (tmp_path / "cache" / "ok.json").write_text(json.dumps({"schema": lowering_cache.SCHEMA,
+                                                            "entries": {key: GOOD_ENTRY}}))
+    os.replace(tmp_path / "cache" / "ok.json", lowering_cache.cache_path())
+    assert lowering_cache.lookup(key) == lowering_cache.Measurement(**GOOD_ENTRY)  # the check refuses only bad ones
+
+
+def test_the_default_export_survives_a_malformed_cache_entry(tmp_path, monkeypatch, capsys):
+    from ssc_deploy.export import lowering_cache
+
+    monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    lowering_cache.cache_path().write_text(json.dumps({"schema": lowering_cache.SCHEMA, "entries": {
+        _cache_entry_key(): {**GOOD_ENTRY, "measured": 12345}}}))
+    assert main(["export", "--model", "ssc-net-1-9", "--out", str(tmp_path / "ex"), "--no-progress", "--json",
+                 "--n-verify", "2", "--in-size", "16"]) == 0
+    assert (tmp_path / "ex" / "ssc-net-1-9.onnx").is_file()
+
+
+def test_a_fifo_as_the_lowering_cache_never_blocks(tmp_path, monkeypatch):
+    """A FIFO as the lowering cache blocked every export forever."""
+    import threading
+
+    from ssc_deploy.export import lowering_cache
+    from ssc_deploy.export.lowering_choice import cached_or_known, known_fastest
+
+    monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path))
+    os.mkfifo(lowering_cache.cache_path())
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(cached_or_known("onnx")), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # unblock the reader, then fail
+        with open(lowering_cache.cache_path(), "w"):
+            pass
+        pytest.fail("reading the lowering cache blocked on a FIFO")
+    assert found == [known_fastest("onnx")]
+
+
+def test_read_regular_file_refuses_what_is_not_a_regular_file(tmp_path):
+    from ssc_deploy.safe_read import read_regular_file
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(SscDeployError, match="fifo: the sidecar is a FIFO; give a regular file"):
+        read_regular_file(tmp_path / "fifo", 1024, "sidecar")
+    with pytest.raises(SscDeployError, match="is a directory"):
+        read_regular_file(tmp_path, 1024, "sidecar")
+    (tmp_path / "big").write_bytes(b"x" * 2048)
+    with pytest.raises(SscDeployError, match="larger than the 1,024 it may be"):
+        read_regular_file(tmp_path / "big", 1024, "sidecar")
+    (tmp_path / "ok").write_bytes(b"{}")
+    assert read_regular_file(tmp_path / "ok", 1024) == b"{}"
