@@ -510,3 +510,31 @@ def test_read_regular_file_refuses_what_is_not_a_regular_file(tmp_path):
         read_regular_file(tmp_path / "big", 1024, "sidecar")
     (tmp_path / "ok").write_bytes(b"{}")
     assert read_regular_file(tmp_path / "ok", 1024) == b"{}"
+
+
+# -- messages: names no file system takes, paths that are not text ----------------------------------
+
+
+def test_a_300_character_sidecar_name_is_one_line_and_creates_no_out_dir(tmp_path, capsys):
+    """It gave "error: OSError" with no path and left an empty out dir."""
+    import torch
+
+    from tests.support.foreign_ssc import PlainCNN
+
+    program = tmp_path / "theirs.pt2"
+    torch.export.save(torch.export.export(PlainCNN().eval(), (torch.zeros(1, 3, 16, 16),)), program)
+    (tmp_path / "theirs.pt2.json").write_text(json.dumps({"name": "n" * 300}))
+    out = tmp_path / "ex"
+    assert main(["export", str(program), "--out", str(out), "--no-progress"]) == 2
+    _one_error_line(capsys, "is 305 bytes; names here may have at most 223")
+    assert not out.exists()
+
+
+def test_an_out_dir_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    """An invalid UTF-8 --out reached the ONNX exporter ("TypeError: incompatible function arguments")."""
+    out = os.fsdecode(bytes(tmp_path) + b"/bad\xffdir")
+    assert main(["export", "--model", "ssc-net-1-9", "--in-size", "16", "--out", out, "--no-progress"]) == 2
+    _one_error_line(capsys, "bad\\xffdir/ssc-net-1-9.onnx: is not valid UTF-8 text")
+    assert list(tmp_path.iterdir()) == []
+    assert main(["bench", "x.onnx", "--json", out + ".json", "--no-store"]) == 2
+    _one_error_line(capsys, "--json", "is not valid UTF-8 text")
