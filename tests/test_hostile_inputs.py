@@ -112,6 +112,18 @@ def test_an_output_that_is_an_input_is_refused(case, link, inputs, tmp_path, cap
     assert out.exists() and (link != "symlink" or out.is_symlink())
 
 
+@pytest.mark.parametrize("name", ["report.md", "accuracy_vs_latency.png"])
+def test_a_report_dir_whose_files_are_inputs_is_refused(name, inputs, tmp_path, capsys):
+    """`bench --report DIR` where DIR/report.md is (a hard link to) the checkpoint."""
+    rep = tmp_path / "report"
+    rep.mkdir()
+    os.link(inputs["checkpoint"], rep / name)
+    before = inputs["checkpoint"].read_bytes()
+    assert main(["bench", str(inputs["checkpoint"]), "--baselines", "", "--no-store", "--report", str(rep)]) == 2
+    _one_error_line(capsys, f"--report {rep / name}: is an input")
+    assert inputs["checkpoint"].read_bytes() == before
+
+
 def test_the_store_is_never_an_output_even_with_force(inputs, tmp_path, capsys):
     before = inputs["store"].read_bytes()
     assert main(["bench", str(inputs["artifact"]), "--baselines", "", "--db", str(inputs["store"]),

@@ -108,7 +108,10 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
     from .settings import check_settings
 
     stores = [(db or _default_db(), "the results store (--db)")] if store or db else []
-    check_outputs([("--json", json_out), ("--csv", csv_out)],
+    from .report import report_files
+
+    check_outputs([("--json", json_out), ("--csv", csv_out),
+                   *(("--report", f) for f in (report_files(report) if report is not None else []))],
                   inputs=[(f, "an input of this run") for s in sources for f in input_files(s)],
                   stores=stores, force=force)
 
