@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 from ssc_deploy.errors import SscDeployError
 
 # (path, what it is to the command, e.g. "the checkpoint given as SOURCE")
-Named = tuple["str | os.PathLike[str]", str]
+Named = tuple[str | os.PathLike, str]
 # Bytes a file name may have on Linux file systems (ext4, xfs, btrfs, tmpfs) ...
 NAME_MAX = 255
 # ... less what a temporary name beside it adds (".NAME.XXXXXXXX.SUFFIX.tmp", ".NAME.export.XXXXXXXX").
@@ -53,7 +53,7 @@ def input_files(path: str | os.PathLike[str]) -> list[Path]:
     return [p, manifest_path(p), p.with_name(p.name + ".json")]
 
 
-def check_outputs(outputs: Sequence[tuple[str, "str | os.PathLike[str] | None"]], inputs: Iterable[Named] = (),
+def check_outputs(outputs: Sequence[tuple[str, str | os.PathLike[str] | None]], inputs: Iterable[Named] = (),
                   stores: Iterable[Named] = (), force: bool = False) -> None:
     """One-line :class:`SscDeployError` when an output (``(option, path)``; None: not asked for) cannot
     be named (:func:`check_output_name`), is one of ``inputs`` (unless ``force``), a results store in
