@@ -550,3 +550,21 @@ def test_an_out_dir_that_is_not_utf8_is_one_line(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
     assert main(["bench", "x.onnx", "--json", out + ".json", "--no-store"]) == 2
     _one_error_line(capsys, "--json", "is not valid UTF-8 text")
+
+
+def test_a_pt2_export_never_writes_over_its_own_sidecar(tmp_path, capsys):
+    """The .pt2 and the MODEL.pt2.json read with it are inputs of the export: a name that puts a manifest there is
+    refused (without --force)."""
+    import torch
+
+    from tests.support.foreign_ssc import PlainCNN
+
+    program = tmp_path / "m.pt2"
+    torch.export.save(torch.export.export(PlainCNN().eval(), (torch.zeros(1, 3, 16, 16),)), program)
+    sidecar = tmp_path / "m.pt2.json"
+    sidecar.write_text(json.dumps({"name": "m"}))
+    os.link(sidecar, tmp_path / "m.onnx.manifest.json")  # the manifest's place is the sidecar itself
+    before = sidecar.read_bytes()
+    assert main(["export", str(program), "--out", str(tmp_path), "--no-progress"]) == 2
+    _one_error_line(capsys, "m.onnx.manifest.json: is an input, the one being exported")
+    assert sidecar.read_bytes() == before
