@@ -53,7 +53,7 @@ def test_quickstart_refuses_a_non_empty_out_dir(tmp_path, capsys):
     (["--models", "nosuchnet"], "unknown model 'nosuchnet'"),
     (["--runtime", "coreml"], "unknown runtime 'coreml'"),
     (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--minutes", "-1"], "--minutes must be positive"),
+    (["--minutes", "-1"], "--minutes must be a positive number"),
 ])
 def test_quickstart_bad_options_are_one_line(tmp_path, capsys, argv, needle):
     out = tmp_path / "qs"

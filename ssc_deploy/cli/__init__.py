@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -64,12 +65,94 @@ def _stopped(terminated: bool) -> int:
     return EXIT_SIGINT
 
 
+def _check_process() -> None:
+    """What every command needs before it starts: a working directory that still exists (else
+    native libraries fail in their own words: oneMKL's fatal error) and a standard output to
+    print on (``>&-`` closes it, and every line would vanish while the command exits 0)."""
+    try:
+        os.getcwd()
+    except OSError as err:
+        raise SscDeployError(f"the current directory is gone ({err.strerror or err}): cd to one that exists") from None
+    try:
+        closed = sys.stdout is None or sys.stdout.fileno() < 0 or os.fstat(sys.stdout.fileno()) is None
+    except io.UnsupportedOperation:  # a stream with no descriptor (captured in tests): printing to it works
+        closed = False
+    except (OSError, ValueError):
+        closed = True
+    if closed:
+        raise SscDeployError("standard output is closed: redirect it to a file or /dev/null instead", exit_code=1)
+
+
+class _GuardedStdout:
+    """Standard output that remembers a failed write (a full disk, ``/dev/full``, a closed pipe), so
+    the one error line can say the report was lost, not the files the command wrote."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as err:
+            self.failure = err
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as err:
+            self.failure = err
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _stdout_lost(guard: _GuardedStdout) -> str | None:
+    """The error line when printing failed; standard output then goes to /dev/null, so that
+    leaving Python (which flushes it again) does not fail a second time."""
+    try:
+        guard.flush()
+    except OSError:
+        pass
+    if guard.failure is None:
+        return None
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, guard.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+    return (f"error: cannot print to standard output ({guard.failure.strerror or guard.failure}); the files the "
+            "command wrote are complete and kept, only its report was lost")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and a non-zero exit, never a traceback.
 
     Ctrl-C exits 130 and SIGTERM 143, each with one line, after the usual cleanup ran.
     Set ``SSC_DEPLOY_DEBUG=1`` to see the traceback of an unexpected failure.
     """
+    try:
+        _check_process()
+    except SscDeployError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    guard = sys.stdout = _GuardedStdout(sys.stdout)
+    try:
+        code = _run(argv)
+    finally:
+        sys.stdout = guard._stream
+    lost = _stdout_lost(guard)
+    if lost:
+        print(lost, file=sys.stderr)
+        return code or 1
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
+    """The command, its errors as one line each and its exit code."""
     seen = {"terminated": False}
     try:
         with _sigterm_raises() as seen:
@@ -91,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - last line of defence: one line, no traceback
         if os.environ.get("SSC_DEPLOY_DEBUG"):
             raise
+        if isinstance(err, OSError) and isinstance(sys.stdout, _GuardedStdout) and sys.stdout.failure is err:
+            return 1  # main() prints the one line
         print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     code = rv if isinstance(rv, int) else 0

@@ -105,6 +105,8 @@ def bench(
                                             "each (where the target exports it); artifacts are measured in their own "
                                             "(NAME.int8.onnx beside NAME.onnx). Default: the artifacts' own, fp32 "
                                             "exports."),
+    force: bool = typer.Option(False, "--force", help="Let --json/--csv overwrite a file that is also an input "
+                               "(a source or its manifest); the results store is never overwritten."),
 ) -> None:
     """Is the SSC-Net file smaller, faster and as accurate as the MobileNetV2/IGCV3 file it would replace?
 
@@ -120,6 +122,7 @@ def bench(
         n_eval=n_eval, devices=list(device or ["host"]), runners=parse_runners(runner), pin_cores=pin_cores,
         atol=atol, timeout=timeout, json_out=json_out, csv_out=csv_out, report=report, db=db, store=not no_store,
         work_dir=work_dir, lowering=lowering, precisions=split_list(precision) if precision is not None else None,
+        force=force,
     )
     if rc:
         raise typer.Exit(rc)

@@ -122,8 +122,9 @@ def train(
         force=force,
     )
     config = dataclasses.replace(config, out=config.output_path())
-    if nproc < 1:
-        raise SscDeployError(f"--nproc must be at least 1 (got {nproc})")
+    from ssc_deploy.numeric import MAX_THREADS, check_int
+
+    check_int("--nproc", nproc, 1, MAX_THREADS)
     if download:
         kind, path = parse_spec(data or "digits")
         if kind not in ("cifar10", "cifar100") or not path:

@@ -107,7 +107,10 @@ def export_module(
                                                 checkpoint_sha256=checkpoint_sha256, test_top1=test_top1))
     images, data_spec = verification_images(subject.mean, subject.std, subject.in_size, options.n_verify, data,
                                             source_data)
-    plan = plan_outputs(out_dir, subject.name, options.artifacts, force)
+    from ssc_deploy.output_paths import input_files
+
+    plan = plan_outputs(out_dir, subject.name, options.artifacts, force,
+                        inputs=[] if checkpoint is None else input_files(checkpoint))  # with a .pt2's sidecar
     with staging(plan, subject.name) as scratch:
         with _working(progress, subject.name, options) as bar:
             float_targets = [t for t in options.targets if set(options.precisions) - {"int8"}]

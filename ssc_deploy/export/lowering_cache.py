@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ssc_deploy.atomic import write_text_atomic
 from ssc_deploy.cpu_features import CpuFeatures
@@ -22,6 +25,7 @@ from ssc_deploy.user_cache import user_cache_dir
 
 SCHEMA = "ssc-deploy-lowerings/1"
 FILE_NAME = "lowerings.json"
+MAX_BYTES = 4 * 2**20  # one entry is about 600 bytes
 
 
 @dataclass(frozen=True)
@@ -54,24 +58,49 @@ def cache_key(runtime: str, runtime_version: str | None, cpu: CpuFeatures, probe
 
 
 def _entries(path: Path) -> dict[str, dict]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from ssc_deploy.safe_read import read_regular_file
+
+    try:  # a FIFO or a huge file in its place is an empty cache too, never a hang
+        data = json.loads(read_regular_file(path, MAX_BYTES, "lowering cache").decode("utf-8"))
+    except (OSError, ValueError, SscDeployError):
         return {}
     entries = data.get("entries") if isinstance(data, dict) and data.get("schema") == SCHEMA else None
     return entries if isinstance(entries, dict) else {}
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a :class:`Measurement` field declares (``float`` takes ints,
+    no field takes a bool that is not declared so)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is dict:
+        return isinstance(value, dict) and all(_fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items())
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
 def lookup(key: str) -> Measurement | None:
-    """The cached measurement of ``key``; None when absent or not a well-formed entry."""
+    """The cached measurement of ``key``; None when absent or not a well-formed entry (every field
+    of the type :class:`Measurement` declares, ``best`` among the medians)."""
     raw = _entries(cache_path()).get(key)
+    if not isinstance(raw, dict):
+        return None
+    hints = typing.get_type_hints(Measurement)
+    if set(raw) - set(hints) or not all(_fits(v, hints[k]) for k, v in raw.items()):
+        return None
     try:
         m = Measurement(**raw)
-    except TypeError:
+    except TypeError:  # a field without a default is missing
         return None
-    ok = (isinstance(m.best, str) and isinstance(m.medians_ms, dict) and m.best in m.medians_ms
-          and all(isinstance(v, (int, float)) for v in m.medians_ms.values()))
-    return m if ok else None
+    return m if m.best in m.medians_ms else None
 
 
 def store(key: str, measurement: Measurement) -> Path | None:

@@ -76,16 +76,43 @@ def describe_module(
     example = _check_example(example_input)
     zoo_name = getattr(model, "model_name", None)
     name = _check_name(name or zoo_name or type(model).__name__.lower())
+    _check_budget(model, name, example.shape[-1])
     num_classes = _num_logits(model, example)
-    classes = [str(i) for i in range(num_classes)] if class_names is None else [str(c) for c in class_names]
-    if len(classes) != num_classes:
-        raise SscDeployError(f"class_names has {len(classes)} names but the model outputs {num_classes} logits")
+    classes = _check_class_names(class_names, num_classes)
     mean, std = check_mean_std(DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std,
                                CHANNELS, "export_module")
     params, macs = _complexity(model, example.shape[-1])
     return ExportSubject(model=model, example=example, name=name, family=_family(zoo_name or name),
                          classes=classes, mean=mean, std=std, trained=bool(trained), source=source or SourceInfo(),
                          source_data=source_data, params=params, macs=macs)
+
+
+def _check_budget(model: nn.Module, name: str, in_size: int) -> None:
+    """Refuse a module whose run on the example would need more than the size budget, before it runs."""
+    from ssc_deploy.models.budget import check_module
+
+    try:
+        check_module(f"{name} on a {in_size}x{in_size} example_input", model, in_size)
+    except SscDeployError:
+        raise
+    except Exception:  # noqa: BLE001 - a module the shape trace cannot follow is run as it is
+        pass
+
+
+def _check_class_names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """One non-empty string per logit (default ``"0"``, ``"1"``, ...): a bare string or ``None``
+    entries are refused, not turned into characters or ``"None"``."""
+    if class_names is None:
+        return [str(i) for i in range(num_classes)]
+    if isinstance(class_names, (str, bytes)) or not isinstance(class_names, Sequence):
+        raise SscDeployError(f"class_names must be a list of strings, got {type(class_names).__name__}")
+    bad = [c for c in class_names if not isinstance(c, str) or not c.strip()]
+    if bad:
+        raise SscDeployError(f"class_names must be non-empty strings, got {bad[0]!r}")
+    classes = list(class_names)
+    if len(classes) != num_classes:
+        raise SscDeployError(f"class_names has {len(classes)} names but the model outputs {num_classes} logits")
+    return classes
 
 
 def _check_example(example) -> torch.Tensor:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
-import numpy as np
 
 from ssc_deploy.atomic import check_writable_dir
+from ssc_deploy.cpu_features import CpuFeatures, cpu_features
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.numeric import check_float, check_int
 from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
 from .lowering_choice import CHOSEN_HERE
@@ -25,7 +26,8 @@ FP32 = "fp32"
 NOT_EXPORTED = {
     ("onnx", "fp16"): "onnxruntime's CPU provider has no fp16 conv kernels, so an fp16 file would run no faster",
     ("executorch", "fp16"): "ExecuTorch 1.5.1 stores XNNPACK conv weights as fp32 (same size) and fp16 ran "
-                            "1.64x slower than fp32 on this x86 CPU (no AVX512-FP16)",
+                            "1.64x slower than fp32 on the CPU it was measured on (an AMD EPYC without "
+                            "AVX512-FP16)",
 }
 # The packages each target's int8 quantizer needs beyond its fp32 export: (module, distribution).
 QUANTIZER_PACKAGES = {"onnx": ("onnxruntime.quantization", "onnxruntime"),
@@ -113,13 +115,27 @@ def resolve_precisions(precisions: str | Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def not_exported_reason(target: str, precision: str, cpu: CpuFeatures | None = None) -> str:
+    """Why ``target`` has no ``precision`` file, with what this CPU (``cpu``, default this host's) has:
+    the measurement behind a reason was made on one CPU, and the line must stay true on another."""
+    why = NOT_EXPORTED.get((target, precision), "not supported")
+    if precision != "fp16" or (target, precision) not in NOT_EXPORTED:
+        return why
+    cpu = cpu or cpu_features()
+    flags = set(cpu.vector_flags)
+    native = sorted(flags & {"avx512_fp16", "fphp", "asimdhp"})
+    here = (f"this CPU ({cpu.model or 'unknown'}) has {', '.join(native)}, not measured here" if native
+            else f"this CPU ({cpu.model or 'unknown'}) has no fp16 arithmetic either")
+    return f"{why}; {here}"
+
+
 def check_precisions(targets: Sequence[str], precisions: Sequence[str]) -> None:
     """One-line error for the first target asked for a precision it has no file of (before any work)."""
     for t in targets:
         for p in precisions:
             if p not in by_target(t).precisions:
                 where = ", ".join(s for s in TARGET_NAMES if p in by_target(s).precisions)
-                why = NOT_EXPORTED.get((t, p), "not supported")
+                why = not_exported_reason(t, p)
                 raise SscDeployError(f"{t} has no {p} export: {why} ({p} is exported for: {where})")
 
 
@@ -150,10 +166,8 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         get_lowering(lowering)
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
         raise SscDeployError(f"opset {opset} is not supported (use {MIN_OPSET}..{MAX_OPSET})")
-    if not (atol > 0 and np.isfinite(atol)):
-        raise SscDeployError(f"atol must be a positive number, got {atol}")
-    if n_verify < 1:
-        raise SscDeployError(f"n_verify must be at least 1, got {n_verify}")
+    check_float("atol", atol, positive=True)
+    check_int("n_verify", n_verify, 1)
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
                          tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep)
 
@@ -176,15 +190,20 @@ def artifact_name(name: str, key: ArtifactKey) -> str:
 
 
 def plan_outputs(out_dir: str | os.PathLike, name: str, artifacts: Iterable[ArtifactKey | str],
-                 force: bool) -> OutputPlan:
+                 force: bool, inputs: Iterable[str | os.PathLike] = ()) -> OutputPlan:
     """Create ``out_dir`` if needed and check that every artifact and manifest may be written.
 
     ``artifacts``: what to write (a bare target name means its fp32 file). Existing files are
-    refused unless ``force``; a directory in a file's place always is.
+    refused unless ``force``; a directory in a file's place always is; a file that is one of
+    ``inputs`` (the checkpoint or program exported, its sidecar) is named as such.
     """
+    from ssc_deploy.output_paths import check_outputs
+
     out_dir = Path(out_dir)
     keys = [a if isinstance(a, ArtifactKey) else ArtifactKey(a) for a in artifacts]
     finals = {k: out_dir / artifact_name(name, k) for k in keys}
+    check_outputs([("--out", p) for f in finals.values() for p in (f, manifest_path(f))],
+                  inputs=[(p, "an input, the one being exported") for p in inputs], force=force)
     created = not out_dir.exists()
     check_writable_dir(out_dir)
     existing = [p for f in finals.values() for p in (f, manifest_path(f)) if p.exists() or p.is_symlink()]

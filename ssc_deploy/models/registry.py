@@ -23,6 +23,8 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+# Up to these, a fixed (not parameterised) architecture is far inside the size budget (models/budget.py).
+KNOWN_SMALL_SIZE, KNOWN_SMALL_CLASSES = 64, 1000
 
 
 def register_model(
@@ -69,19 +71,25 @@ def _lookup(name: str) -> tuple[ModelEntry, dict[str, str]]:
 
 def check_size(num_classes: int, in_size: int) -> None:
     """Refuse class counts and input sizes no model here can take, with one clear line."""
-    if int(num_classes) < 1:
-        raise SscDeployError(f"num_classes must be at least 1, got {num_classes}")
-    if int(in_size) < 4:
-        raise SscDeployError(f"in_size must be at least 4 pixels, got {in_size}")
+    from ssc_deploy.numeric import check_int
+
+    check_int("num_classes", num_classes, 1)
+    check_int("in_size", in_size, 4, note="pixels")
 
 
 def create_model(name: str, num_classes: int = 10, in_size: int = 32, **kwargs: Any):
     """Build the named architecture with fresh weights (``torch.nn.Module``).
 
-    The class count and input size are checked here, once for every family.
+    The class count and input size are checked here, once for every family, and a net too big
+    to build (parameters, MACs, activation memory; :mod:`ssc_deploy.models.budget`) is refused.
     """
+    from .budget import check_budget
+
     entry, groups = _lookup(name)
     check_size(num_classes, in_size)
+    if entry.pattern is not None or in_size > KNOWN_SMALL_SIZE or num_classes > KNOWN_SMALL_CLASSES:
+        # a fixed architecture at a small input is known small: not estimated (a meta trace costs 0.1-0.6 s)
+        check_budget(name.strip().lower(), entry.builder, groups, int(num_classes), int(in_size))
     model = entry.builder(num_classes=num_classes, in_size=in_size, **groups, **kwargs)
     model.model_name = name.strip().lower()
     model.num_classes = num_classes

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 from ssc_deploy.display import markup_safe
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.numeric import check_float, check_int
 from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime
 
 from .plan import DEFAULT_MINUTES, TrainingPlan, budget_note, plan_training
@@ -107,17 +108,30 @@ def validate(opts: QuickstartOptions) -> None:
     bad = [rt for rt in opts.runtimes if rt not in RUNTIME_NAMES]
     if bad:
         raise SscDeployError(f"unknown runtime '{bad[0]}' (use {', '.join(RUNTIME_NAMES)})")
-    if opts.runs < 1 or opts.warmup < 0:
-        raise SscDeployError("--runs must be at least 1 and --warmup at least 0")
+    check_int("--runs", opts.runs, 1)
+    check_int("--warmup", opts.warmup, 0)
+    check_int("--n-eval", opts.n_eval, 0)
     for m in opts.models:
         model_family(m)  # one-line error naming an unknown model
-    if opts.epochs is not None and opts.epochs < 1:
-        raise SscDeployError(f"--epochs must be at least 1 (got {opts.epochs})")
-    if not opts.minutes > 0:
-        raise SscDeployError(f"--minutes must be positive (got {opts.minutes})")
+    check_int("--epochs", opts.epochs, 1)
+    check_float("--minutes", opts.minutes, positive=True)
     from ssc_deploy.runtime_bench.precision import check_precisions
 
     opts.precisions = check_precisions(["fp32", *opts.precisions])  # fp32 is always exported: the reference
+    _check_store_not_written(opts)
+
+
+def _check_store_not_written(opts: QuickstartOptions) -> None:
+    """The results store is never one of the files the quickstart writes into ``--out``."""
+    from ssc_deploy.output_paths import check_outputs
+    from ssc_deploy.runtime_bench.store import default_db_path
+
+    if not opts.store:
+        return
+    out = Path(opts.out)
+    written = [out / "bench.json", out / "bench.csv", out / MARKER, *(_ckpt_path(out, m) for m in opts.models)]
+    check_outputs([(f"--out ({p.relative_to(out)})", p) for p in written],
+                  stores=[(opts.db or default_db_path(), "the results store (--db)")])
 
 
 def _ckpt_path(out: Path, model: str) -> Path:

@@ -94,13 +94,26 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
                     threads: list[int], warmup: int, runs: int, data: str | None, n_eval: int, devices: list[str],
                     runners: dict[str, str], pin_cores: str | None, atol: float, timeout: float,
                     json_out: Path | None, csv_out: Path | None, report: Path | None, db: Path | None,
-                    store: bool, work_dir: Path | None, lowering: str, precisions: list[str] | None = None) -> int:
+                    store: bool, work_dir: Path | None, lowering: str, precisions: list[str] | None = None,
+                    force: bool = False) -> int:
     """The whole ``bench`` command; returns the exit code (1 when any row did not pass).
 
     Rows that failed keep their reason in the table and outputs; the other rows' results
-    are written and stored all the same.
+    are written and stored all the same. ``--json``/``--csv`` equal to a source (or its manifest)
+    are refused unless ``force``, equal to the store always.
     """
+    from ssc_deploy.output_paths import check_outputs, input_files
+
     from .harness import BenchSettings
+    from .settings import check_settings
+
+    stores = [(db or _default_db(), "the results store (--db)")] if store or db else []
+    from .report import report_files
+
+    check_outputs([("--json", json_out), ("--csv", csv_out),
+                   *(("--report", f) for f in (report_files(report) if report is not None else []))],
+                  inputs=[(f, "an input of this run") for s in sources for f in input_files(s)],
+                  stores=stores, force=force)
 
     if report is not None and report.exists() and not report.is_dir():
         raise SscDeployError(f"--report {report}: exists and is not a directory")
@@ -111,6 +124,7 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
         ratio_to=ratio_to.lower() if ratio_to else None, atol=atol, timeout=timeout, runners=runners,
         pin_cores=pin_cores, lowering=lowering, precisions=precisions,
     )
+    check_settings(settings)  # every number checked before a device is reached
     devs = resolve_devices(devices)
     if store:  # a store that cannot be written is found now, not after the measurements
         from .store import check_writable

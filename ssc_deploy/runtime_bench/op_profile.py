@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ssc_deploy.errors import SscDeployError, missing_package
+from ssc_deploy.numeric import check_int, check_threads
 from ssc_deploy.export.inspect import target_of
 from ssc_deploy.runtimes import by_target
 from ssc_deploy.timing import median
@@ -121,8 +122,9 @@ def profile_table(profile: OpProfile, title: str | None = None):
 def profile_file(path: str | Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
     """Profile an exported ``.pte`` or ``.onnx`` file with its runtime's own profiler."""
     path = Path(path)
-    if threads < 1 or runs < 1 or warmup < 0:
-        raise SscDeployError("--threads and --runs must be at least 1, --warmup at least 0")
+    check_threads("--threads", threads)
+    check_int("--runs", runs, 1)
+    check_int("--warmup", warmup, 0)
     if not path.is_file():
         raise SscDeployError(f"no such file: {path}")
     target = target_of(path)

@@ -24,6 +24,11 @@ FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca
 OTHER_COLOURS = ["#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 PRECISION_MARKERS = {"fp32": "o", "int8": "s", "fp16": "^"}
 
+# What --report DIR holds (report_files lists them for the check that no input is among them).
+REPORT_MD, LATENCY_PLOT, SIZE_PLOT, MACS_PLOT = ("report.md", "accuracy_vs_latency.png", "accuracy_vs_size.png",
+                                                 "accuracy_vs_macs.png")
+REPORT_FILES = (REPORT_MD, LATENCY_PLOT, SIZE_PLOT, MACS_PLOT)
+
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Points no other point beats on both cost (x, lower is better) and accuracy (y, higher)."""
@@ -118,14 +123,14 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.set_title(f"{rt}, {rows[0]['threads']} thread(s), {device}")
         ax.legend(fontsize=7, loc="best")
     fig.suptitle("Top-1 accuracy against latency", y=1.03)
-    path = out_dir / "accuracy_vs_latency.png"
+    path = out_dir / LATENCY_PLOT
     _save(fig, path)
     plt.close(fig)
     written.append(path)
 
     for key, scale, xlabel, name, title in (
-        ("bytes", 1e-6, "file size (MB)", "accuracy_vs_size.png", "Accuracy against file size"),
-        ("macs", 1e-6, "multiply-accumulates (M)", "accuracy_vs_macs.png", "Accuracy against MACs"),
+        ("bytes", 1e-6, "file size (MB)", SIZE_PLOT, "Accuracy against file size"),
+        ("macs", 1e-6, "multiply-accumulates (M)", MACS_PLOT, "Accuracy against MACs"),
     ):
         # One point per model and precision: its first runtime's row (file sizes differ little between formats).
         first = {}
@@ -247,6 +252,11 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
     return "\n".join(out)
 
 
+def report_files(out_dir: str | Path) -> list[Path]:
+    """Every file ``--report DIR`` writes (checked against the run's inputs before it starts)."""
+    return [Path(out_dir) / name for name in REPORT_FILES]
+
+
 def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
     """Write the plots and report.md into ``out_dir``; return the report's path."""
     out = Path(out_dir)
@@ -256,6 +266,6 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
         raise SscDeployError(f"{out}: exists and is not a directory (--report takes a directory)")
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, out)
-    path = out / "report.md"
+    path = out / REPORT_MD
     write_text_atomic(path, render_markdown(result, plots))
     return path

@@ -12,11 +12,22 @@ from ssc_deploy.errors import SscDeployError
 from .console import console as make_console
 
 
+def _check_json_out(json_out: Path | None, db: Path | None) -> None:
+    """``--json`` may never be the store it lists (``results --db S --json S`` would replace the history)."""
+    from ssc_deploy.output_paths import check_outputs
+
+    from .store import default_db_path
+
+    check_outputs([("--json", json_out)], stores=[(db or default_db_path(), "the results store (--db)")])
+
+
 def list_cmd(db: Path | None, limit: int, json_out: Path | None) -> None:
     """Print the recent runs."""
     from rich.table import Table
 
     from .store import list_runs
+
+    _check_json_out(json_out, db)
 
     runs = list_runs(db, limit)
     t = Table(title="stored benchmark runs (newest first)", header_style="bold")
@@ -50,6 +61,7 @@ def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) 
 
     if run_b is None:
         raise SscDeployError("--compare takes two run ids: RUN_A RUN_B")
+    _check_json_out(json_out, db)
     comp = compare_runs(run_a, run_b, db)
     t = Table(title=f"run {run_b} against run {run_a}", header_style="bold")
     for c in ("device", "model", "runtime", "prec", "thr", f"ms (run {run_a})", f"ms (run {run_b})", "ratio",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.numeric import check_cpu_list, check_float, check_int, check_threads
 
 from .precision import check_precisions
 from .runtime_choice import check_runtime_names
@@ -64,10 +65,15 @@ class BenchSettings:
 
 def check_settings(settings: BenchSettings) -> None:
     """One-line :class:`SscDeployError` for settings no measurement could use."""
-    if (settings.warmup is not None and settings.warmup < 0) or (settings.runs is not None and settings.runs < 1):
-        raise SscDeployError("--runs must be at least 1 and --warmup at least 0")
-    if not settings.threads or any(t < 1 for t in settings.threads):
+    check_int("--runs", settings.runs, 1)
+    check_int("--warmup", settings.warmup, 0)
+    check_int("--n-eval", settings.n_eval, 0)
+    if not settings.threads:
         raise SscDeployError("--threads takes positive thread counts, e.g. 1,2")
+    check_threads("--threads", settings.threads)
+    settings.atol = check_float("--atol", settings.atol, positive=True)
+    settings.timeout = check_float("--timeout", settings.timeout, positive=True)
+    settings.pin_cores = check_cpu_list("--pin-cores", settings.pin_cores)
     if settings.lowering != "auto":
         try:  # needs torch; a board without it exports nothing, so there is nothing to check
             from ssc_deploy.export.lowerings import get_lowering

@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from contextlib import closing, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote
 
 from ssc_deploy.errors import SscDeployError
@@ -89,6 +89,34 @@ class RunSummary:
 
 
 _OUR_TABLES = {"meta", "runs", "rows"}
+# Written as ``PRAGMA application_id`` when a store is created ("SSCD"); stores made before it carry 0.
+APPLICATION_ID = 0x53534344
+# Seconds a store locked by another process is waited for before giving up.
+BUSY_TIMEOUT_S = 30.0
+# Columns schema 2 added to schema 1 (table -> column names).
+_ADDED_IN_2 = {"rows": {"precision"}}
+
+
+def _locked(err: sqlite3.Error) -> bool:
+    return isinstance(err, sqlite3.OperationalError) and any(w in str(err) for w in ("locked", "busy"))
+
+
+def _busy_error(path: Path) -> SscDeployError:
+    return SscDeployError(f"{path}: the results store is locked by another process (still busy after "
+                          f"{BUSY_TIMEOUT_S:g} s); try again when that run has finished")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[tuple[str, str, int, int]]:
+    """A table's columns as (name, declared type, not null, primary key)."""
+    return {(name, str(kind).upper(), int(notnull), int(pk))
+            for _, name, kind, notnull, _, pk in conn.execute(f'PRAGMA table_info("{table}")')}
+
+
+def _expected_columns() -> dict[str, set[tuple[str, str, int, int]]]:
+    """Our tables' columns, read from :data:`_SCHEMA` itself (built in memory)."""
+    with closing(sqlite3.connect(":memory:")) as mem:
+        mem.executescript(_SCHEMA)
+        return {t: _columns(mem, t) for t in _OUR_TABLES}
 
 
 def _tables(conn: sqlite3.Connection, path: Path) -> set[str]:
@@ -96,23 +124,47 @@ def _tables(conn: sqlite3.Connection, path: Path) -> set[str]:
     try:
         return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} - {"sqlite_sequence"}
     except sqlite3.DatabaseError as err:
+        if _locked(err):
+            raise _busy_error(path) from None
         raise SscDeployError(f"{path}: not a results database ({err})") from None
+
+
+def _foreign(path: Path, why: str) -> SscDeployError:
+    return SscDeployError(f"{path}: not an ssc-deploy results store ({why}); it is left as it is: pass another --db")
 
 
 def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
     """The schema version of one of our stores (this one or an older one it migrates), None for an
-    empty database; a foreign or newer one raises."""
+    empty database; a foreign or newer one raises, before anything is written to it.
+
+    Ours: the application id is ours (or 0, stores made before it), exactly our three tables, each
+    with exactly our columns (schema 1: without those schema 2 added).
+    """
     tables = _tables(conn, path)
     if not tables:
         return None
-    if not _OUR_TABLES <= tables:
+    if tables != _OUR_TABLES:
         names = ", ".join(sorted(tables)[:5])
-        raise SscDeployError(f"{path}: not an ssc-deploy results store (its tables: {names}); "
-                             "it is left as it is: pass another --db")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    found = str(row[0]) if row else "unknown"
-    if found != str(SCHEMA_VERSION) and found not in OLDER_VERSIONS:
-        raise SscDeployError(f"{path}: results store schema {found} is not supported (this tool reads {SCHEMA_VERSION})")
+        raise _foreign(path, f"its tables: {names}")
+    try:
+        (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+        if app_id not in (0, APPLICATION_ID):
+            raise _foreign(path, f"application id {app_id:#x}")
+        if _columns(conn, "meta") != _expected_columns()["meta"]:
+            raise _foreign(path, "its meta table has other columns")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        found = str(row[0]) if row else "unknown"
+        if found != str(SCHEMA_VERSION) and found not in OLDER_VERSIONS:
+            raise SscDeployError(f"{path}: results store schema {found} is not supported (this tool reads {SCHEMA_VERSION})")
+        for table, columns in _expected_columns().items():
+            have = _columns(conn, table)
+            older = {c for c in columns if c[0] not in _ADDED_IN_2.get(table, set())}
+            if have != columns and not (found == "1" and have == older):
+                raise _foreign(path, f"its {table} table has other columns")
+    except sqlite3.DatabaseError as err:
+        if _locked(err):
+            raise _busy_error(path) from None
+        raise SscDeployError(f"{path}: not a results database ({err})") from None
     return found
 
 
@@ -126,6 +178,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if str(version) == "1":
             conn.execute("ALTER TABLE rows ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except BaseException:
@@ -133,8 +186,20 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _uri(path: Path, mode: str) -> str:
-    return f"file:{quote(str(path.resolve()))}?mode={mode}"
+def _uri(path: Path, mode: str, immutable: bool = False) -> str:
+    return f"file:{quote(str(path.resolve()))}?mode={mode}" + ("&immutable=1" if immutable else "")
+
+
+def _wal_without_log(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file in WAL mode with no ``-wal`` log beside it: opened as usual,
+    even read-only, SQLite would leave ``-wal`` and ``-shm`` files there. Its content is all in the
+    file, so it is read as immutable (our stores never use WAL; a foreign one is then left exactly
+    as it was)."""
+    from ssc_deploy.safe_read import read_head
+
+    head = read_head(path, 20, "results store")
+    return (len(head) == 20 and head[:16] == b"SQLite format 3\x00" and head[18] == 2
+            and not path.with_name(path.name + "-wal").exists())
 
 
 def _open_read(path: Path) -> sqlite3.Connection | None:
@@ -143,8 +208,9 @@ def _open_read(path: Path) -> sqlite3.Connection | None:
         raise SscDeployError(f"{path}: no results store yet (run ssc-deploy bench first, or pass --db)")
     if path.is_dir():
         raise SscDeployError(f"{path}: is a directory, not a results database")
+    immutable = _wal_without_log(path)
     try:
-        conn = sqlite3.connect(_uri(path, "ro"), uri=True, timeout=30)
+        conn = sqlite3.connect(_uri(path, "ro", immutable), uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error as err:
         raise SscDeployError(f"{path}: cannot open the results store ({err})") from None
     try:
@@ -200,7 +266,7 @@ def _open_write(path: Path) -> sqlite3.Connection:
     except OSError as err:
         raise _unwritable(path, err.strerror or str(err)) from None
     try:
-        conn = sqlite3.connect(_uri(path, "rwc"), uri=True, timeout=30)
+        conn = sqlite3.connect(_uri(path, "rwc"), uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error as err:
         raise _unwritable(path, str(err)) from None
     try:
@@ -208,12 +274,15 @@ def _open_write(path: Path) -> sqlite3.Connection:
         if version is None:
             with conn:
                 conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif version != str(SCHEMA_VERSION):
             _migrate(conn)
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as err:
         conn.close()
+        if _locked(err):
+            raise _busy_error(path) from None
         raise _unwritable(path, str(err)) from None
     except BaseException:
         conn.close()
@@ -275,8 +344,32 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                     ],
                 )
         except sqlite3.Error as err:
+            if _locked(err):
+                raise _busy_error(path) from None
             raise _unwritable(path, str(err)) from None
     return run_id
+
+
+def _stored_json(text: Any, path: Path, where: str, kind: type) -> Any:
+    """A JSON field read back from the store, as ``kind``; a damaged one is a one-line error naming it."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, kind):
+        raise SscDeployError(f"{path}: {where} is not a JSON {kind.__name__}: the store is damaged there")
+    return value
+
+
+@contextmanager
+def _queries(path: Path) -> Iterator[None]:
+    """Queries on an open store: a lock held too long or a damaged file is a one-line error."""
+    try:
+        yield
+    except sqlite3.Error as err:
+        if _locked(err):
+            raise _busy_error(path) from None
+        raise SscDeployError(f"{path}: cannot read the results store ({err})") from None
 
 
 def list_runs(db: str | Path | None = None, limit: int = 20) -> list[RunSummary]:
@@ -285,7 +378,7 @@ def list_runs(db: str | Path | None = None, limit: int = 20) -> list[RunSummary]
     conn = _open_read(path)
     if conn is None:
         return []
-    with closing(conn):
+    with closing(conn), _queries(path):
         rows = conn.execute(
             "SELECT r.id, r.created, r.tool_version, r.status, r.devices, r.settings, r.label,"
             " COUNT(x.id), SUM(CASE WHEN x.status = 'ok' THEN 1 ELSE 0 END)"
@@ -293,7 +386,9 @@ def list_runs(db: str | Path | None = None, limit: int = 20) -> list[RunSummary]
             (limit,),
         ).fetchall()
     return [
-        RunSummary(id=i, created=c, tool_version=v, status=s, devices=json.loads(d), settings=json.loads(st),
+        RunSummary(id=i, created=c, tool_version=v, status=s,
+                   devices=_stored_json(d, path, f"run {i}'s devices", list),
+                   settings=_stored_json(st, path, f"run {i}'s settings", dict),
                    label=lb, n_rows=int(n or 0), n_ok=int(k or 0))
         for i, c, v, s, d, st, lb, n, k in rows
     ]
@@ -303,10 +398,11 @@ def load_run_rows(run_id: int, db: str | Path | None = None) -> list[dict[str, A
     """Every row of one run, as stored."""
     path = Path(db) if db else default_db_path()
     conn = _open_read(path)
-    with closing(conn) if conn else nullcontext():
+    with closing(conn) if conn else nullcontext(), _queries(path):
         if conn is None or conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise SscDeployError(f"no run {run_id} in {path} (ssc-deploy results lists them)")
-        rows = [json.loads(d) for (d,) in conn.execute("SELECT data FROM rows WHERE run_id = ? ORDER BY id", (run_id,))]
+        rows = [_stored_json(d, path, f"row {i} of run {run_id}", dict)
+                for i, d in conn.execute("SELECT id, data FROM rows WHERE run_id = ? ORDER BY id", (run_id,))]
     for r in rows:
         r.setdefault("precision", DEFAULT_PRECISION)  # rows stored before precision was a column
     return rows

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.numeric import check_float, check_int
 
 DEFAULT_EPOCHS = {"digits": 6, "cifar10": 160, "cifar100": 160, "imagenet32": 40, "folder": 160}
 # The 1,437 digits images give only 11 steps an epoch at 128; 32 gives 45 (and, measured
@@ -149,14 +150,10 @@ def default_recipe(
     else:
         lr = DEFAULT_LR.get(data_kind, CIFAR_LR)
     weight_decay = DEFAULT_WEIGHT_DECAY.get(data_kind, CIFAR_WEIGHT_DECAY) if weight_decay is None else float(weight_decay)
-    if epochs < 1:
-        raise SscDeployError(f"--epochs must be at least 1 (got {epochs})")
-    if batch_size < 1:
-        raise SscDeployError(f"--batch-size must be at least 1 (got {batch_size})")
-    if not lr > 0:
-        raise SscDeployError(f"--lr must be positive (got {lr})")
-    if weight_decay < 0:
-        raise SscDeployError(f"--weight-decay must not be negative (got {weight_decay})")
+    check_int("--epochs", epochs, 1)
+    check_int("--batch-size", batch_size, 1)
+    check_float("--lr", lr, positive=True)
+    check_float("--weight-decay", weight_decay, minimum=0)
     recipe = Recipe(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                     milestones=milestones_for(data_kind, epochs), name=name)
     return replace(recipe, **DIGITS_FAST_SETTINGS) if name == DIGITS_FAST else recipe

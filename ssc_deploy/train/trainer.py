@@ -189,8 +189,12 @@ def _resolve_device(device: str | None, d: _Dist) -> torch.device:
     return torch.device("cpu")
 
 
-def check_output_path(out: Path, resume: Path | None, force: bool) -> None:
-    """Refuse to overwrite an existing checkpoint unless it is being resumed or ``force`` is set."""
+def check_output_path(out: Path, resume: Path | None, force: bool, init: Path | None = None) -> None:
+    """Refuse to overwrite an existing checkpoint unless it is being resumed or ``force`` is set
+    (named as the ``--init`` checkpoint when it is that one, through links too)."""
+    from ssc_deploy.output_paths import check_outputs
+
+    check_outputs([("--out", out)], inputs=[(init, "an input, the --init checkpoint")] if init is not None else [], force=force)
     if out.is_dir():
         raise SscDeployError(f"--out {out} is a directory; give a file name such as {out / 'model.pt'}")
     if out.exists() and not force and (resume is None or out.resolve() != resume.resolve()):
@@ -218,6 +222,18 @@ def _stored_or(value: int | None, state: dict[str, Any], key: str) -> int | None
     return value if value is not None or not state.get(key) else int(state[key])
 
 
+def _check_numbers(config: TrainConfig) -> None:
+    """The run's numeric options (the recipe's own are checked with it)."""
+    from ssc_deploy.numeric import check_int, check_threads
+
+    check_threads("--threads", config.threads)
+    check_int("--num-workers", config.num_workers, 0, 64)
+    check_int("--max-batches", config.max_batches, 1)
+    check_int("--eval-every", config.eval_every, 0)
+    check_int("--eval-limit", config.eval_limit, 1)
+    check_int("--in-size", config.in_size, 4, note="pixels")
+
+
 def prepare_run(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None, Recipe]:
     """Check a run's options before any data is read and fill in what they leave open.
 
@@ -225,8 +241,9 @@ def prepare_run(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None, Re
     size, seed and quick-run caps the checkpoint stored), the checkpoint being resumed (None for
     a fresh run) and the recipe the run follows (a resumed run's stored one unless overridden).
     """
+    _check_numbers(config)
     out = config.output_path()
-    check_output_path(out, config.resume, config.force)
+    check_output_path(out, config.resume, config.force, config.init)
     start = _resumable(config.resume) if config.resume is not None else None
     model_name, data = config.model, config.data
     if start is not None:
