@@ -127,4 +127,12 @@ def test_a_fifo_as_the_sidecar_is_one_line_not_a_hang(good: Path, tmp_path: Path
     path = shutil.copy(good, tmp_path / "m.pt2")
     os.mkfifo(tmp_path / "m.pt2.json")
     assert main(["export", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) != 0
-    assert "m.pt2.json: not a regular file" in _one_error_line(capsys)
+    assert "m.pt2.json: the JSON sidecar is a FIFO" in _one_error_line(capsys)
+
+
+def test_a_fifo_as_the_program_is_one_line_not_a_hang(tmp_path: Path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "m.pt2")
+    assert main(["export", str(tmp_path / "m.pt2"), "--out", str(tmp_path / "out"), "--no-progress"]) != 0
+    assert "m.pt2: the program is a FIFO" in _one_error_line(capsys)

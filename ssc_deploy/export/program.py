@@ -41,8 +41,11 @@ from typing import Any
 
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.quiet import quiet_native
+from ssc_deploy.safe_read import read_regular_file
 
 SIDECAR_SUFFIX = ".json"  # model.pt2 -> model.pt2.json
+MAX_SIDECAR_BYTES = 1 << 20
+MAX_PROGRAM_BYTES = 4 << 30
 _SIDECAR_KEYS = {"classes", "mean", "std", "name", "trained"}
 _MEMBER = re.compile(
     r"(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/model\.json"
@@ -262,10 +265,8 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     side = path.with_name(path.name + SIDECAR_SUFFIX)
     if not side.exists():
         return {}
-    if not side.is_file():  # a FIFO or device would block the read forever
-        raise SscDeployError(f"{side}: not a regular file")
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_file(side, MAX_SIDECAR_BYTES, "JSON sidecar").decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise SscDeployError(f"{side}: not a readable JSON file ({str(err)[:200]})") from None
     if not isinstance(data, dict) or set(data) - _SIDECAR_KEYS:
@@ -292,9 +293,9 @@ def load_program(path: str | Path) -> LoadedProgram:
     from .subject import CHANNELS
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise SscDeployError(f"{path}: {'is a directory, not a program file' if path.is_dir() else 'no such file'}")
-    data = path.read_bytes()
+    data = read_regular_file(path, MAX_PROGRAM_BYTES, "program")
     _, members = _archive(path, data)
     sample = _check_members(members, path)
     try:
