@@ -27,9 +27,10 @@ from ssc_deploy.errors import SscDeployError
 
 from .precision import DEFAULT_PRECISION
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Schema 1 had no precision column; opening it to append adds the column (its rows are fp32).
-OLDER_VERSIONS = ("1",)
+# Schema 2 had no instructions_per_inference column (its rows have none: NULL).
+OLDER_VERSIONS = ("1", "2")
 # A row is a regression when it is this much slower, or loses any top-1 accuracy.
 SLOWER_THRESHOLD = 1.10
 ACCURACY_DROP = 0.005
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS rows (
     status TEXT NOT NULL,
     latency_median_ms REAL,
     top1 REAL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    instructions_per_inference REAL
 );
 CREATE INDEX IF NOT EXISTS rows_run ON rows(run_id);
 """
@@ -117,7 +119,8 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32).
+    """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32;
+    schema 1 or 2: add ``rows.instructions_per_inference``, NULL).
 
     The version is read again under the write lock, so two processes never migrate twice.
     """
@@ -126,6 +129,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if str(version) == "1":
             conn.execute("ALTER TABLE rows ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'")
+        if str(version) in ("1", "2"):
+            conn.execute("ALTER TABLE rows ADD COLUMN instructions_per_inference REAL")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except BaseException:
@@ -256,7 +261,8 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                 run_id = int(cur.lastrowid)
                 conn.executemany(
                     "INSERT INTO rows (run_id, device, model, runtime, precision, threads, source, status,"
-                    " latency_median_ms, top1, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " latency_median_ms, top1, data, instructions_per_inference)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             run_id,
@@ -270,6 +276,7 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                             r.get("latency_median_ms"),
                             r.get("top1"),
                             json.dumps(r),
+                            r.get("instructions_per_inference"),
                         )
                         for r in result.get("rows", [])
                     ],
