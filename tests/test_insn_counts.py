@@ -81,14 +81,15 @@ def test_the_plugin_counts_a_known_loop_exactly(tmp_path):
 @needs_emulation
 def test_counts_of_a_real_model_on_the_device_repeat_within_1_percent(tmp_path):
     """A conv net's ONNX and TFLite files counted twice on the default profile: the same figure within
-    1 %, and per inference far above the runner's fixed overhead."""
+    1 % (counting every thread instead of the main one, onnxruntime's two runs differed by 17 %)."""
     torch = pytest.importorskip("torch")
     litert_torch = pytest.importorskip("litert_torch")
     from ssc_deploy.devices import resolve_device
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 32, 3, padding=1),
-                              torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 64, 3, padding=1),
+                              torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
     x = torch.randn(1, 3, 32, 32)
     torch.onnx.export(net, (x,), tmp_path / "n.onnx", opset_version=17, dynamo=False)
     litert_torch.convert(net, (x,)).export(str(tmp_path / "n.tflite"))
@@ -98,7 +99,7 @@ def test_counts_of_a_real_model_on_the_device_repeat_within_1_percent(tmp_path):
             a, b = (count_per_inference(dev, paths[tmp_path / name], runtime, "NCHW", 300, n=10) for _ in range(2))
             ia, ib = a["instructions_per_inference"], b["instructions_per_inference"]
             assert a["insn_profile"] == "cortex-a76"
-            assert ia > 3e6 and abs(ia - ib) / ia < 0.01, (runtime, a, b)
+            assert ia > 10e6 and abs(ia - ib) / ia < 0.01, (runtime, a, b)
             assert a["loads_per_inference"] > 0 and a["stores_per_inference"] > 0
 
 
@@ -177,3 +178,39 @@ def test_the_store_keeps_the_instruction_column_and_migrates_a_schema_2_store(tm
 def test_the_plugin_source_ships_with_the_package():
     text = Path(__file__).resolve().parent.parent.joinpath("pyproject.toml").read_text()
     assert '"ssc_deploy.devices" = ["qemu_insn_plugin.c"]' in text
+
+
+def test_the_quickstart_says_how_to_get_arm_figures_when_the_device_is_not_set_up(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from ssc_deploy.pipeline.quickstart import QuickstartOptions, arm_instructions
+
+    monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path / "empty-cache"))
+    console = Console(width=2000, record=True)
+    assert arm_instructions(QuickstartOptions(out=tmp_path / "qs"), [], console) is None
+    (line,) = console.export_text().strip().splitlines()
+    assert line.startswith("ARM instructions per inference: not counted (arm64-emulated is ")
+    assert line.endswith("then ssc-deploy bench " + str(tmp_path / "qs" / "checkpoints" / "ssc-net-1-9.pt")
+                         + " --device arm64-emulated --precision fp32,int8")
+
+
+@pytest.mark.emulated
+@needs_emulation
+def test_the_quickstart_counts_its_onnx_and_tflite_files_on_the_emulated_device(tmp_path):
+    """Real exported files (an untrained SSC-Net-1-9, fp32 and int8 ONNX): bench-shaped rows with the int8/fp32 ratio."""
+    pytest.importorskip("onnxruntime")
+    from rich.console import Console
+
+    from ssc_deploy.export import export_model
+    from ssc_deploy.pipeline.quickstart import QuickstartOptions, arm_instructions
+
+    files = [Path(r.artifact) for r in export_model(None, model_name="ssc-net-1-9", targets=("onnx",),
+                                                     precisions=("fp32", "int8"), out_dir=tmp_path / "art",
+                                                     progress=False, calib=8, gate_images=8, max_drop=100.0)]
+    console = Console(width=300, record=True)
+    rows = arm_instructions(QuickstartOptions(out=tmp_path / "qs", models=["ssc-net-1-9"]), files, console)
+    by_prec = {r["precision"]: r for r in rows}
+    assert set(by_prec) == {"fp32", "int8"} and all(r["status"] == "ok" for r in rows)
+    assert by_prec["int8"]["vs_fp32_instructions_ratio"] == pytest.approx(
+        by_prec["int8"]["instructions_per_inference"] / by_prec["fp32"]["instructions_per_inference"])
+    assert "(emulated cortex-a76, instructions, not time)" in console.export_text()

@@ -300,7 +300,7 @@ def setup_rootfs(
 
 class EmulatedArm64Device(ShellDevice):
     """Runs artifacts in the cached arm64 rootfs under qemu-user as one CPU profile's core; timings are
-    emulated, instruction counts are exact."""
+    emulated, instruction counts repeat within 1 %."""
 
     name = DEVICE
     kind = DEVICE

@@ -26,7 +26,7 @@ from .remote import run_local
 PLUGIN_SOURCE = Path(__file__).with_name("qemu_insn_plugin.c")
 QEMU = "qemu-aarch64"
 QEMU_PACKAGE = "qemu-user"
-# The counted keys the plugin writes, and what a counted run returns.
+# The counted keys the plugin writes (the main guest thread's), and what a counted run returns.
 COUNT_KEYS = ("insns", "loads", "stores")
 
 

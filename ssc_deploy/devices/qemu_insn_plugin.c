@@ -7,11 +7,13 @@
  *
  * Built with the system C compiler by `ssc-deploy device setup arm64-emulated`. Debian installs no
  * qemu-plugin.h, so the few declarations of qemu's stable plugin API (version 1, qemu 7.2) it uses
- * are written here. Instructions are counted inline (a 64-bit add per translation block, no helper
- * call). Memory accesses go through a callback that asks qemu whether each is a store: qemu 7.2's
- * inline memory counters filter reads and writes wrongly (an inline counter registered for reads
- * counts the stores). Exact for a single-threaded guest; the counters are shared by all vCPUs (guest
- * threads), so run the runtime with one thread.
+ * are written here. Counts are kept per vCPU (in qemu-user, per guest thread) and the figures are the
+ * main thread's (vCPU 0): onnxruntime starts a background thread whose work follows wall time, so
+ * counting every thread made two runs of the same file differ by up to 17 %. Run the runtime with one
+ * thread, so the inference runs on the main thread. Instructions are counted by a callback per
+ * translation block executed (qemu 7.2 has no per-vCPU inline counters); memory accesses by a
+ * callback that asks qemu whether each is a store (qemu 7.2's inline memory counters filter reads and
+ * writes wrongly: one registered for reads counts the stores).
  * qemu closes the guest's stderr for plugins: the figures go to the `out` file, one "key value" a line.
  */
 #include <inttypes.h>
@@ -26,18 +28,18 @@ struct qemu_plugin_insn;
 typedef struct qemu_info_t qemu_info_t;
 typedef uint32_t qemu_plugin_meminfo_t;
 
-enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 = 0 };
 enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_RW = 3 };
 enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS = 0 };
 
 typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
 typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
 typedef void (*qemu_plugin_vcpu_mem_cb_t)(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr,
                                           void *userdata);
 
 void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
-void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum qemu_plugin_op op, void *ptr,
-                                              uint64_t imm);
+void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, qemu_plugin_vcpu_udata_cb_t cb,
+                                          enum qemu_plugin_cb_flags flags, void *userdata);
 void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_mem_cb_t cb,
                                       enum qemu_plugin_cb_flags flags, enum qemu_plugin_mem_rw rw, void *userdata);
 bool qemu_plugin_mem_is_store(qemu_plugin_meminfo_t info);
@@ -47,26 +49,38 @@ void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t 
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
-static uint64_t insns, loads, stores;
+#define MAX_VCPUS 1024
+static uint64_t insns[MAX_VCPUS], loads[MAX_VCPUS], stores[MAX_VCPUS];
+static unsigned int vcpus_seen;
 static int count_memory = 1;
 static char out_path[4096];
 
 static void on_memory(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr, void *userdata)
 {
-    (void)vcpu_index;
     (void)vaddr;
     (void)userdata;
+    if (vcpu_index >= MAX_VCPUS)
+        return;
     if (qemu_plugin_mem_is_store(info))
-        stores++;
+        stores[vcpu_index]++;
     else
-        loads++;
+        loads[vcpu_index]++;
+}
+
+static void on_block(unsigned int vcpu_index, void *userdata)
+{
+    if (vcpu_index >= MAX_VCPUS)
+        return;
+    insns[vcpu_index] += (uintptr_t)userdata;
+    if (vcpu_index >= vcpus_seen)
+        vcpus_seen = vcpu_index + 1;
 }
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     size_t n = qemu_plugin_tb_n_insns(tb);
     (void)id;
-    qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &insns, n);
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, QEMU_PLUGIN_CB_NO_REGS, (void *)(uintptr_t)n);
     if (!count_memory)
         return;
     for (size_t i = 0; i < n; i++)
@@ -81,9 +95,12 @@ static void on_exit(qemu_plugin_id_t id, void *userdata)
     (void)userdata;
     if (!f)
         return;
-    fprintf(f, "insns %" PRIu64 "\n", insns);
+    uint64_t others = 0;
+    for (unsigned int i = 1; i < vcpus_seen; i++)
+        others += insns[i];
+    fprintf(f, "insns %" PRIu64 "\nthreads %u\ninsns_other_threads %" PRIu64 "\n", insns[0], vcpus_seen, others);
     if (count_memory)
-        fprintf(f, "loads %" PRIu64 "\nstores %" PRIu64 "\n", loads, stores);
+        fprintf(f, "loads %" PRIu64 "\nstores %" PRIu64 "\n", loads[0], stores[0]);
     fclose(f);
 }
 

@@ -4,8 +4,9 @@ Two counted runs of the device runner on the same file, one thread, no inputs fi
 fixed-seed random input of the model's shape): one with 1 warm-up and 1 timed inference, one with
 1 warm-up and ``1 + COUNTED_INFERENCES``. Everything else (interpreter start, imports, loading, the
 first inference's one-off work) is the same in both, so the difference divided by
-``COUNTED_INFERENCES`` is what one steady-state inference executes: guest instructions, and the
-memory accesses qemu performs for them. Exact and repeatable, but instructions, not time.
+``COUNTED_INFERENCES`` is what one steady-state inference executes on the main thread: guest
+instructions, and the memory accesses qemu performs for them. Repeatable (two runs within 1 %),
+but instructions, not time.
 """
 
 from __future__ import annotations
@@ -78,3 +79,39 @@ def instruction_label(rows: list[dict[str, Any]]) -> str | None:
     profiles = list(dict.fromkeys(r[PROFILE_KEY] for r in rows if r.get("instructions_per_inference") is not None
                                   and r.get(PROFILE_KEY)))
     return f"emulated {'/'.join(profiles)}, instructions, not time" if profiles else None
+
+
+def count_artifacts(device, artifacts: list, baseline: str | None = None, timeout: float = 900.0,
+                    progress=None) -> list[dict[str, Any]]:
+    """Per-inference counts of exported files (our manifests say model, runtime, precision and layout) on
+    ``device``, as bench-shaped rows with the ratios against ``baseline`` and against each model's fp32
+    file. Files of runtimes the device has not (ExecuTorch on the emulated device) are left out; a count
+    that fails is that row's ``reason``."""
+    from pathlib import Path
+
+    from ssc_deploy.devices.base import DeviceError
+    from ssc_deploy.export.manifest import Manifest
+
+    from .precision import add_fp32_columns
+    from .rows import add_ratios
+
+    info = device.info()
+    files = [(Path(a), Manifest.read(a)) for a in artifacts]
+    files = [(p, m) for p, m in files if m.runtime in info.runtimes]
+    paths = device.stage([p for p, _ in files])
+    rows = []
+    for path, man in files:
+        if progress:
+            progress(f"{info.name}: {man.model.name} {man.runtime} {man.precision}")
+        row = {"device": info.name, "emulated": info.emulated, "model": man.model.name,
+               "role": "baseline" if man.model.name == baseline else "model", "runtime": man.runtime,
+               "precision": man.precision, "threads": 1, "source": "device-runner", "status": "ok", "reason": "",
+               "artifact": str(path)}
+        try:
+            row.update(count_per_inference(device, paths[path], man.runtime, man.input.layout, timeout))
+        except (DeviceError, SscDeployError) as err:
+            row["status"], row["reason"] = "failed", str(err)
+        rows.append(row)
+    add_fp32_columns(rows)
+    add_ratios(rows, baseline)
+    return rows

@@ -256,7 +256,7 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
         out += ["On the emulated arm64 device, instructions per inference are guest (ARM) instructions counted by "
                 "the project's qemu plugin under the device's CPU profile, 1 thread: the difference between a run "
                 f"with {COUNTED_INFERENCES} more inferences and one without, divided by {COUNTED_INFERENCES}. "
-                "They are exact and repeatable, and they are instructions, not time: they ignore caches, "
+                "Two runs agree within 1 %, and they are instructions, not time: they ignore caches, "
                 "pipelines and memory bandwidth.", ""]
     return "\n".join(out)
 
