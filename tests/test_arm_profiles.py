@@ -138,3 +138,17 @@ def test_each_profile_runs_fp32_and_int8_onnx_and_tflite(name, exported):
                 assert parity["max_abs_diff"] < 1e-3 and parity["top1_agreement"] == 1.0, (target, parity)
             elif name != "max":
                 assert parity["top1_agreement"] >= 14 / 16, (target, parity)
+
+
+def test_the_bench_output_warns_once_about_max(capsys):
+    from rich.console import Console
+
+    from ssc_deploy.runtime_bench.table import print_result
+
+    warning = get_profile("max").warning
+    console = Console(width=400, record=True)
+    device = {"name": "arm64-emulated:max", "kind": "arm64-emulated", "emulated": True, "model": "qemu-user -cpu max",
+              "extra": {"cpu_profile": "max", "warning": warning}}
+    print_result({"rows": [], "devices": [device]}, console)
+    text = console.export_text()
+    assert text.count("SME kernels are not trusted") == 1 and f"! {warning}" in text
