@@ -24,3 +24,5 @@ def test_an_untrained_mobilenetv2_keeps_its_activation_scale():
     assert out.std(0).mean() > 1e-3  # the logits depend on the image
     with torch.no_grad():
         assert torch.equal(net(x), out)  # eval mode: the statistics stay fixed
+        again = untrained_baseline("mobilenetv2", like).module
+        assert torch.equal(again(x), out)  # the same weights every run

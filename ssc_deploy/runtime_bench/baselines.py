@@ -8,12 +8,16 @@ from .sources import family_of, net_complexity
 
 def untrained_baseline(name: str, like: Model) -> Model:
     """A baseline built by name from the zoo with ``like``'s input and classes, random weights, kept in memory."""
+    import torch
+
     from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD
     from ssc_deploy.models import create_model
 
     classes = list(like.classes or [str(i) for i in range(10)])
     shape = list(like.input_shape or [3, 32, 32])
-    net = create_model(name, num_classes=len(classes), in_size=shape[-1])
+    with torch.random.fork_rng():  # the same weights every run: the same files, sizes and instruction counts
+        torch.manual_seed(0)
+        net = create_model(name, num_classes=len(classes), in_size=shape[-1])
     fit_batch_norm(net, shape)
     params, macs = net_complexity(net, shape[-1])
     return Model(name=name, family=family_of(name), role="baseline", trained=False, input_shape=shape,
