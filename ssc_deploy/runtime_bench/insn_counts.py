@@ -60,8 +60,8 @@ def count_per_inference(device, artifact: str, runtime: str, layout: str, timeou
 
 
 def add_instruction_counts(row: dict[str, Any], device, artifact_path: str, timeout: float) -> None:
-    """Count a measured row's artifact on a device that counts instructions (1-thread rows only: the counters
-    are exact for one thread); a failed count fails the row, naming why."""
+    """Count a measured row's artifact on a device that counts instructions (1-thread rows only: the figures are
+    the main thread's, where a 1-thread runtime infers); a failed count fails the row, naming why."""
     if not getattr(device, "counts_instructions", False) or row.get("threads") != 1 \
             or row.get("source") != "device-runner" or row.get("status") not in ("ok", "verify-failed"):
         return
