@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a CI machine for the device tests (tests/test_device_*.py, tests/test_native_tools.py):
-#   - Debian's adb client, OpenSSH server/client (loopback sshd), qemu-user-static, debootstrap,
+#   - Debian's adb client, OpenSSH server/client (loopback sshd), qemu-user-static, qemu-user (the
+#     dynamic qemu-aarch64 that loads the instruction-counting plugin; gcc builds it), debootstrap,
 #     and the aarch64 cross compiler (a fake native tool is built for the emulated device);
 #   - the emulated arm64 device, built once (about 5-10 minutes) and cached under
 #     $SSC_DEPLOY_CACHE (default ~/.cache/ssc-deploy/arm64-rootfs); later runs reuse it in seconds.
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 warn() { echo "setup-devices: $*" >&2; }
 
-packages=(adb openssh-server openssh-client qemu-user-static debootstrap gcc-aarch64-linux-gnu
+packages=(adb openssh-server openssh-client qemu-user-static qemu-user debootstrap gcc gcc-aarch64-linux-gnu
           libc6-dev-arm64-cross util-linux file)
 missing=()
 for pkg in "${packages[@]}"; do

@@ -78,7 +78,9 @@ def bench(
     n_eval: Optional[int] = typer.Option(None, "--n-eval", help="Test images for accuracy and parity (0: all; "
                                          "default 200, 32 on an emulated device: a correctness check)."),
     device: Optional[list[str]] = typer.Option(None, "--device", "-d", help="Where to run: host (default), "
-                                               "android[:SERIAL], ssh://user@host[:port], arm64-emulated. Repeatable: "
+                                               "android[:SERIAL], ssh://user@host[:port], arm64-emulated[:PROFILE] "
+                                               "(cortex-a76 default, cortex-a53, neoverse-n1, max; its rows also get "
+                                               "ARM instructions per inference). Repeatable: "
                                                "rows get a device column; remote devices run in parallel, the host "
                                                "and the emulated device (same CPU) take turns."),
     runner: Optional[list[str]] = typer.Option(None, "--runner", help="Also time with a native benchmark tool: "

@@ -23,6 +23,7 @@ def devices(
     """List Android devices attached through adb (state: device, unauthorized, offline) and whether the emulated arm64 device is ready."""
     from ssc_deploy.devices.adb import device_abi, list_devices
     from ssc_deploy.devices.base import DeviceError
+    from ssc_deploy.devices.arm_profiles import PROFILES
     from ssc_deploy.devices.emulated import emulated_status
 
     adb_note = ""
@@ -59,13 +60,14 @@ def devices(
     elif not entries:
         table.add_row("android", "none attached", "-", "-", "check the cable and USB debugging; adb devices -l")
     emu_style = {"ready": "green", "not set up": "yellow"}.get(emu.state, "red")
-    table.add_row("arm64-emulated", f"[{emu_style}]{emu.state}[/]", "qemu-user (timings emulated)", "aarch64", emu.detail)
+    table.add_row("arm64-emulated[:PROFILE]", f"[{emu_style}]{emu.state}[/]",
+                  f"qemu-user (timings emulated; profiles {', '.join(PROFILES)})", "aarch64", emu.detail)
     console.print(table)
 
 
 @device_app.command("info")
 def device_info(
-    spec: str = typer.Argument(..., help="The device: host, android[:SERIAL], ssh://user@host[:port][?python=PATH] or arm64-emulated."),
+    spec: str = typer.Argument(..., help="The device: host, android[:SERIAL], ssh://user@host[:port][?python=PATH] or arm64-emulated[:PROFILE] (cortex-a76, cortex-a53, neoverse-n1, max)."),
     as_json: bool = typer.Option(False, "--json", help="Print the device description as JSON."),
 ) -> None:
     """Describe one device: CPU, cores and max frequencies, OS, model, Python and runtimes."""

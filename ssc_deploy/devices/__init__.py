@@ -12,7 +12,7 @@ __all__ = ["Device", "DeviceError", "DeviceInfo", "resolve_device"]
 
 
 def resolve_device(spec: str) -> Device:
-    """``host`` | ``android[:SERIAL][?python=PATH]`` | ``ssh://user@host[:port][?...]`` | ``arm64-emulated``."""
+    """``host`` | ``android[:SERIAL][?python=PATH]`` | ``ssh://user@host[:port][?...]`` | ``arm64-emulated[:PROFILE]``."""
     s = spec.strip()
     if s in ("", "host", "local"):
         from .host import HostDevice
@@ -26,10 +26,13 @@ def resolve_device(spec: str) -> Device:
         from .ssh import SshDevice
 
         return SshDevice.from_url(s)
-    if s == "arm64-emulated":
+    from .arm_profiles import profile_from_spec
+
+    profile = profile_from_spec(s)
+    if profile is not None:
         from .emulated import EmulatedArm64Device
 
-        return EmulatedArm64Device()
+        return EmulatedArm64Device(profile=profile.name)
     raise SscDeployError(
-        f"unknown device '{spec}' (use host, android[:SERIAL], ssh://user@host[:port] or arm64-emulated)"
+        f"unknown device '{spec}' (use host, android[:SERIAL], ssh://user@host[:port] or arm64-emulated[:PROFILE])"
     )

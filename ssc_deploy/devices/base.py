@@ -45,6 +45,8 @@ class Device(abc.ABC):
     """A place that runs exported artifacts."""
 
     name: str = "device"
+    # Whether count_runner() can count the guest instructions of a runner run (the emulated device).
+    counts_instructions: bool = False
 
     @abc.abstractmethod
     def info(self) -> DeviceInfo:
@@ -62,6 +64,11 @@ class Device(abc.ABC):
     def run_command(self, argv: list[str], timeout: float) -> tuple[int, str, str]:
         """Run an arbitrary command on the device (native benchmark tools): (rc, stdout, stderr)."""
         raise DeviceError(f"{self.name}: running native commands is not supported on this device")
+
+    def count_runner(self, args: list[str], timeout: float) -> tuple[dict[str, Any], dict[str, int]]:
+        """Run the runner with ``args`` counting the device's instructions: (its JSON result, counts with
+        ``insns`` and, where the device counts them, ``loads`` and ``stores``)."""
+        raise DeviceError(f"{self.name}: this device cannot count instructions")
 
     def cleanup(self) -> None:
         """Remove what :meth:`stage` put on the device. Safe to call twice."""

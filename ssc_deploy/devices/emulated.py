@@ -8,6 +8,11 @@ under ``$SSC_DEPLOY_CACHE/arm64-rootfs`` (default ``~/.cache/ssc-deploy``) and r
 Every command runs in a private mount namespace (``unshare -m``) where /proc, a fake
 aarch64 /proc/cpuinfo (onnxruntime segfaults on the host's x86 one) and a read-only /sys
 (XNNPACK needs it) are mounted, so nothing stays mounted on the host afterwards.
+
+The emulated core is a CPU profile (:mod:`.arm_profiles`, ``arm64-emulated[:PROFILE]``, Cortex-A76
+by default): every command runs with ``QEMU_CPU=PROFILE`` and that profile's cpuinfo, so the
+HWCAPs the runtimes read and the cpuinfo they parse describe the same core. On this device the
+benchmark also counts guest instructions per inference (:mod:`.insn_counter`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ssc_deploy.atomic import write_text_atomic
 from ssc_deploy.errors import SscDeployError
 
+from .arm_profiles import DEFAULT_PROFILE, DEVICE, ArmProfile, get_profile
 from .base import DeviceError, DeviceInfo
-from .remote import ShellDevice, run_local
+from .insn_counter import build_plugin, cannot_count_reason, counted_run, install_qemu_user
+from .remote import ShellDevice, parse_runner_output, run_local
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -47,11 +55,6 @@ EXECUTORCH_PACKAGES = ["torch==2.10.0", "executorch==1.1.0"]
 # torch and the ExecuTorch runtime need to import.
 EXECUTORCH_DEPS = ["flatbuffers", "packaging", "pyyaml", "ruamel.yaml", "sympy", "mpmath", "typing-extensions",
                    "tabulate", "filelock", "fsspec", "jinja2", "markupsafe", "networkx"]
-CPUINFO_CORE = (
-    "processor\t: {i}\nBogoMIPS\t: 50.00\n"
-    "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\n"
-    "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
-)
 
 
 def cache_dir() -> Path:
@@ -124,6 +127,8 @@ def emulated_status() -> EmulatedStatus:
         return EmulatedStatus("not set up", "the cached rootfs marker is unreadable: run setup again", root)
     runtimes = ", ".join(f"{k} {v}" for k, v in meta.get("runtimes", {}).items())
     note = "" if binfmt_registered() else " (binfmt_misc registration is redone on first use)"
+    no_counts = cannot_count_reason(cache_dir())
+    note += f"; no instruction counts: {no_counts}" if no_counts else ""
     return EmulatedStatus("ready", f"{root} (Python {meta.get('python', '?')}; {runtimes}){note}", root)
 
 
@@ -157,28 +162,49 @@ def _pip_platform_args() -> list[str]:
     return args
 
 
-def _chroot_argv(root: Path, command: str, binds: dict[str, str] | None = None) -> list[str]:
-    """Run ``command`` with /bin/sh in the rootfs, inside a private mount namespace."""
+def cpuinfo_file(root: Path, profile: ArmProfile) -> Path:
+    """The profile's fake /proc/cpuinfo in the rootfs (``etc/ssc-deploy/cpuinfo.PROFILE``), written when
+    missing or out of date."""
+    path = root / "etc" / "ssc-deploy" / f"cpuinfo.{profile.name}"
+    text = profile.cpuinfo(os.cpu_count() or 1)
+    try:
+        current = path.read_text() if path.is_file() else None
+        if current != text:
+            write_text_atomic(path, text)
+    except (OSError, SscDeployError) as exc:
+        raise DeviceError(f"{DEVICE}: cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return path
+
+
+def _chroot_argv(root: Path, command: str, binds: dict[str, str] | None = None,
+                 profile: ArmProfile | None = None) -> list[str]:
+    """Run ``command`` with /bin/sh in the rootfs as the ``profile``'s core (the default one when None),
+    inside a private mount namespace."""
+    profile = profile or get_profile(None)
     r = shlex.quote(str(root))
     mounts = [
         f"mount -t proc proc {r}/proc",
-        f"mount --bind {r}/etc/ssc-deploy/cpuinfo {r}/proc/cpuinfo",
+        f"mount --bind {shlex.quote(str(cpuinfo_file(root, profile)))} {r}/proc/cpuinfo",
         f"mount -t sysfs -o ro sysfs {r}/sys",
     ]
     for host_path, dev_path in (binds or {}).items():
         mounts.append(f"mount --bind {shlex.quote(host_path)} {r}{shlex.quote(dev_path)}")
+    qemu_cpu = f"QEMU_CPU={profile.name}"  # read by qemu at every exec of an aarch64 program
     inner = shlex.join(
-        ["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
-         "HOME=/root", "/bin/sh", "-c", command]
+        ["env", qemu_cpu, "chroot", str(root), "/usr/bin/env", "-i", qemu_cpu, "PATH=/usr/local/bin:/usr/bin:/bin",
+         "LANG=C.UTF-8", "HOME=/root", "/bin/sh", "-c", command]
     )
     script = " && ".join(mounts) + f" && exec {inner}"
     return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", script]
 
 
-def _write_cpuinfo(root: Path) -> None:
-    cores = os.cpu_count() or 1
-    (root / "etc" / "ssc-deploy").mkdir(parents=True, exist_ok=True)
-    (root / "etc" / "ssc-deploy" / "cpuinfo").write_text("".join(CPUINFO_CORE.format(i=i) for i in range(cores)))
+def setup_insn_counter(on_step: Callable[[str], None] | None = None) -> Path:
+    """Install qemu-user (the dynamic ``qemu-aarch64`` that takes ``-plugin``) and build the
+    instruction-counting plugin into the cache; reused when already there."""
+    step = on_step or (lambda _s: None)
+    step("instruction counter (qemu-user, plugin)")
+    install_qemu_user()
+    return build_plugin(cache_dir())
 
 
 def setup_rootfs(
@@ -198,6 +224,7 @@ def setup_rootfs(
         raise SscDeployError(f"cannot set up arm64-emulated: {reason}")
     step("binfmt_misc")
     ensure_binfmt()
+    setup_insn_counter(step)
     root = rootfs_dir()
     marker = root / MARKER
     if marker.is_file() and (not with_executorch or "executorch" in _read_marker(marker).get("runtimes", {})):
@@ -234,7 +261,6 @@ def setup_rootfs(
     pth = work / "usr" / "lib" / "python3" / "dist-packages" / "ssc-deploy-armsite.pth"
     pth.parent.mkdir(parents=True, exist_ok=True)
     pth.write_text(ARMSITE + "\n")
-    _write_cpuinfo(work)
     (work / "data" / "local" / "tmp").mkdir(parents=True, exist_ok=True)
     step("checking the runtimes under emulation")
     probe = (
@@ -273,13 +299,20 @@ def setup_rootfs(
 
 
 class EmulatedArm64Device(ShellDevice):
-    """Runs artifacts in the cached arm64 rootfs under qemu-user; timings are emulated."""
+    """Runs artifacts in the cached arm64 rootfs under qemu-user as one CPU profile's core; timings are
+    emulated, instruction counts repeat within 1 %."""
 
-    name = "arm64-emulated"
-    kind = "arm64-emulated"
+    name = DEVICE
+    kind = DEVICE
+    counts_instructions = True
 
-    def __init__(self, root: Path | None = None, command_timeout: float = 60.0) -> None:
+    def __init__(self, root: Path | None = None, command_timeout: float = 60.0, profile: str | None = None) -> None:
+        """``profile``: a name from :data:`~.arm_profiles.PROFILES` (one-line error for others), the default core
+        when None. The device is called ``arm64-emulated`` as the default core, else ``arm64-emulated:PROFILE``."""
         super().__init__()
+        self.profile = get_profile(profile)
+        if self.profile.name != DEFAULT_PROFILE:
+            self.name = f"{DEVICE}:{self.profile.name}"
         self.root = Path(root) if root else rootfs_dir()
         self.command_timeout = command_timeout
         self._info: DeviceInfo | None = None
@@ -297,7 +330,18 @@ class EmulatedArm64Device(ShellDevice):
 
     def _shell(self, command: str, timeout: float) -> tuple[int, str, str]:
         self._ready()
-        return run_local(_chroot_argv(self.root, command), timeout, f"{self.name}: '{command[:80]}'")
+        return run_local(_chroot_argv(self.root, command, profile=self.profile), timeout,
+                         f"{self.name}: '{command[:80]}'")
+
+    def count_runner(self, args: list[str], timeout: float) -> tuple[dict, dict[str, int]]:
+        """Run the device runner with ``args`` under the counting qemu (outside the chroot, see
+        :func:`~.insn_counter.counted_run`): its JSON result and the guest's instruction and memory-access counts."""
+        self._ready()
+        runner = self.runner_device_path()
+        rc, out, err, counts = counted_run(self.root, cache_dir(), self.profile, cpuinfo_file(self.root, self.profile),
+                                           ["/usr/bin/python3", runner, *args], timeout,
+                                           f"{self.name}: counted runner")
+        return parse_runner_output(self.name, out, err, rc), counts
 
     def _make_work_dir(self) -> str:
         self._ready()
@@ -325,9 +369,12 @@ class EmulatedArm64Device(ShellDevice):
             meta = _read_marker(self.root / MARKER)
             rt = {k: v for k, v in meta.get("runtimes", {}).items() if k != "numpy"}
             self._info = DeviceInfo(
-                name=self.name, kind=self.kind, machine="aarch64", model="qemu-user (emulated)",
+                name=self.name, kind=self.kind, machine="aarch64", model=f"qemu-user -cpu {self.profile.describe()}",
                 os=f"Debian {DEBIAN_SUITE} arm64 userland", cores=os.cpu_count() or 1,
                 python=meta.get("python", ""), runtimes=rt, emulated=True,
-                extra={"rootfs": str(self.root), "note": "emulated timings: never compare with real ARM figures"},
+                extra={"rootfs": str(self.root), "cpu_profile": self.profile.name,
+                       "cpu_features": " ".join(self.profile.features),
+                       **({"warning": self.profile.warning} if self.profile.warning else {}),
+                       "note": "emulated timings: never compare with real ARM figures"},
             )
         return self._info

@@ -20,7 +20,9 @@ Output directory layout (``--out``, default ``./ssc-deploy-quickstart``)::
     artifacts/<model>.int8.{onnx,pte,tflite} (+ .manifest.json): int8 files of every model (with
                                  --quick the model under test only), gated on top-1 like ``export``
     report/report.md + PNG plots
-    bench.json, bench.csv        every figure
+    bench.json, bench.csv        every figure (bench.json's ``arm_instructions``: ARM instructions per
+                                 inference of the ONNX and TFLite files on the emulated arm64 device,
+                                 when it is set up; see :func:`arm_instructions`)
 """
 
 from __future__ import annotations
@@ -286,6 +288,40 @@ def _export_quantized(opts: QuickstartOptions, ckpt: Path, runtime: str, precisi
     return [Path(res.artifact) for res in results]
 
 
+def arm_instructions(opts: QuickstartOptions, artifacts: list[Path], console) -> list[dict[str, Any]] | None:
+    """ARM instructions per inference of the ONNX and TFLite files on the emulated arm64 device (default
+    profile) when it is set up (not with ``--quick``); else one line saying how to get them. Not in the
+    time budget: about 20 s of emulation per file."""
+    from ssc_deploy.devices.emulated import EmulatedArm64Device, emulated_status
+
+    status = emulated_status()
+    how = f"ssc-deploy bench {opts.out / 'checkpoints' / (opts.models[0] + '.pt')} --device arm64-emulated --precision fp32,int8"
+    if opts.quick or status.state != "ready" or "no instruction counts" in status.detail:
+        why = "--quick" if opts.quick else f"arm64-emulated is {status.state}: {status.detail}"
+        console.print(f"ARM instructions per inference: not counted ({why}); for them: ssc-deploy device setup "
+                      f"arm64-emulated, then {markup_safe(how)}", highlight=False)
+        return None
+    from ssc_deploy.runtime_bench.insn_counts import count_artifacts, instruction_label
+
+    console.rule("[bold]ARM instructions per inference (emulated arm64)")
+    with EmulatedArm64Device() as dev:
+        rows = count_artifacts(dev, artifacts, baseline=opts.models[1] if len(opts.models) > 1 else None,
+                               progress=lambda label: console.print(f"  counting {markup_safe(label)}", highlight=False))
+    label = instruction_label(rows) or "emulated, instructions, not time"
+    for r in rows:
+        figure = (f"{r['instructions_per_inference'] / 1e6:.2f} M" if r.get("instructions_per_inference")
+                  else f"failed: {r['reason']}")
+        ratios = []
+        if r.get("vs_fp32_instructions_ratio") is not None:
+            ratios.append(f"{r['vs_fp32_instructions_ratio']:.2f}x its fp32 file")
+        if r.get("role") != "baseline" and r.get("instructions_ratio") is not None:
+            ratios.append(f"{r['instructions_ratio']:.2f}x {markup_safe(r['ratio_to'])}")
+        console.print(f"  {markup_safe(r['model'])} {r['runtime']} {r['precision']}: {figure}"
+                      + (f" ({', '.join(ratios)})" if ratios else ""), highlight=False)
+    console.print(f"  ({label})", highlight=False)
+    return rows
+
+
 def has_shifts(model: str) -> bool:
     """Whether the quickstart lowers ``model``'s shifts (SSC-Nets only)."""
     from ssc_deploy.models import model_family
@@ -369,6 +405,7 @@ def run_quickstart(opts: QuickstartOptions, console=None) -> dict[str, Any]:
                             "precisions": opts.precisions, "not_exported": skipped,
                             "lowerings": {m: {rt: lowering_for(m, rt) for rt in opts.runtimes}
                                           for m in opts.models if has_shifts(m)}}
+    result["arm_instructions"] = arm_instructions(opts, artifacts, console)
     publish(result, out / "bench.json", out / "bench.csv", out / "report", opts.db, opts.store, console)
     actual["bench"] = time.perf_counter() - t
     total = time.perf_counter() - t0

@@ -10,6 +10,7 @@ from ssc_deploy.errors import SscDeployError
 
 from ssc_deploy.runtimes import by_runtime
 
+from .insn_counts import add_instruction_counts
 from .model_under_test import Artifact, Model
 from .native_jobs import run_native_job
 from .rows import base_row, one_line, row_from_result
@@ -128,6 +129,8 @@ def run_device_jobs(device, jobs: list[Job], settings: BenchSettings,
                     res = device.run_runner(runner_args(job, paths, settings.warmup, settings.runs, logits, settings.n_eval),
                                             settings.timeout)
                 row_from_result(row, res, settings.atol, job.artifact.manifest if job.artifact else None)
+                if job.source == "device-runner":
+                    add_instruction_counts(row, device, paths[job.artifact.path], settings.timeout)
             except (DeviceError, SscDeployError) as err:
                 row["reason"] = str(err)
             except Exception as err:  # noqa: BLE001 - a runner crash or malformed result fails this row only

@@ -69,7 +69,8 @@ def add_fp32_columns(rows: list[dict[str, Any]]) -> None:
 
     ``vs_fp32_size_ratio`` is bytes / fp32 bytes, ``vs_fp32_speedup`` fp32 median / this median
     (above 1: faster; never on an emulated device), ``vs_fp32_top1_delta`` top-1 minus fp32 top-1
-    (a fraction, like ``top1``). None for the fp32 rows themselves and where no fp32 row passed.
+    (a fraction, like ``top1``), ``vs_fp32_instructions_ratio`` instructions per inference / fp32's (on a
+    device that counts them). None for the fp32 rows themselves and where no fp32 row passed.
     """
     measured = ("ok", "verify-failed")
     base = {_group(r): r for r in rows if r.get("precision", DEFAULT_PRECISION) == DEFAULT_PRECISION
@@ -83,3 +84,5 @@ def add_fp32_columns(rows: list[dict[str, Any]]) -> None:
         r["vs_fp32_speedup"] = blat / lat if ok and lat and blat and not r.get("emulated") else None
         t, tb = r.get("top1"), (b or {}).get("top1")
         r["vs_fp32_top1_delta"] = t - tb if ok and t is not None and tb is not None else None
+        ins, bins = r.get("instructions_per_inference"), (b or {}).get("instructions_per_inference")
+        r["vs_fp32_instructions_ratio"] = ins / bins if ok and ins and bins else None

@@ -112,8 +112,9 @@ def _slot(r: dict[str, Any]) -> tuple:
 def add_ratios(rows: list[dict[str, Any]], baseline: str | None) -> None:
     """Ratio columns against ``baseline``'s row on the same device, runtime, precision, threads and source.
 
-    size/params/MACs/latency ratios are model / baseline (below 1 is better for the model);
-    ``top1_delta`` is model - baseline. Latency ratios are never formed on emulated devices.
+    size/params/MACs/latency/instruction ratios are model / baseline (below 1 is better for the model);
+    ``top1_delta`` is model - baseline. Latency ratios are never formed on emulated devices; instruction
+    ratios (``instructions_ratio``, counted on the emulated device's CPU profile) are.
     """
     if not baseline:
         return
@@ -123,7 +124,7 @@ def add_ratios(rows: list[dict[str, Any]], baseline: str | None) -> None:
         b = base.get(_slot(r))
         r["ratio_to"] = baseline if b is not None else None
         for key, col in (("bytes", "size_ratio"), ("params", "params_ratio"), ("macs", "macs_ratio"),
-                         ("latency_median_ms", "latency_ratio")):
+                         ("latency_median_ms", "latency_ratio"), ("instructions_per_inference", "instructions_ratio")):
             a, c = r.get(key), (b or {}).get(key)
             ok = b is not None and a and c and r["status"] in ("ok", "verify-failed")
             if key == "latency_median_ms" and (r.get("emulated") or (b or {}).get("emulated")):

@@ -27,9 +27,10 @@ from ssc_deploy.errors import SscDeployError
 
 from .precision import DEFAULT_PRECISION
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Schema 1 had no precision column; opening it to append adds the column (its rows are fp32).
-OLDER_VERSIONS = ("1",)
+# Schema 2 had no instructions_per_inference column (its rows have none: NULL).
+OLDER_VERSIONS = ("1", "2")
 # A row is a regression when it is this much slower, or loses any top-1 accuracy.
 SLOWER_THRESHOLD = 1.10
 ACCURACY_DROP = 0.005
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS rows (
     status TEXT NOT NULL,
     latency_median_ms REAL,
     top1 REAL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    instructions_per_inference REAL
 );
 CREATE INDEX IF NOT EXISTS rows_run ON rows(run_id);
 """
@@ -93,8 +95,8 @@ _OUR_TABLES = {"meta", "runs", "rows"}
 APPLICATION_ID = 0x53534344
 # Seconds a store locked by another process is waited for before giving up.
 BUSY_TIMEOUT_S = 30.0
-# Columns schema 2 added to schema 1 (table -> column names).
-_ADDED_IN_2 = {"rows": {"precision"}}
+# The columns each schema version added to the one before (version -> table -> column names).
+_ADDED_IN = {"2": {"rows": {"precision"}}, "3": {"rows": {"instructions_per_inference"}}}
 
 
 def _locked(err: sqlite3.Error) -> bool:
@@ -138,7 +140,7 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
     empty database; a foreign or newer one raises, before anything is written to it.
 
     Ours: the application id is ours (or 0, stores made before it), exactly our three tables, each
-    with exactly our columns (schema 1: without those schema 2 added).
+    with exactly our columns (an older schema: without the columns later versions added, _ADDED_IN).
     """
     tables = _tables(conn, path)
     if not tables:
@@ -158,8 +160,8 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
             raise SscDeployError(f"{path}: results store schema {found} is not supported (this tool reads {SCHEMA_VERSION})")
         for table, columns in _expected_columns().items():
             have = _columns(conn, table)
-            older = {c for c in columns if c[0] not in _ADDED_IN_2.get(table, set())}
-            if have != columns and not (found == "1" and have == older):
+            later = {c for v, added in _ADDED_IN.items() if int(v) > int(found) for c in added.get(table, ())}
+            if have != {c for c in columns if c[0] not in later}:
                 raise _foreign(path, f"its {table} table has other columns")
     except sqlite3.DatabaseError as err:
         if _locked(err):
@@ -169,7 +171,8 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32).
+    """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32;
+    schema 1 or 2: add ``rows.instructions_per_inference``, NULL).
 
     The version is read again under the write lock, so two processes never migrate twice.
     """
@@ -178,6 +181,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if str(version) == "1":
             conn.execute("ALTER TABLE rows ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'")
+        if str(version) in ("1", "2"):
+            conn.execute("ALTER TABLE rows ADD COLUMN instructions_per_inference REAL")
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
@@ -325,7 +330,8 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                 run_id = int(cur.lastrowid)
                 conn.executemany(
                     "INSERT INTO rows (run_id, device, model, runtime, precision, threads, source, status,"
-                    " latency_median_ms, top1, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " latency_median_ms, top1, data, instructions_per_inference)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             run_id,
@@ -339,6 +345,7 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                             r.get("latency_median_ms"),
                             r.get("top1"),
                             json.dumps(r),
+                            r.get("instructions_per_inference"),
                         )
                         for r in result.get("rows", [])
                     ],

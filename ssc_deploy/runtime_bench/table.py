@@ -12,6 +12,7 @@ from ssc_deploy.atomic import write_text_atomic
 from ssc_deploy.display import as_text
 
 from .cross_device import diff_lines
+from .insn_counts import instruction_label
 
 STATUS_STYLE = {"ok": "green", "verify-failed": "yellow", "failed": "red"}
 STATUS_TEXT = {"ok": "ok", "verify-failed": "exported, failed verification", "failed": "failed"}
@@ -21,6 +22,8 @@ CSV_FIRST = (
     "runtime_version", "threads", "source", "status", "reason", "bytes", "params", "macs", "load_ms",
     "latency_median_ms", "latency_p10_ms", "latency_p90_ms", "latency_min_ms", "latency_mean_ms", "throughput_ips",
     "peak_rss_mb", "model_rss_mb", "planned_activation_bytes",
+    "instructions_per_inference", "loads_per_inference", "stores_per_inference", "insn_profile",
+    "instructions_ratio", "vs_fp32_instructions_ratio",
     "top1", "top5", "n_eval", "test_top1_pytorch", "eval_top1_pytorch", "parity_max_abs_diff",
     "parity_top1_agreement", "vs_fp32_size_ratio", "vs_fp32_speedup", "vs_fp32_top1_delta", "device_diff_to",
     "device_max_abs_diff", "device_top1_agreement", "device_diff_n", "ratio_to", "size_ratio", "params_ratio", "macs_ratio",
@@ -69,6 +72,7 @@ def build_table(result: dict[str, Any]):
     multi_device = len({r["device"] for r in rows}) > 1
     native = any(r.get("source") != "device-runner" for r in rows)
     quantized = any(r.get("precision", "fp32") != "fp32" for r in rows)
+    insn_label = instruction_label(rows)
     title = "ssc-deploy bench" + (f"  (ratios: model / {ratio_to})" if ratio_to else "")
     t = Table(title=title, header_style="bold", show_lines=False)
     if multi_device:
@@ -97,6 +101,12 @@ def build_table(result: dict[str, Any]):
         t.add_column("size\nratio", justify="right")
         t.add_column("latency\nratio", justify="right")
         t.add_column("top-1\ndelta", justify="right")
+    if insn_label:
+        t.add_column("instr./inf.\n" + insn_label.replace(", ", "\n"), justify="right")
+        if ratio_to:
+            t.add_column("instr.\nratio", justify="right")
+        if quantized:
+            t.add_column("instr.\nvs fp32", justify="right")
     for r in rows:
         status = r.get("status", "failed")
         lat = "-"
@@ -122,6 +132,10 @@ def build_table(result: dict[str, Any]):
                       _points(r.get("vs_fp32_top1_delta"))]
         if ratio_to:
             cells += [_ratio(r.get("size_ratio")), _ratio(r.get("latency_ratio")), _points(r.get("top1_delta"))]
+        if insn_label:
+            cells.append(_millions(r.get("instructions_per_inference")))
+            cells += [_ratio(r.get("instructions_ratio"))] if ratio_to else []
+            cells += [_ratio(r.get("vs_fp32_instructions_ratio"))] if quantized else []
         t.add_row(*cells)
     return t
 
@@ -161,6 +175,8 @@ def print_result(result: dict[str, Any], console=None) -> None:
             line.append(f" (emulated: {emulated_check(result, d.get('name'))}; latency is not an ARM figure)",
                         style="yellow")
         console.print(line, highlight=False)
+        if (d.get("extra") or {}).get("warning"):
+            console.print(Text.assemble(("!", "yellow"), " ", as_text(d["extra"]["warning"])), highlight=False)
 
 
 def emulated_check(result: dict[str, Any], device: str | None) -> str:
