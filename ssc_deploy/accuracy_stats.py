@@ -130,7 +130,7 @@ def gate_fails(drop_points: float, max_drop: float, p: float | None, alpha: floa
     A drop within noise (p >= ``alpha``, e.g. 4 images of 360 lost and none gained: p = 0.125) passes
     with the figures stated; ``alpha`` 1 makes the drop alone decide (p < 1 whenever anything dropped).
     """
-    return drop_points > max_drop and (p is None or p < alpha)
+    return drop_points > max_drop and (alpha >= 1 or p is None or p < alpha)
 
 
 def describe_flips(f: Flips, alpha: float = ALPHA) -> str:

@@ -3,7 +3,8 @@
 Default location ``~/.cache/ssc-deploy/results.sqlite`` (``$SSC_DEPLOY_CACHE`` or
 ``$XDG_CACHE_HOME/ssc-deploy`` when set; ``--db`` overrides). Each run keeps its devices,
 runtime versions and the tool version; each row keeps its key columns for queries (device,
-model, runtime, precision, threads, source, status, latency, top-1) and the whole row as JSON,
+model, runtime, precision, threads, source, status, latency, top-1 and its 95 % interval) and the
+whole row as JSON but its per-image predictions,
 so new figures need no schema change. A store of an older schema is read as it is (its rows
 are fp32) and migrated in place when a run is appended to it.
 
@@ -26,10 +27,12 @@ from urllib.parse import quote
 from ssc_deploy.errors import SscDeployError
 
 from .precision import DEFAULT_PRECISION
+from .rows import PREDICTIONS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Schema 1 had no precision column; opening it to append adds the column (its rows are fp32).
-OLDER_VERSIONS = ("1",)
+# Schema 2 had no top-1 interval columns; migrating adds them (NULL for the rows stored before).
+OLDER_VERSIONS = ("1", "2")
 # A row is a regression when it is this much slower, or loses any top-1 accuracy.
 SLOWER_THRESHOLD = 1.10
 ACCURACY_DROP = 0.005
@@ -57,7 +60,9 @@ CREATE TABLE IF NOT EXISTS rows (
     status TEXT NOT NULL,
     latency_median_ms REAL,
     top1 REAL,
-    data TEXT NOT NULL
+    data TEXT NOT NULL,
+    top1_ci_low REAL,
+    top1_ci_high REAL
 );
 CREATE INDEX IF NOT EXISTS rows_run ON rows(run_id);
 """
@@ -117,7 +122,8 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32).
+    """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32;
+    schemas 1 and 2: add ``rows.top1_ci_low``/``top1_ci_high``, NULL for the rows already there).
 
     The version is read again under the write lock, so two processes never migrate twice.
     """
@@ -126,6 +132,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if str(version) == "1":
             conn.execute("ALTER TABLE rows ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'")
+        if str(version) in ("1", "2"):
+            conn.execute("ALTER TABLE rows ADD COLUMN top1_ci_low REAL")
+            conn.execute("ALTER TABLE rows ADD COLUMN top1_ci_high REAL")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except BaseException:
@@ -256,7 +265,8 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                 run_id = int(cur.lastrowid)
                 conn.executemany(
                     "INSERT INTO rows (run_id, device, model, runtime, precision, threads, source, status,"
-                    " latency_median_ms, top1, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " latency_median_ms, top1, data, top1_ci_low, top1_ci_high)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             run_id,
@@ -269,7 +279,9 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                             r.get("status", ""),
                             r.get("latency_median_ms"),
                             r.get("top1"),
-                            json.dumps(r),
+                            json.dumps({k: v for k, v in r.items() if k != PREDICTIONS}),  # per-image: bench.json only
+                            r.get("top1_ci_low"),
+                            r.get("top1_ci_high"),
                         )
                         for r in result.get("rows", [])
                     ],
