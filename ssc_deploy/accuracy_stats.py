@@ -133,11 +133,11 @@ def gate_fails(drop_points: float, max_drop: float, p: float | None, alpha: floa
     return drop_points > max_drop and (alpha >= 1 or p is None or p < alpha)
 
 
-def describe_flips(f: Flips, alpha: float = ALPHA) -> str:
+def describe_flips(right_to_wrong: int, wrong_to_right: int, alpha: float = ALPHA) -> str:
     """``4 right->wrong, 0 wrong->right, McNemar p = 0.125 (not significant)``."""
-    verdict = "significant" if significant(f.p, alpha) else "not significant"
-    return (f"{f.right_to_wrong} right->wrong, {f.wrong_to_right} wrong->right, McNemar p = {format_p(f.p)} "
-            f"({verdict})")
+    p = mcnemar_p(right_to_wrong, wrong_to_right)
+    verdict = "significant" if significant(p, alpha) else "not significant"
+    return f"{right_to_wrong} right->wrong, {wrong_to_right} wrong->right, McNemar p = {format_p(p)} ({verdict})"
 
 
 def format_p(p: float | None) -> str:

@@ -45,6 +45,14 @@ def _check_int8(m: dict, target: str, keep_float: list[str] = [], max_drop: floa
     assert acc["split"] == "test" and acc["n_images"] == 360 and acc["max_drop"] == max_drop and acc["passed"]
     assert acc["fp32_top1"] > 0.2, acc  # well above chance (0.1): the gate means something
     assert acc["drop"] <= max_drop and acc["agreement"] > 0.85, (target, acc)
+    # issue 23: the drop with its interval, the flips and their McNemar p (the whole 360-image split)
+    from ssc_deploy.accuracy_stats import mcnemar_p, wilson_interval
+
+    n, b, c = acc["n_images"], acc["right_to_wrong"], acc["wrong_to_right"]
+    assert acc["drop"] == pytest.approx(100 * (b - c) / n, abs=1e-3) and acc["p"] == mcnemar_p(b, c)
+    assert acc["top1_ci"] == pytest.approx(list(wilson_interval(round(acc["top1"] * n), n)))
+    assert acc["fp32_top1_ci"][0] < acc["fp32_top1"] < acc["fp32_top1_ci"][1]
+    assert acc["drop_ci"][0] <= acc["drop"] <= acc["drop_ci"][1] and acc["alpha"] == 0.05
     assert m["parity"]["passed"] and m["parity"]["atol"] == 1e-4  # gated on accuracy, atol only recorded
     assert m["bytes"] < 0.6 * 4 * m["model"]["params"], (target, m["bytes"] / (4 * m["model"]["params"]))
 
@@ -95,17 +103,51 @@ def test_fp16_tflite_and_keep_float_onnx(ckpt, tmp_path):
     assert quant["calibration"]["n"] == 64 and quant["optimized_graph"]["float_compute_ops"] == 1
 
 
-def test_a_failed_gate_writes_nothing_and_names_the_worst_layers(ckpt, tmp_path):
+def test_a_failed_gate_costs_only_its_own_file_and_names_it(ckpt, tmp_path, capsys):
+    """One calibration image clips most activations: the int8 file fails a significant drop; the fp32 file
+    that passed is written all the same, and the one error line names the failed file with its figures."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    with pytest.raises(SscDeployError) as err:  # one calibration image clips most activations
-        export_model(ckpt, targets="onnx", out_dir=out, precisions="fp32,int8", calib=1, max_drop=0.0, **QUIET)
-    msg = str(err.value)
-    assert err.value.exit_code == 3 and "\n" not in msg
-    assert msg.startswith("onnx int8: top-1 ") and "> --max-drop 0" in msg and "no artifact was written" in msg
+    rc = main(["export", str(ckpt), "--target", "onnx", "--precision", "fp32,int8", "--calib", "1", "--max-drop", "0",
+               "--keep-float", "none", "--out", str(out), "--lowering", "pad-slice", "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 3, cap.err
+    msg = cap.err
+    assert msg.startswith("error: onnx int8: top-1 ") and msg.count("\n") == 1, msg
+    assert "> --max-drop 0" in msg and "no onnx int8 file was written" in msg and "(written: onnx)" in msg
+    assert "right->wrong" in msg and "McNemar p = " in msg and "(significant)" in msg and "95 % interval" in msg
     assert "worst layers: " in msg and "--keep-float" in msg, msg
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+    assert "ssc-net-1-9.onnx" in cap.out  # the written file's table is printed before the error
+
+
+def test_a_drop_beyond_max_drop_that_is_not_significant_passes_with_its_figures(ckpt, tmp_path):
+    (r,) = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", max_drop=0.0, keep_float="none",
+                        **QUIET)
+    acc = r.manifest["quantization"]["accuracy"]
+    if acc["drop"] > 0:  # this net's int8 file loses a few images, too few to tell from the images chosen
+        assert acc["p"] >= 0.05 and acc["passed"]
+    with pytest.raises(SscDeployError, match="--gate-alpha must be a significance level in"):
+        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", gate_alpha=0.0, **QUIET)
+
+
+def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
+    from ssc_deploy.export import ExportIncomplete
+    from ssc_deploy.export.gate_retry import LAYERS_PER_TRY, MAX_TRIES
+
+    try:
+        (r,) = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", calib=1, max_drop=0.0, **QUIET)
+    except ExportIncomplete as err:  # still failing with every layer tried: each one named, nothing written
+        msg = str(err)
+        assert "all int8: top-1 " in msg and "in float too: top-1 " in msg and err.results == []
+        assert len(msg.split("in float too")[0].split("with ")[-1].split(", ")) == LAYERS_PER_TRY * MAX_TRIES
+        assert not list(tmp_path.glob("*.onnx"))
+        return
+    kept = r.manifest["quantization"]["kept_float_after_gate"]
+    assert r.manifest["quantization"]["keep_float"] == kept["layers"] and kept["layers"]
+    assert len(kept["layers"]) <= LAYERS_PER_TRY * MAX_TRIES and kept["all_int8_accuracy"]["drop"] > 0
+    assert r.manifest["quantization"]["accuracy"]["passed"] and kept["all_int8_bytes"] > 0
 
 
 def test_keep_float_layers_map_to_their_onnx_nodes(tmp_path):
