@@ -122,14 +122,50 @@ def test_a_failed_gate_costs_only_its_own_file_and_names_it(ckpt, tmp_path, caps
     assert "ssc-net-1-9.onnx" in cap.out  # the written file's table is printed before the error
 
 
-def test_a_drop_beyond_max_drop_that_is_not_significant_passes_with_its_figures(ckpt, tmp_path):
-    (r,) = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", max_drop=0.0, keep_float="none",
-                        **QUIET)
-    acc = r.manifest["quantization"]["accuracy"]
-    if acc["drop"] > 0:  # this net's int8 file loses a few images, too few to tell from the images chosen
-        assert acc["p"] >= 0.05 and acc["passed"]
-    with pytest.raises(SscDeployError, match="--gate-alpha must be a significance level in"):
+def _gate_of(n_lost: int, n_gained: int = 0, n: int = 360):
+    """A gate set of ``n`` images fp32 gets 353 right, and logits that lose ``n_lost`` of them and gain ``n_gained``."""
+    from ssc_deploy.export.quantize.gate import GateSet
+
+    labels = np.arange(n) % 10
+    fp32_pred = labels.copy()
+    fp32_pred[353:] = (labels[353:] + 1) % 10  # 7 wrong
+    pred = fp32_pred.copy()
+    pred[:n_lost] = (labels[:n_lost] + 1) % 10
+    pred[353:353 + n_gained] = labels[353:353 + n_gained]
+    onehot = np.eye(10, dtype=np.float32)
+    return GateSet(images=np.zeros((n, 3, 2, 2), np.float32), labels=labels, data="digits",
+                   fp32_logits=onehot[fp32_pred]), onehot[pred]
+
+
+def test_the_gate_fails_a_drop_beyond_max_drop_only_when_it_is_significant():
+    from ssc_deploy.export.quantize.gate import GateFailed, measure, require_accuracy
+
+    gate, logits = _gate_of(4)  # the issue's case: 98.06 % -> 96.94 %, 4 of 360 lost, none gained
+    acc = measure(gate, logits, max_drop=1.0)
+    assert acc["drop"] == pytest.approx(400 / 360, abs=1e-4) and (acc["right_to_wrong"], acc["wrong_to_right"]) == (4, 0)
+    assert acc["p"] == 0.125 and acc["passed"]  # beyond 1.0 point, but 4 images: not significant
+    assert acc["drop_ci"] == pytest.approx([-0.142, 2.7666], abs=1e-3) and acc["agreement"] == pytest.approx(356 / 360)
+    assert not measure(gate, logits, max_drop=1.0, alpha=1.0)["passed"]  # --gate-alpha 1: the drop alone decides
+    gate, logits = _gate_of(7, 1)  # 7 lost, 1 gained: drop 1.67 points, p = 0.0703: still not significant
+    assert measure(gate, logits, 1.0)["p"] == pytest.approx(0.0703125) and measure(gate, logits, 1.0)["passed"]
+    gate, logits = _gate_of(6)  # 6 lost, none gained: p = 0.03125
+    acc = measure(gate, logits, max_drop=1.0)
+    assert not acc["passed"] and acc["p"] == 0.03125
+    with pytest.raises(GateFailed) as err:
+        require_accuracy(acc, "onnx int8")
+    msg = str(err.value)
+    assert err.value.exit_code == 3 and err.value.accuracy is acc
+    assert msg == ("onnx int8: top-1 96.39% vs fp32 98.06% on 360 digits test images: drop 1.67 points (95 % interval "
+                   f"{acc['drop_ci'][0]:.2f} to {acc['drop_ci'][1]:.2f}), 6 right->wrong, 0 wrong->right, McNemar p = "
+                   "0.0312 (significant): > --max-drop 1 (agreement 98.3%); no onnx int8 file was written")
+    assert measure(*_gate_of(6), max_drop=2.0)["passed"]  # significant, within --max-drop
+
+
+def test_bad_gate_alpha_is_one_line(ckpt, tmp_path):
+    with pytest.raises(SscDeployError, match=r"--gate-alpha must be a significance level in \(0, 1\], got 0.0"):
         export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", gate_alpha=0.0, **QUIET)
+    with pytest.raises(SscDeployError, match="--keep-float none: turns the gate's retry off; give it alone"):
+        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", keep_float="none,fc", **QUIET)
 
 
 def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
