@@ -184,6 +184,8 @@ def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
     assert r.manifest["quantization"]["keep_float"] == kept["layers"] and kept["layers"]
     assert len(kept["layers"]) <= LAYERS_PER_TRY * MAX_TRIES and kept["all_int8_accuracy"]["drop"] > 0
     assert r.manifest["quantization"]["accuracy"]["passed"] and kept["all_int8_bytes"] > 0
+    assert kept["latency_ratio_vs_all_int8"] > 0 and "1 thread, batch 1" in kept["timed_on"]
+    assert not [p for p in tmp_path.rglob("*.all-int8")]  # the all-int8 copy stayed in scratch
 
 
 def test_keep_float_layers_map_to_their_onnx_nodes(tmp_path):

@@ -221,8 +221,10 @@ def _print_gate(console, results) -> None:
     for r, k in kept:
         size = (f", {r.manifest['bytes'] / k['all_int8_bytes']:.2f}x the all-int8 file's size "
                 f"({r.manifest['bytes'] / 1024:.0f} KiB vs {k['all_int8_bytes'] / 1024:.0f} KiB)" if k.get("all_int8_bytes") else "")
+        speed = (f", {k['latency_ratio_vs_all_int8']:.2f}x its median latency ({k['timed_on']})"
+                 if k.get("latency_ratio_vs_all_int8") else "")
         console.print(as_text(f"{r.key}: the all-int8 file failed the gate (drop {k['all_int8_accuracy']['drop']:.2f} "
-                              f"pts); kept in float: {', '.join(k['layers'])}{size}"))
+                              f"pts); kept in float: {', '.join(k['layers'])}{size}{speed}"))
 
 
 def _manifest_rows(m) -> list[tuple[str, str]]:

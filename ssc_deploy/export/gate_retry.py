@@ -5,14 +5,19 @@ The layers are ranked by their isolated int8 SQNR on the calibration images (the
 ``ssc-deploy inspect CKPT --quant-error`` prints, the ones a failed gate names); each try keeps
 :data:`LAYERS_PER_TRY` more of them in float32 and exports and gates the file again, at most
 :data:`MAX_TRIES` times. The file that passes records in its manifest which layers were kept, the
-tries before it and the all-int8 file's size (``quantization.kept_float_after_gate``). Off when
-``--keep-float`` names layers (the user chose) or is ``none``.
+tries before it, the all-int8 file's size and the passing file's median latency against the
+all-int8 file's, timed side by side here (1 thread, batch 1, interleaved; the CPU named)
+(``quantization.kept_float_after_gate``). Off when ``--keep-float`` names layers (the user chose)
+or is ``none``.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from .lowered import LoweredNets
 from .quantize.gate import GateFailed, describe, worst_layer_names
@@ -35,6 +40,9 @@ def export_gated(key: ArtifactKey, subject: ExportSubject, lowered: LoweredNets 
         if key.precision != "int8" or not options.retry_keep_float or quantized is None:
             raise
         all_int8_bytes = path.stat().st_size if path.is_file() else None
+        all_int8 = path.with_name(path.name + ".all-int8")  # in scratch, kept to time against the file that passes
+        if path.is_file():
+            shutil.copyfile(path, all_int8)
         net = quantized.int8_nets.net_for(key.target)
         ranked = worst_layer_names(net, subject.example, quantized.calib_tensor(), options.keep_float)
         kept, tries, last = list(options.keep_float), [], first
@@ -46,8 +54,12 @@ def export_gated(key: ArtifactKey, subject: ExportSubject, lowered: LoweredNets 
             record = {"layers": list(kept), "all_int8_bytes": all_int8_bytes, "all_int8_accuracy": _short(first.accuracy),
                       "tries": list(tries)}
             try:
-                return export_target(key, subject, lowered, replace(options, keep_float=tuple(kept)), path, quantized,
-                                     after_gate=record)
+                staged = export_target(key, subject, lowered, replace(options, keep_float=tuple(kept)), path,
+                                       quantized, after_gate=record)
+                record.update(speed_vs(key.target, path, all_int8, staged.manifest.input.layout,
+                                       quantized.gate.images[:1] if quantized.gate is not None else None))
+                _rewrite_manifest(staged)
+                return staged
             except GateFailed as err:
                 last = err
                 tries.append({"layers": list(kept), "bytes": path.stat().st_size if path.is_file() else None,
@@ -57,6 +69,30 @@ def export_gated(key: ArtifactKey, subject: ExportSubject, lowered: LoweredNets 
         raise GateFailed(f"{key}: all int8: {describe(first.accuracy)}; with {', '.join(kept)} in float too: "
                          f"{describe(last.accuracy)}: > --max-drop {last.accuracy['max_drop']:g}; no {key} file was "
                          "written", last.accuracy) from None
+
+
+def speed_vs(target: str, path: Path, all_int8: Path, layout: str, image: np.ndarray | None) -> dict:
+    """``latency_ratio_vs_all_int8`` (median latency of ``path`` / the all-int8 file's, timed interleaved
+    on one image, 1 thread) and the CPU it was timed on; empty when there is nothing to time."""
+    if image is None or not all_int8.is_file():
+        return {}
+    from ssc_deploy.cpu_features import cpu_features
+    from ssc_deploy.sessions import load_runner
+    from ssc_deploy.timing import medians, time_interleaved
+
+    x = image.transpose(0, 2, 3, 1) if layout == "NHWC" else image
+    runners = {"kept": load_runner(target, path), "all_int8": load_runner(target, all_int8)}
+    med = medians(time_interleaved(runners, x, rounds=10, calls=5, warmup=5))
+    cpu = cpu_features()
+    return {"latency_ratio_vs_all_int8": med["kept"] / med["all_int8"],
+            "timed_on": f"{cpu.model} ({cpu.isa}), 1 thread, batch 1, median of 50 interleaved calls"}
+
+
+def _rewrite_manifest(staged: StagedArtifact) -> None:
+    """Write the staged file's manifest again (its retry record gained the timing)."""
+    from .manifest import manifest_path
+
+    manifest_path(staged.path).write_text(staged.manifest.dumps(), encoding="utf-8")
 
 
 def _short(accuracy: dict) -> dict:
