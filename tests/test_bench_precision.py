@@ -199,9 +199,9 @@ def test_a_quantized_row_is_checked_by_accuracy_and_compared_across_devices(file
 
     console = Console(record=True, width=250)
     print_result(res, console)
-    assert "host-2 vs host: prec-tiny onnxruntime int8 x1: max |logit diff|" in console.export_text()
-    assert ("on 60 images; 0 right->wrong, 0 wrong->right, McNemar p = 1 (not significant)"
-            in console.export_text().replace("\n", " "))
+    text = console.export_text()
+    assert "host-2 vs host: prec-tiny onnxruntime int8 x1: max |logit diff|" in text
+    assert "on 60 images; 0 right->wrong, 0 wrong->right, McNemar p = 1 (not significant)" in text.replace("\n", " ")
 
 
 def test_files_without_manifests_take_their_precision_from_the_name(files, tmp_path, capsys):
