@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ssc_deploy.accuracy_stats import gate_fails, mcnemar_p, top1_interval
+from ssc_deploy.accuracy_stats import describe_flips, gate_fails, mcnemar_p, top1_interval
 
 from .precision import DEFAULT_PRECISION, gate_alpha, max_drop, scheme
 
@@ -122,8 +122,8 @@ def _check_quantized(row: dict[str, Any], drop_pts: float, alpha: float) -> None
         return  # untrained, or no labels or reference: latency and size only
     p = row.get("vs_pytorch_p")
     if gate_fails((ref - top1) * 100, drop_pts, p, alpha):
-        flips = ("" if p is None else f"; {row['vs_pytorch_right_to_wrong']} right->wrong, "
-                 f"{row['vs_pytorch_wrong_to_right']} wrong->right, McNemar p = {p:.3g}")
+        flips = "" if p is None else "; " + describe_flips(row["vs_pytorch_right_to_wrong"],
+                                                             row["vs_pytorch_wrong_to_right"], alpha)
         row["status"] = "verify-failed"
         row["reason"] = (f"{row['precision']} top-1 {top1:.1%} is {(ref - top1) * 100:.1f} points below PyTorch fp32 "
                          f"({ref:.1%}) on the same {row.get('n_eval')} images{flips} (gate: {drop_pts:g})")
