@@ -169,23 +169,31 @@ def test_bad_gate_alpha_is_one_line(ckpt, tmp_path):
 
 
 def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
+    """One calibration image clips the activations everywhere: keeping the 6 worst layers in float (measured:
+    the file grows from 317 to 484 kB) recovers nothing, so the bounded retry ends naming every layer it tried."""
     from ssc_deploy.export import ExportIncomplete
     from ssc_deploy.export.gate_retry import LAYERS_PER_TRY, MAX_TRIES
 
-    try:
-        (r,) = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", calib=1, max_drop=0.0, **QUIET)
-    except ExportIncomplete as err:  # still failing with every layer tried: each one named, nothing written
-        msg = str(err)
-        assert "all int8: top-1 " in msg and "in float too: top-1 " in msg and err.results == []
-        assert len(msg.split("in float too")[0].split("with ")[-1].split(", ")) == LAYERS_PER_TRY * MAX_TRIES
-        assert not list(tmp_path.glob("*.onnx"))
-        return
-    kept = r.manifest["quantization"]["kept_float_after_gate"]
-    assert r.manifest["quantization"]["keep_float"] == kept["layers"] and kept["layers"]
-    assert len(kept["layers"]) <= LAYERS_PER_TRY * MAX_TRIES and kept["all_int8_accuracy"]["drop"] > 0
-    assert r.manifest["quantization"]["accuracy"]["passed"] and kept["all_int8_bytes"] > 0
-    assert kept["latency_ratio_vs_all_int8"] > 0 and "1 thread, batch 1" in kept["timed_on"]
-    assert not [p for p in tmp_path.rglob("*.all-int8")]  # the all-int8 copy stayed in scratch
+    with pytest.raises(ExportIncomplete) as err:
+        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", calib=1, max_drop=0.0, **QUIET)
+    msg = str(err.value)
+    assert msg.startswith("onnx int8: all int8: top-1 ") and "in float too: top-1 " in msg and err.value.results == []
+    assert len(msg.split(" in float too")[0].split("; with ")[-1].split(", ")) == LAYERS_PER_TRY * MAX_TRIES
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_the_retry_times_the_kept_file_against_the_all_int8_file(ckpt, tmp_path):
+    from ssc_deploy.data import eval_batch
+    from ssc_deploy.export.gate_retry import speed_vs
+
+    (plain,) = export_model(ckpt, targets="onnx", out_dir=tmp_path / "a", precisions="int8", calib=32, max_drop=100.0,
+                            keep_float="none", **QUIET)
+    (kept,) = export_model(ckpt, targets="onnx", out_dir=tmp_path / "b", precisions="int8", calib=32, max_drop=100.0,
+                           keep_float="fc", **QUIET)
+    x, _ = eval_batch("digits", 1, DEFAULT_MEAN, DEFAULT_STD, 32)
+    got = speed_vs("onnx", kept.artifact, plain.artifact, "NCHW", x)
+    assert 0.2 < got["latency_ratio_vs_all_int8"] < 5 and "1 thread, batch 1" in got["timed_on"]
+    assert speed_vs("onnx", kept.artifact, tmp_path / "missing", "NCHW", x) == {}
 
 
 def test_keep_float_layers_map_to_their_onnx_nodes(tmp_path):
