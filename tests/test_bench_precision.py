@@ -106,6 +106,54 @@ def test_int8_rows_beside_fp32_in_every_output(files, tmp_path, capsys):
     md = (rep / "report.md").read_text()
     assert "| onnxruntime | int8 |" in md and "speed-up vs fp32" in md
     assert (rep / "accuracy_vs_latency.png").read_bytes()[:4] == b"\x89PNG"
+    _check_uncertainty(res, rows, lines, db, md, rep)
+
+
+def _check_uncertainty(res, rows, lines, db, md, rep):
+    """Issue 23: every top-1 has its Wilson interval in JSON, CSV, SQLite and report.md; every delta its
+    flips and McNemar p (checked against the per-image predictions); the flip matrix is in the report."""
+    from ssc_deploy.accuracy_stats import flips, mcnemar_p, wilson_interval
+
+    fp32, int8 = rows[("prec-tiny", "fp32")], rows[("prec-tiny", "int8")]
+    model = next(m for m in res["models"] if m["name"] == "prec-tiny")
+    labels, torch_pred = model["eval_labels"], model["eval_predictions_pytorch"]
+    assert len(labels) == len(torch_pred) == N_EVAL == len(int8["predictions"]) == len(fp32["predictions"])
+    for r in (fp32, int8):
+        k = sum(int(a == b) for a, b in zip(r["predictions"], labels))
+        assert r["top1"] == pytest.approx(k / N_EVAL)
+        assert (r["top1_ci_low"], r["top1_ci_high"]) == pytest.approx(wilson_interval(k, N_EVAL))
+        assert r["top1_ci_low"] < r["top1"] <= r["top1_ci_high"] or r["top1"] == 1.0
+        vs_torch = flips(labels, torch_pred, r["predictions"])
+        assert (r["vs_pytorch_right_to_wrong"], r["vs_pytorch_wrong_to_right"], r["vs_pytorch_changed"]) == (
+            vs_torch.right_to_wrong, vs_torch.wrong_to_right, vs_torch.changed)
+        assert r["vs_pytorch_p"] == mcnemar_p(vs_torch.right_to_wrong, vs_torch.wrong_to_right)
+    f = flips(labels, fp32["predictions"], int8["predictions"])
+    assert (int8["vs_fp32_right_to_wrong"], int8["vs_fp32_wrong_to_right"], int8["vs_fp32_changed"]) == (
+        f.right_to_wrong, f.wrong_to_right, f.changed)
+    assert int8["vs_fp32_p"] == f.p and int8["vs_fp32_top1_delta"] == pytest.approx(f.delta)
+    assert fp32["vs_fp32_p"] is None and fp32["vs_pytorch_changed"] == 0  # an fp32 file predicts as PyTorch
+    assert int8["vs_base_p"] is None  # the baseline is untrained: no accuracy to pair with
+    line = next(ln for ln in lines if ln["artifact"] == str(files_int8(rows)))
+    assert float(line["top1_ci_low"]) == pytest.approx(int8["top1_ci_low"]) and "predictions" not in line
+    assert list(line).index("top1_ci_low") == list(line).index("top1") + 1
+    with closing(sqlite3.connect(db)) as conn:
+        (lo, hi, data), = conn.execute("SELECT top1_ci_low, top1_ci_high, data FROM rows WHERE precision = 'int8' "
+                                       "AND model = 'prec-tiny'")
+    assert (lo, hi) == pytest.approx((int8["top1_ci_low"], int8["top1_ci_high"]))
+    assert "predictions" not in json.loads(data)  # per-image predictions stay in bench.json
+    assert f"{int8['top1'] * 100:.1f} ±{(int8['top1_ci_high'] - int8['top1_ci_low']) * 50:.1f}" in md
+    assert "## Images that flip" in md and "Flip matrix" in md and "| PyTorch fp32 | 0 |" in md
+    verdict = "not significant" if int8["vs_fp32_p"] >= 0.05 else "significant"
+    assert f"{int8['vs_fp32_right_to_wrong']} right->wrong, {int8['vs_fp32_wrong_to_right']} wrong->right" in md
+    assert verdict in md
+    lost = [i for i, (y, a, b) in enumerate(zip(labels, torch_pred, int8["predictions"])) if a == y and b != y]
+    assert f"prec-tiny onnxruntime int8: {len(lost)} image(s)" in md
+    if lost:
+        assert "![images that flip](flips_int8.png)" in md and (rep / "flips_int8.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def files_int8(rows):
+    return rows[("prec-tiny", "int8")]["artifact"]
 
 
 class _LabelledHost(HostDevice):
@@ -128,6 +176,7 @@ def test_a_quantized_row_is_checked_by_accuracy_and_compared_across_devices(file
     man = d / "prec-tiny.int8.onnx.manifest.json"
     doc = json.loads(man.read_text())
     doc["quantization"]["accuracy"]["max_drop"] = -100.0  # no int8 file can be 100 points above fp32
+    doc["quantization"]["accuracy"]["alpha"] = 1.0  # and the drop alone decides (no flips need be significant)
     man.write_text(json.dumps(doc))
     settings = BenchSettings(warmup=1, runs=3, n_eval=N_EVAL, baselines=[])
     res = run_bench([d / "prec-tiny.onnx", d / "prec-tiny.int8.onnx", files["pt"]], settings,
@@ -140,12 +189,19 @@ def test_a_quantized_row_is_checked_by_accuracy_and_compared_across_devices(file
     second = rows[("host-2", "int8")]
     assert second["device_diff_to"] == "host" and second["device_max_abs_diff"] == pytest.approx(0.0, abs=1e-5)
     assert second["device_top1_agreement"] == 1.0 and "device_max_abs_diff" not in rows[("host", "int8")]
+    # the same file on the second device: no image flips, McNemar p 1; the first device's rows have no reference
+    assert (second["device_right_to_wrong"], second["device_wrong_to_right"], second["device_changed"],
+            second["device_p"]) == (0, 0, 0, 1.0)
+    assert rows[("host", "int8")]["device_p"] is None
+    assert "right->wrong" in bad["reason"] and "McNemar p" in bad["reason"]
     assert not any("_logits" in r for r in res["rows"])
     from rich.console import Console
 
     console = Console(record=True, width=250)
     print_result(res, console)
-    assert "host-2 vs host: prec-tiny onnxruntime int8 x1: max |logit diff|" in console.export_text()
+    text = console.export_text()
+    assert "host-2 vs host: prec-tiny onnxruntime int8 x1: max |logit diff|" in text
+    assert "on 60 images; 0 right->wrong, 0 wrong->right, McNemar p = 1 (not significant)" in text.replace("\n", " ")
 
 
 def test_files_without_manifests_take_their_precision_from_the_name(files, tmp_path, capsys):

@@ -180,3 +180,37 @@ def test_a_file_in_the_way_of_the_store(tmp_path, monkeypatch):
     with pytest.raises(SscDeployError, match=r"is a file, not a directory"):
         store.save_run(_result([_row()]), blocker / "deeper" / "r.sqlite")
     assert blocker.read_text() == "a file where the cache directory should be\n"
+
+
+SCHEMA_2_ROWS = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, tool_version TEXT NOT NULL,
+    status TEXT NOT NULL, devices TEXT NOT NULL, settings TEXT NOT NULL, label TEXT NOT NULL DEFAULT '');
+CREATE TABLE rows (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    device TEXT NOT NULL, model TEXT NOT NULL, runtime TEXT NOT NULL, precision TEXT NOT NULL DEFAULT 'fp32',
+    threads INTEGER NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, latency_median_ms REAL, top1 REAL,
+    data TEXT NOT NULL);
+CREATE INDEX rows_run ON rows(run_id);
+INSERT INTO meta VALUES ('schema_version', '2');
+INSERT INTO runs (created, tool_version, status, devices, settings) VALUES ('t', '0.1', 'complete', '[]', '{}');
+INSERT INTO rows (run_id, device, model, runtime, threads, source, status, latency_median_ms, top1, data)
+    VALUES (1, 'host', 'ssc-net-1-9', 'onnxruntime', 1, 'device-runner', 'ok', 2.0, 0.95, '{"model": "ssc-net-1-9"}');
+"""
+
+
+def test_a_schema_2_store_gets_the_interval_columns_and_never_the_predictions(tmp_path):
+    db = tmp_path / "v2.sqlite"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.executescript(SCHEMA_2_ROWS)
+    row = {**_row(), "top1_ci_low": 0.91, "top1_ci_high": 0.97, "predictions": [1, 2, 3]}
+    assert store.save_run(_result([row]), db) == 2
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        got = conn.execute("SELECT run_id, top1, top1_ci_low, top1_ci_high, data FROM rows ORDER BY id").fetchall()
+    assert [g[:4] for g in got] == [(1, 0.95, None, None), (2, 0.95, 0.91, 0.97)]
+    assert "predictions" not in json.loads(got[1][4]) and json.loads(got[1][4])["top1_ci_low"] == 0.91
+    assert store.load_run_rows(2, db)[0]["top1_ci_high"] == 0.97
+    fresh = tmp_path / "new.sqlite"
+    store.save_run(_result([row]), fresh)
+    with closing(sqlite3.connect(fresh)) as conn:
+        assert conn.execute("SELECT top1_ci_low, top1_ci_high FROM rows").fetchone() == (0.91, 0.97)

@@ -68,16 +68,25 @@ def export_cmd(
     calib: int = typer.Option(256, "--calib", help="int8: how many training images (fixed seed) calibrate the activation ranges."),
     max_drop: float = typer.Option(
         1.0, "--max-drop",
-        help="int8/fp16: largest allowed top-1 drop in points against the fp32 PyTorch model on the test split "
-             "(beyond it the export fails, names the worst layers and writes nothing)."),
-    gate_images: int = typer.Option(1000, "--gate-images", help="int8/fp16: at most this many test images for the accuracy gate."),
+        help="int8/fp16: largest allowed top-1 drop in points against the fp32 PyTorch model on the test split; "
+             "a drop beyond it that is also significant (see --gate-alpha) fails that file: the worst layers are "
+             "kept in float and it is tried again (a few at a time), else it is named, the other files are written "
+             "and the exit code is 3."),
+    gate_images: int = typer.Option(10000, "--gate-images",
+                                    help="int8/fp16: at most this many test images for the accuracy gate "
+                                         "(default: the whole test split of digits and CIFAR)."),
+    gate_alpha: float = typer.Option(
+        0.05, "--gate-alpha",
+        help="int8/fp16: a drop beyond --max-drop fails only when the exact McNemar p of the test images that "
+             "flip is below this (1: the drop alone decides)."),
     int8_scheme: Optional[str] = typer.Option(
         None, "--int8-scheme",
         help="onnx int8: u8s8 (default on x86), u8s8-rr (reduce_range: x86 CPUs without VNNI) or s8s8 (default on ARM)."),
     keep_float: Optional[str] = typer.Option(
         None, "--keep-float",
         help="int8: comma list of conv/linear layers left in float (e.g. fc); "
-             "`ssc-deploy inspect CKPT --quant-error` lists them, worst first."),
+             "`ssc-deploy inspect CKPT --quant-error` lists them, worst first. Without it a failed gate retries "
+             "with the worst layers in float; 'none' turns that off."),
 ) -> None:
     """Export a trained checkpoint (or an untrained --model) to ONNX, ExecuTorch .pte and/or TFLite.
 
@@ -102,13 +111,22 @@ def export_cmd(
             strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
             progress=not no_progress and not as_json)
     else:
-        results = export_model(
-            checkpoint, targets=target, out_dir=out, model_name=model, lowering=lowering, opset=opset, nhwc=nhwc,
-            strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
-            progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
-            precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images, int8_scheme=int8_scheme,
-            keep_float=keep_float or (),
-        )
+        from ssc_deploy.export import ExportIncomplete
+
+        try:
+            results = export_model(
+                checkpoint, targets=target, out_dir=out, model_name=model, lowering=lowering, opset=opset, nhwc=nhwc,
+                strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
+                progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
+                precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images,
+                int8_scheme=int8_scheme, keep_float=keep_float or (), gate_alpha=gate_alpha,
+            )
+        except ExportIncomplete as err:  # the files that passed are on disk: show them, then the failure
+            if not as_json:
+                _print_results(err.results)
+                for line in err.failed[1:]:
+                    _console().print(as_text(f"failed: {line}", "yellow"))
+            raise
     if as_json:
         print(json.dumps([{"artifact": str(r.artifact), "manifest_path": str(r.manifest_path), **r.manifest} for r in results], indent=2))
         return
@@ -178,18 +196,35 @@ def _print_gate(console, results) -> None:
     """The accuracy gate of the int8/fp16 files: test top-1 through the runtime against fp32 PyTorch."""
     from rich.table import Table
 
-    table = Table("target", "precision", "images", "top-1 fp32", "top-1", "drop", "agreement", "max drop",
-                  title="Accuracy gate: test top-1 through the runtime vs the fp32 PyTorch model")
+    from ssc_deploy.accuracy_stats import format_p, significant
+
+    table = Table("target", "precision", "images", "top-1 fp32", "top-1", "drop [95 % interval]",
+                  "right->wrong / wrong->right", "McNemar p", "max drop",
+                  title="Accuracy gate: test top-1 through the runtime vs the fp32 PyTorch model on the same images")
+    kept = []
     for r in results:
         q = r.manifest.get("quantization")
         if q is None:
             continue
         acc = q.get("accuracy")
-        cells = (("-", "-", "-", "untrained: skipped", "-", "-") if not acc else
-                 (str(acc["n_images"]), f"{acc['fp32_top1']:.2%}", f"{acc['top1']:.2%}", f"{acc['drop']:+.2f} pts",
-                  f"{acc['agreement']:.1%}", f"{acc['max_drop']:g} pts"))
+        if q.get("kept_float_after_gate"):
+            kept.append((r, q["kept_float_after_gate"]))
+        cells = (("-", "-", "-", "untrained: skipped", "-", "-", "-") if not acc else (
+            str(acc["n_images"]), f"{acc['fp32_top1']:.2%}", f"{acc['top1']:.2%}",
+            f"{acc['drop']:+.2f} pts" + (f" [{acc['drop_ci'][0]:+.2f}, {acc['drop_ci'][1]:+.2f}]" if acc.get("drop_ci") else ""),
+            f"{acc.get('right_to_wrong', '-')} / {acc.get('wrong_to_right', '-')}",
+            format_p(acc.get("p")) + ("" if acc.get("p") is None or significant(acc["p"], acc.get("alpha", 0.05))
+                                      else " (not significant)"),
+            f"{acc['max_drop']:g} pts"))
         table.add_row(r.target, r.manifest["precision"], *cells)
     console.print(table)
+    for r, k in kept:
+        size = (f", {r.manifest['bytes'] / k['all_int8_bytes']:.2f}x the all-int8 file's size "
+                f"({r.manifest['bytes'] / 1024:.0f} KiB vs {k['all_int8_bytes'] / 1024:.0f} KiB)" if k.get("all_int8_bytes") else "")
+        speed = (f", {k['latency_ratio_vs_all_int8']:.2f}x its median latency ({k['timed_on']})"
+                 if k.get("latency_ratio_vs_all_int8") else "")
+        console.print(as_text(f"{r.key}: the all-int8 file failed the gate (drop {k['all_int8_accuracy']['drop']:.2f} "
+                              f"pts); kept in float: {', '.join(k['layers'])}{size}{speed}"))
 
 
 def _manifest_rows(m) -> list[tuple[str, str]]:

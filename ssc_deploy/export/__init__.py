@@ -19,6 +19,7 @@ from typing import Any
 _EXPORTS = {
     "DEFAULT_N_VERIFY": ".exporter",
     "ExportResult": ".exporter",
+    "ExportIncomplete": ".commit",
     "export_model": ".exporter",
     "export_module": ".exporter",
     "resolve_targets": ".validate",

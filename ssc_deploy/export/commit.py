@@ -37,6 +37,20 @@ class ExportResult:
         return ArtifactKey(self.target, self.precision)
 
 
+class ExportIncomplete(SscDeployError):
+    """Some int8/fp16 files failed (their gate, or their export); the files that passed were written.
+
+    ``results``: the files written; ``failed``: each failed file's one-line reason. Exit code 3.
+    """
+
+    def __init__(self, results: list[ExportResult], failed: list[str]) -> None:
+        written = ", ".join(str(r.key) for r in results) or "none"
+        super().__init__(f"{failed[0]} (written: {written}" + (f"; {len(failed) - 1} more failed: see above)"
+                                                                if len(failed) > 1 else ")"), exit_code=3)
+        self.results = results
+        self.failed = failed
+
+
 @contextlib.contextmanager
 def staging(plan: OutputPlan, name: str) -> Iterator[Path]:
     """A scratch directory inside ``plan.out_dir``, removed afterwards with whatever is left in it.

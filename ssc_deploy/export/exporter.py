@@ -23,15 +23,15 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.quiet import quiet_native
 
-from .commit import ExportResult, commit, staging
+from .commit import ExportIncomplete, ExportResult, commit, staging
+from .gate_retry import export_gated
 from .lowered import rewrite_for_targets
 from .lowerings import DEFAULT_LOWERING
 from .manifest import SourceInfo
 from .progress import ExportProgress, export_progress
 from .quantize.calibration import DEFAULT_CALIB
-from .quantize.gate import DEFAULT_GATE_IMAGES, DEFAULT_MAX_DROP
+from .quantize.gate import DEFAULT_ALPHA, DEFAULT_GATE_IMAGES, DEFAULT_MAX_DROP
 from .quantized import prepare
-from .stage import export_target
 from .subject import describe_module
 from .validate import ExportOptions, check_installed, check_options, plan_outputs, resolve_targets
 from .verify import verification_images
@@ -71,6 +71,7 @@ def export_module(
     gate_images: int = DEFAULT_GATE_IMAGES,
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
+    gate_alpha: float = DEFAULT_ALPHA,
 ) -> list[ExportResult]:
     """Export a zoo module to each target at each precision, verified in the target's own runtime.
 
@@ -78,8 +79,10 @@ def export_module(
     size ``S`` comes from it. Every artifact is run on ``n_verify`` real test images (``data``,
     else ``source_data`` - the data the weights were trained on - else the default data) and
     compared with ``model``; all targets are staged in a scratch directory and moved into
-    ``out_dir`` only when every one passes, so a failure leaves nothing new behind and loses
-    nothing already there.
+    ``out_dir`` only when every fp32 file passes, so an fp32 failure leaves nothing new behind and
+    loses nothing already there. An int8 or fp16 file that fails (its gate, after the bounded
+    keep-float retry of :mod:`.gate_retry`, or its export) costs only itself: the files that passed
+    are written and :class:`ExportIncomplete` (exit code 3, ``.results`` the written files) names it.
 
     Manifest facts: ``name`` (file names; default ``model.model_name``), ``class_names``
     (default ``"0"``, ``"1"``, ...), ``mean``/``std`` of the input normalisation (default the
@@ -93,14 +96,17 @@ def export_module(
     ``NAME.fp16.SUFFIX``; fp16 on tflite only), a comma list or a sequence. int8 files are
     calibrated on ``calib`` training images and, like fp16 files, gated on accuracy instead of
     ``atol``: top-1 on at most ``gate_images`` test images through the runtime may drop at most
-    ``max_drop`` points below the fp32 PyTorch model's (skipped for an untrained net).
+    ``max_drop`` points below the fp32 PyTorch model's and that drop be significant (exact McNemar
+    p of the flipped images below ``gate_alpha``; 1: the drop alone decides); skipped for an
+    untrained net. ``keep_float="none"`` turns off the retry that keeps the worst layers in float.
     ``int8_scheme`` (onnx: ``u8s8``, ``u8s8-rr``, ``s8s8``; default by host) and ``keep_float``
     (layer names left in float) shape the int8 files.
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     options = _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol,
                                n_verify=n_verify, precisions=precisions, calib=calib, max_drop=max_drop,
-                               gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float)
+                               gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float,
+                               gate_alpha=gate_alpha)
     subject = describe_module(model, example_input, name=name, class_names=class_names, mean=mean, std=std,
                               trained=trained, source_data=source_data,
                               source=SourceInfo(checkpoint=None if checkpoint is None else str(checkpoint),
@@ -117,9 +123,19 @@ def export_module(
             lowered = (rewrite_for_targets(model, images, data_spec, float_targets, options.lowering, options.atol)
                        if float_targets else None)  # int8 files have their own lowering (quantized.py)
             quantized = prepare(model, subject, images, data_spec, options) if options.quantized else None
-            staged = [export_target(key, subject, lowered, options, scratch / plan.finals[key].name, quantized)
-                      for key in bar.each(options.artifacts, "export + verify")]
-        return commit(staged, plan)
+            staged, failed = [], []
+            for key in bar.each(options.artifacts, "export + verify"):
+                try:
+                    staged.append(export_gated(key, subject, lowered, options, scratch / plan.finals[key].name,
+                                               quantized))
+                except SscDeployError as err:
+                    if key.precision == "fp32":
+                        raise  # an fp32 file that fails costs the whole export: nothing is written
+                    failed.append(str(err))
+        results = commit(staged, plan)
+        if failed:
+            raise ExportIncomplete(results, failed)
+        return results
 
 
 def export_model(
@@ -144,6 +160,7 @@ def export_model(
     gate_images: int = DEFAULT_GATE_IMAGES,
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
+    gate_alpha: float = DEFAULT_ALPHA,
 ) -> list[ExportResult]:
     """Export a checkpoint (or, with ``source=None``, an untrained ``model_name``) with :func:`export_module`.
 
@@ -152,7 +169,7 @@ def export_model(
     Options are checked before anything is loaded.
     """
     quant = dict(precisions=precisions, calib=calib, max_drop=max_drop, gate_images=gate_images,
-                 int8_scheme=int8_scheme, keep_float=keep_float)
+                 int8_scheme=int8_scheme, keep_float=keep_float, gate_alpha=gate_alpha)
     _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol, n_verify=n_verify,
                      **quant)
     if source is not None:

@@ -26,8 +26,12 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
           "activations": "int8 per-tensor", "io": "float32", "keep_float": [layer, ...],
           "calibration": {"data", "split": "train", "n", "seed", "transforms": "eval"},
           "accuracy": {"data", "split": "test", "n_images", "fp32_top1", "top1", "drop",
-                       "agreement", "max_drop", "passed"},   # null when the net is untrained
-                # top1, fp32_top1 and agreement are fractions; drop and max_drop top-1 points
+                       "agreement", "max_drop", "passed",    # null when the net is untrained
+                       "fp32_top1_ci", "top1_ci", "drop_ci",  # 95 % intervals: Wilson, paired Newcombe
+                       "right_to_wrong", "wrong_to_right", "p", "alpha"},  # flips vs fp32, exact McNemar p
+                # top1, fp32_top1, their intervals and agreement are fractions; drop, drop_ci, max_drop points;
+                # passed: not (drop > max_drop and p < alpha) (ssc_deploy.accuracy_stats.gate_fails)
+          "kept_float_after_gate": null | {...},  # int8: layers the gate's retry kept in float, their cost
           ...},                               # and the target's own facts (chain check counts)
       "source": {"checkpoint": path | null, "checkpoint_sha256": hex | null,
                  "test_top1": float | null},  # null for an untrained --model export

@@ -48,7 +48,8 @@ class StagedArtifact:
 
 
 def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: LoweredNets | None, options: ExportOptions,
-                  path: Path, quantized: QuantizedInputs | None = None) -> StagedArtifact:
+                  path: Path, quantized: QuantizedInputs | None = None,
+                  after_gate: dict[str, Any] | None = None) -> StagedArtifact:
     """Export ``target`` (a target name, or a target and precision) to ``path``, verify it and write
     its manifest beside it.
 
@@ -56,7 +57,8 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
     are verified against PyTorch to ``options.atol``; int8 and fp16 files (made from
     ``quantized``: int8 nets, calibration and gate images) pass the accuracy gate instead. A
     converter crash becomes the one-line error (set ``SSC_DEPLOY_DEBUG=1`` for the traceback);
-    parity beyond ``options.atol`` or a failed gate is the exit-code-3 error.
+    parity beyond ``options.atol`` or a failed gate is the exit-code-3 error. ``after_gate``: the
+    record of the gate's retry (:mod:`.gate_retry`) for the manifest's ``quantization``.
     """
     key = target if isinstance(target, ArtifactKey) else ArtifactKey(target)
     start = time.perf_counter()
@@ -85,6 +87,8 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
         require_parity(parity, key.target, info.output_name)
     else:
         quantization = _gate(key, net, subject, options, info, quantized, gate_logits, warnings)
+        if after_gate is not None:
+            quantization["kept_float_after_gate"] = after_gate
         parity = replace(parity, passed=True)  # gated on accuracy: a file that failed was never kept
     manifest = _manifest(key, path, info, subject, nets, parity, output_shape, quantization, warnings)
     try:
@@ -118,7 +122,7 @@ def _gate(key: ArtifactKey, net, subject: ExportSubject, options: ExportOptions,
         quantization["accuracy"] = None
         warnings.append(UNTRAINED)
         return quantization
-    accuracy = measure(quantized.gate, gate_logits, options.max_drop)
+    accuracy = measure(quantized.gate, gate_logits, options.max_drop, options.gate_alpha)
     worst = None
     if key.precision == "int8":
         def worst() -> str:

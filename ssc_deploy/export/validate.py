@@ -59,9 +59,11 @@ class ExportOptions:
     precisions: tuple[str, ...] = (FP32,)
     calib: int = 256
     max_drop: float = 1.0
-    gate_images: int = 1000
+    gate_images: int = 10_000
     int8_scheme: str | None = None  # onnx int8; None: this host's default
     keep_float: tuple[str, ...] = ()
+    gate_alpha: float = 0.05  # the gate fails a drop beyond max_drop only when McNemar p < this
+    retry_keep_float: bool = True  # a failed int8 gate retries with its worst layers in float (no --keep-float given)
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -141,8 +143,8 @@ def check_precisions(targets: Sequence[str], precisions: Sequence[str]) -> None:
 
 def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nhwc: bool, strict: bool,
                   atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
-                  max_drop: float = 1.0, gate_images: int = 1000, int8_scheme: str | None = None,
-                  keep_float: Iterable[str] = ()) -> ExportOptions:
+                  max_drop: float = 1.0, gate_images: int = 10_000, int8_scheme: str | None = None,
+                  keep_float: Iterable[str] = (), gate_alpha: float = 0.05) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
     from .quantize.calibration import check_calib
     from .quantize.gate import check_gate_options
@@ -153,6 +155,11 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     check_precisions(names, chosen)
     keep = tuple(dict.fromkeys(n.strip() for item in ([keep_float] if isinstance(keep_float, str) else keep_float)
                                for n in str(item).split(",") if n.strip()))
+    retry = not keep
+    if "none" in (k.lower() for k in keep):
+        if len(keep) > 1:
+            raise SscDeployError("--keep-float none: turns the gate's retry off; give it alone, or a list of layers")
+        keep = ()
     if keep and "int8" not in chosen:
         raise SscDeployError("--keep-float applies to int8 exports only (add --precision int8)")
     if int8_scheme is not None and ("int8" not in chosen or "onnx" not in names):
@@ -161,7 +168,7 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         int8_scheme = check_scheme(int8_scheme)
     if any(p != FP32 for p in chosen):
         check_calib(calib)
-        check_gate_options(max_drop, gate_images)
+        check_gate_options(max_drop, gate_images, gate_alpha)
     if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowering_choice.py)
         get_lowering(lowering)
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
@@ -169,7 +176,8 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     check_float("atol", atol, positive=True)
     check_int("n_verify", n_verify, 1)
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
-                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep)
+                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep,
+                         float(gate_alpha), retry)
 
 
 def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:

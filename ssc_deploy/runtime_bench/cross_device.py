@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ssc_deploy.accuracy_stats import describe_flips
+
 from .rows import LOGITS
 
 # The same file on another device: its top-1 may differ from the first device's on near-ties only
@@ -59,7 +61,10 @@ def diff_lines(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         if r.get("device_diff_to") is None:
             continue
+        flipped = ""
+        if r.get("device_p") is not None:  # the flips behind the accuracy difference (paired.py)
+            flipped = "; " + describe_flips(r["device_right_to_wrong"], r["device_wrong_to_right"])
         out.append(f"{r['device']} vs {r['device_diff_to']}: {r['model']} {r['runtime']} {r.get('precision', 'fp32')} "
                    f"x{r.get('threads')}: max |logit diff| {r['device_max_abs_diff']:.2g}, top-1 agreement "
-                   f"{r['device_top1_agreement']:.1%} on {r['device_diff_n']} images")
+                   f"{r['device_top1_agreement']:.1%} on {r['device_diff_n']} images{flipped}")
     return out

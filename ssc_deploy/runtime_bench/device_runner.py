@@ -25,10 +25,14 @@ The LAST line of stdout is one JSON object. On success (exit code 0)::
     {"ok": true, "runtime", "runtime_version", "threads", "load_ms",
      "latency_ms": {"median", "p10", "p90", "min", "mean"}, "runs", "warmup",
      "throughput_ips", "peak_rss_mb", "model_rss_mb", "planned_activation_bytes", "top1", "top5", "n_eval",
-     "parity": {"max_abs_diff", "top1_agreement", "n", "reference_top1"}, "machine", "python", ...}
+     "parity": {"max_abs_diff", "top1_agreement", "n", "reference_top1", "right_to_wrong", "wrong_to_right"},
+     "predictions", "machine", "python", ...}
 
 ``top1``/``top5``/``n_eval`` are null without labels, ``parity`` is null without
-``reference``. On failure (exit code 1)::
+``reference``. ``predictions`` is the top-1 class of each evaluated image (a list of ints, null
+without labels and reference): the host pairs two rows' predictions on the same images.
+``right_to_wrong``/``wrong_to_right`` count the images PyTorch gets right and the model wrong, and
+the reverse (null without labels). On failure (exit code 1)::
 
     {"ok": false, "error": "one line naming the problem", "runtime": ..., "artifact": ...}
 
@@ -360,6 +364,17 @@ def _load_inputs(path: str | None, layout: str):
     return x, labels, ref
 
 
+def _flips_vs_reference(pred, ref_pred, labels) -> dict:
+    """Images PyTorch gets right and the model wrong (``right_to_wrong``), and the reverse."""
+    import numpy as np
+
+    if labels is None:
+        return {"right_to_wrong": None, "wrong_to_right": None}
+    k = min(len(pred), len(labels))
+    ok, ref_ok = pred[:k] == labels[:k], ref_pred[:k] == labels[:k]
+    return {"right_to_wrong": int(np.sum(ref_ok & ~ok)), "wrong_to_right": int(np.sum(~ref_ok & ok))}
+
+
 def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
             inputs: str | None = None, layout: str = "NCHW", n_eval: int = 0, logits: bool = False) -> dict:
     """Load, time and evaluate one artifact (the first ``n_eval`` images, 0: all); return the result
@@ -432,6 +447,7 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
                 "n": int(m),
                 # PyTorch's own top-1 on the same images: what a quantized file's top-1 is checked against
                 "reference_top1": float(np.mean(r[:n_eval].argmax(1) == labels[:n_eval])) if labels is not None else None,
+                **_flips_vs_reference(outs[:m].argmax(1), r.argmax(1), labels),
             }
 
     return {
@@ -453,6 +469,7 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
         "top5": top5,
         "n_eval": n_eval,
         "parity": parity,
+        "predictions": None if top1 is None and parity is None else [int(c) for c in outs.argmax(1)],
         "input_shape": [int(d) for d in shape],
         "layout": layout,
         "machine": platform.machine(),

@@ -13,7 +13,8 @@ never loses the others; bad input found before measuring raises :class:`SscDeplo
 See ``method.md`` beside this file for how the figures are measured. Each step is its own
 module: ``settings``, ``sources``, ``baselines``, ``runtime_choice``, ``exports``, ``inputs``
 (with ``reference``), ``jobs`` (with ``native_jobs``), ``schedule``, ``rows``, ``precision`` (the columns against
-each model's fp32 file) and ``cross_device`` (the same file's logits on two devices).
+each model's fp32 file), ``cross_device`` (the same file's logits on two devices) and ``paired``
+(the images that flip behind every top-1 delta, with McNemar's p).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ssc_deploy.errors import SscDeployError
 from .cross_device import add_device_diffs
 from .inputs import write_inputs
 from .jobs import ProgressFn, plan_jobs
+from .paired import add_paired, eval_facts
 from .precision import add_fp32_columns
 from .prepare import prepare_models
 from .rows import add_ratios, run_status
@@ -95,6 +97,8 @@ def run_bench(
             baselines = [m.name for m in models if m.role == "baseline"]
             ratio_to = settings.ratio_to or (baselines[0] if baselines else None)
             add_ratios(rows, ratio_to)
+            facts = eval_facts(models)
+            add_paired(rows, facts, ratio_to)
             return {
                 "schema": SCHEMA,
                 "created": _now(),
@@ -102,7 +106,7 @@ def run_bench(
                 "status": run_status(rows),
                 "settings": {**settings.to_dict(), "runtimes": runtimes, "ratio_to": ratio_to},
                 "devices": [device_dict(d) for d in devices],
-                "models": [m.describe() for m in models],
+                "models": [{**m.describe(), **facts.get(m.name, {})} for m in models],
                 "rows": rows,
             }
         finally:

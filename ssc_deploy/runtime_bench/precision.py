@@ -53,6 +53,15 @@ def max_drop(manifest: dict[str, Any] | None) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else DEFAULT_MAX_DROP
 
 
+def gate_alpha(manifest: dict[str, Any] | None) -> float:
+    """The significance level of the accuracy gate a quantized file was exported under (0.05 unless recorded)."""
+    from ssc_deploy.accuracy_stats import ALPHA
+
+    acc = ((manifest or {}).get("quantization") or {}).get("accuracy") or {}
+    value = acc.get("alpha")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else ALPHA
+
+
 def scheme(manifest: dict[str, Any] | None) -> str | None:
     """The quantization scheme the manifest records (e.g. ``u8s8``), None for fp32 files."""
     value = ((manifest or {}).get("quantization") or {}).get("scheme")

@@ -3,9 +3,10 @@
 Three PNGs: top-1 accuracy against median latency (one panel per runtime), against file
 size and against MACs; one colour per model family, one marker shape per precision (fp32
 circle, int8 square, fp16 triangle), the Pareto front (no other point is both cheaper and
-more accurate) drawn as a dashed step line. The runtime is the panel (latency) or named on
-the axis (size: one runtime's files). Untrained models have no accuracy and are left out of
-the plots (they stay in the table).
+more accurate) drawn as a dashed step line, each top-1 with its 95 % Wilson interval as an error
+bar. The runtime is the panel (latency) or named on the axis (size: one runtime's files).
+Untrained models have no accuracy and are left out of the plots (they stay in the table).
+report.md also gets the flip matrix and the picture grid of :mod:`.flip_report`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from ssc_deploy.atomic import atomic_path, write_text_atomic
 from ssc_deploy.display import md_cell, shown
 from ssc_deploy.errors import missing_package
 
+from ssc_deploy.accuracy_stats import format_p, significant
+
 from .cross_device import diff_lines
 from .insn_counts import COUNTED_INFERENCES, instruction_label
+from .flip_report import flip_sections
 from .table import STATUS_TEXT, kilobytes
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
@@ -79,6 +83,10 @@ def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str],
         name = _point_name(r)
         label = name if name not in seen_label else None
         seen_label.add(name)
+        lo, hi = r.get("top1_ci_low"), r.get("top1_ci_high")
+        if lo is not None and hi is not None:  # the 95 % Wilson interval
+            ax.errorbar(x * scale, r["top1"] * 100, yerr=[[(r["top1"] - lo) * 100], [(hi - r["top1"]) * 100]],
+                        fmt="none", ecolor=colours.get(fam, "#333333"), elinewidth=1, capsize=3, zorder=2.5)
         ax.scatter(x * scale, r["top1"] * 100, s=60, color=colours.get(fam, "#333333"),
                    marker=PRECISION_MARKERS.get(r.get("precision", "fp32"), "D"),
                    edgecolor="black", linewidth=0.5, label=label, zorder=3)
@@ -91,7 +99,7 @@ def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str],
         ax.scatter(xs, ys, s=180, facecolors="none", edgecolors="grey", linewidth=1.2, zorder=2,
                    label="Pareto front")
     ax.grid(True, alpha=0.3)
-    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylabel("top-1 accuracy (%), bars: 95 % interval")
 
 
 def _save(fig, path: Path) -> None:
@@ -161,6 +169,26 @@ def _pts(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:+.1f}"
 
 
+def top1_cell(r: dict[str, Any]) -> str:
+    """``96.9 ±1.8 (94.6-98.3)``: top-1 in %, the half-width and the ends of its 95 % Wilson interval."""
+    t, lo, hi = r.get("top1"), r.get("top1_ci_low"), r.get("top1_ci_high")
+    if t is None:
+        return "-"
+    if lo is None or hi is None:
+        return f"{t * 100:.1f}"
+    return f"{t * 100:.1f} ±{(hi - lo) * 50:.1f} ({lo * 100:.1f}-{hi * 100:.1f})"
+
+
+def delta_cell(r: dict[str, Any], delta_key: str, prefix: str) -> str:
+    """``-0.6 (3 right->wrong, 1 wrong->right, p 0.62, not significant)``: a top-1 delta and its flips."""
+    d, p = r.get(delta_key), r.get(f"{prefix}p")
+    if d is None or p is None:
+        return _pts(d)
+    verdict = "significant" if significant(p) else "not significant"
+    return (f"{_pts(d)} ({r[f'{prefix}right_to_wrong']} right->wrong, {r[f'{prefix}wrong_to_right']} wrong->right, "
+            f"p {format_p(p)}, {verdict})")
+
+
 def _md_table(result: dict[str, Any]) -> str:
     cols = ["device", "model", "runtime", "precision", "threads", "status", "size (kB)", "params (M)", "MACs (M)",
             "median ms", "p10-p90 ms", "top-1 %", "parity max abs diff", "peak MB", "model MB", "planned kB", "size vs fp32", "speed-up vs fp32",
@@ -184,11 +212,12 @@ def _md_table(result: dict[str, Any]) -> str:
             md_cell(r.get("precision", "fp32")), str(r["threads"]), md_cell(status),
             f(r["bytes"] / 1e3 if r.get("bytes") else None, ".1f"),
             f(r["params"] / 1e6 if r.get("params") else None, ".3f"), f(r["macs"] / 1e6 if r.get("macs") else None, ".1f"),
-            lat, lat_range, f(r["top1"] * 100 if r.get("top1") is not None else None, ".1f"),
+            lat, lat_range, top1_cell(r),
             f(r.get("parity_max_abs_diff"), ".1e"), f(r.get("peak_rss_mb"), ".0f"),
             f(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
-            f(r.get("vs_fp32_size_ratio"), ".2f"), f(r.get("vs_fp32_speedup"), ".2f"), _pts(r.get("vs_fp32_top1_delta")),
-            f(r.get("size_ratio"), ".2f"), f(r.get("latency_ratio"), ".2f"), _pts(r.get("top1_delta")),
+            f(r.get("vs_fp32_size_ratio"), ".2f"), f(r.get("vs_fp32_speedup"), ".2f"),
+            delta_cell(r, "vs_fp32_top1_delta", "vs_fp32_"),
+            f(r.get("size_ratio"), ".2f"), f(r.get("latency_ratio"), ".2f"), delta_cell(r, "top1_delta", "vs_base_"),
         ]
         if insn_label:
             ins = r.get("instructions_per_inference")
@@ -198,8 +227,9 @@ def _md_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
-    """report.md: settings, devices, the table, the plots and how the figures were measured."""
+def render_markdown(result: dict[str, Any], plots: list[Path], out_dir: Path | None = None) -> str:
+    """report.md: settings, devices, the table, the flip matrix and picture grid (the grid's PNG
+    written into ``out_dir``, when given), the plots and how the figures were measured."""
     s = result.get("settings", {})
     evaluated = max((r.get("n_eval") or 0 for r in result.get("rows", [])), default=0)
     n_images = f"{evaluated} test images" if evaluated else ("all test images" if not s.get("n_eval") else f"{s.get('n_eval')} test images")
@@ -213,7 +243,11 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
         f"`{s.get('data') or 'digits'}` ({n_images}); ratios against `{s.get('ratio_to') or 'none'}` "
         "(model / baseline of the same precision, below 1 favours the model; top-1 delta in points). "
         "Columns \"vs fp32\" compare an int8 or fp16 file with the fp32 file of the same model and runtime: "
-        "size ratio, speed-up (fp32 median / this median, above 1 is faster) and top-1 difference in points.",
+        "size ratio, speed-up (fp32 median / this median, above 1 is faster) and top-1 difference in points. "
+        "Every top-1 is given with its 95 % Wilson score interval (± half its width, then its ends); every top-1 "
+        "difference with the images that flip between the two rows (right->wrong: the reference row right, this "
+        "row wrong) and the exact McNemar p-value of those flips: \"not significant\" where p >= 0.05, i.e. the "
+        "two rows cannot be told apart on these images.",
         "",
         "## Devices",
         "",
@@ -229,11 +263,12 @@ def render_markdown(result: dict[str, Any], plots: list[Path]) -> str:
     notes += [f"- {md_cell(line)}" for line in diff_lines(result.get("rows", []))]
     if notes:
         out += ["Notes:", "", *notes, ""]
+    out += flip_sections(result, out_dir)
     if plots:
         out += ["## Accuracy against cost", "",
                 "One colour per family, one marker per precision (fp32 circle, int8 square, fp16 triangle); the "
                 "dashed line is the Pareto front (no other point is both cheaper and more accurate). Untrained "
-                "models are not plotted.", ""]
+                "models are not plotted; the bars are the 95 % Wilson intervals of the top-1.", ""]
         out += [f"![{p.stem}]({p.name})" for p in plots]
         out.append("")
     out += [
@@ -281,5 +316,5 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, out)
     path = out / REPORT_MD
-    write_text_atomic(path, render_markdown(result, plots))
+    write_text_atomic(path, render_markdown(result, plots, out))
     return path

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .precision import DEFAULT_PRECISION, max_drop, scheme
+from ssc_deploy.accuracy_stats import describe_flips, gate_fails, mcnemar_p, top1_interval
+
+from .precision import DEFAULT_PRECISION, gate_alpha, max_drop, scheme
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -13,6 +15,8 @@ if TYPE_CHECKING:
 MIN_TOP1_AGREEMENT = 0.99
 # A row's logits on the evaluation images while the run compares devices; never in the outputs.
 LOGITS = "_logits"
+# A row's top-1 class per evaluated image: in bench.json (paired comparisons), never in the CSV or the store.
+PREDICTIONS = "predictions"
 FIGURES = ("runtime_version", "load_ms", "import_ms", "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval", "runs",
            "warmup", "model_rss_mb", "planned_activation_bytes")
 
@@ -75,11 +79,16 @@ def row_from_result(row: dict[str, Any], res: dict[str, Any], atol: float,
     row["device_python"] = res.get("python")
     if res.get("logits") is not None:
         row[LOGITS] = res["logits"]  # compared across devices, then dropped (cross_device.py)
+    row[PREDICTIONS] = res.get("predictions")
+    _add_vs_pytorch(row, parity)
     if not row.get("trained"):
         row["top1"] = row["top5"] = row["eval_top1_pytorch"] = None  # random weights: accuracy means nothing
+        for k in VS_PYTORCH:
+            row[k] = None
+    row["top1_ci_low"], row["top1_ci_high"] = top1_interval(row.get("top1"), row.get("n_eval"))
     row["status"] = "ok"
     if row.get("precision", DEFAULT_PRECISION) != DEFAULT_PRECISION:
-        _check_quantized(row, max_drop(manifest))
+        _check_quantized(row, max_drop(manifest), gate_alpha(manifest))
     elif parity:
         diff = parity.get("max_abs_diff")
         agree = parity.get("top1_agreement")
@@ -92,16 +101,32 @@ def row_from_result(row: dict[str, Any], res: dict[str, Any], atol: float,
     return row
 
 
-def _check_quantized(row: dict[str, Any], drop_pts: float) -> None:
+VS_PYTORCH = ("vs_pytorch_right_to_wrong", "vs_pytorch_wrong_to_right", "vs_pytorch_changed", "vs_pytorch_p")
+
+
+def _add_vs_pytorch(row: dict[str, Any], parity: dict[str, Any]) -> None:
+    """The row's flips against PyTorch fp32 on the same images (the runner's counts) and McNemar's p."""
+    b, c = parity.get("right_to_wrong"), parity.get("wrong_to_right")
+    agree, n = parity.get("top1_agreement"), parity.get("n")
+    row["vs_pytorch_right_to_wrong"], row["vs_pytorch_wrong_to_right"] = b, c
+    row["vs_pytorch_changed"] = int(round((1 - agree) * n)) if agree is not None and n else None
+    row["vs_pytorch_p"] = mcnemar_p(b, c) if b is not None and c is not None else None
+
+
+def _check_quantized(row: dict[str, Any], drop_pts: float, alpha: float) -> None:
     """A trained quantized row fails verification when its top-1 through the runtime is more than
-    ``drop_pts`` points below PyTorch fp32's on the same images (the export's accuracy gate)."""
+    ``drop_pts`` points below PyTorch fp32's on the same images and McNemar's p of the flips is
+    below ``alpha`` (the export's accuracy gate, :func:`ssc_deploy.accuracy_stats.gate_fails`)."""
     top1, ref = row.get("top1"), row.get("eval_top1_pytorch")
     if top1 is None or ref is None:
         return  # untrained, or no labels or reference: latency and size only
-    if (ref - top1) * 100 > drop_pts:
+    p = row.get("vs_pytorch_p")
+    if gate_fails((ref - top1) * 100, drop_pts, p, alpha):
+        flips = "" if p is None else "; " + describe_flips(row["vs_pytorch_right_to_wrong"],
+                                                             row["vs_pytorch_wrong_to_right"], alpha)
         row["status"] = "verify-failed"
         row["reason"] = (f"{row['precision']} top-1 {top1:.1%} is {(ref - top1) * 100:.1f} points below PyTorch fp32 "
-                         f"({ref:.1%}) on the same {row.get('n_eval')} images (gate: {drop_pts:g})")
+                         f"({ref:.1%}) on the same {row.get('n_eval')} images{flips} (gate: {drop_pts:g})")
 
 
 def _slot(r: dict[str, Any]) -> tuple:

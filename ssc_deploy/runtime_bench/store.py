@@ -3,7 +3,8 @@
 Default location ``~/.cache/ssc-deploy/results.sqlite`` (``$SSC_DEPLOY_CACHE`` or
 ``$XDG_CACHE_HOME/ssc-deploy`` when set; ``--db`` overrides). Each run keeps its devices,
 runtime versions and the tool version; each row keeps its key columns for queries (device,
-model, runtime, precision, threads, source, status, latency, top-1) and the whole row as JSON,
+model, runtime, precision, threads, source, status, latency, top-1 and its 95 % interval) and the
+whole row as JSON but its per-image predictions,
 so new figures need no schema change. A store of an older schema is read as it is (its rows
 are fp32) and migrated in place when a run is appended to it.
 
@@ -26,10 +27,11 @@ from urllib.parse import quote
 from ssc_deploy.errors import SscDeployError
 
 from .precision import DEFAULT_PRECISION
+from .rows import PREDICTIONS
 
 SCHEMA_VERSION = 3
 # Schema 1 had no precision column; opening it to append adds the column (its rows are fp32).
-# Schema 2 had no instructions_per_inference column (its rows have none: NULL).
+# Schema 2 had no instructions_per_inference and top-1 interval columns (NULL for the rows stored before).
 OLDER_VERSIONS = ("1", "2")
 # A row is a regression when it is this much slower, or loses any top-1 accuracy.
 SLOWER_THRESHOLD = 1.10
@@ -59,7 +61,9 @@ CREATE TABLE IF NOT EXISTS rows (
     latency_median_ms REAL,
     top1 REAL,
     data TEXT NOT NULL,
-    instructions_per_inference REAL
+    instructions_per_inference REAL,
+    top1_ci_low REAL,
+    top1_ci_high REAL
 );
 CREATE INDEX IF NOT EXISTS rows_run ON rows(run_id);
 """
@@ -96,7 +100,7 @@ APPLICATION_ID = 0x53534344
 # Seconds a store locked by another process is waited for before giving up.
 BUSY_TIMEOUT_S = 30.0
 # The columns each schema version added to the one before (version -> table -> column names).
-_ADDED_IN = {"2": {"rows": {"precision"}}, "3": {"rows": {"instructions_per_inference"}}}
+_ADDED_IN = {"2": {"rows": {"precision"}}, "3": {"rows": {"instructions_per_inference", "top1_ci_low", "top1_ci_high"}}}
 
 
 def _locked(err: sqlite3.Error) -> bool:
@@ -172,7 +176,8 @@ def _check_ours(conn: sqlite3.Connection, path: Path) -> str | None:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring an older store to this schema in one transaction (schema 1: add ``rows.precision``, fp32;
-    schema 1 or 2: add ``rows.instructions_per_inference``, NULL).
+    schemas 1 and 2: add ``rows.instructions_per_inference``, ``top1_ci_low``/``top1_ci_high``, NULL for the
+    rows already there).
 
     The version is read again under the write lock, so two processes never migrate twice.
     """
@@ -183,6 +188,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute("ALTER TABLE rows ADD COLUMN precision TEXT NOT NULL DEFAULT 'fp32'")
         if str(version) in ("1", "2"):
             conn.execute("ALTER TABLE rows ADD COLUMN instructions_per_inference REAL")
+            conn.execute("ALTER TABLE rows ADD COLUMN top1_ci_low REAL")
+            conn.execute("ALTER TABLE rows ADD COLUMN top1_ci_high REAL")
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
@@ -330,8 +337,8 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                 run_id = int(cur.lastrowid)
                 conn.executemany(
                     "INSERT INTO rows (run_id, device, model, runtime, precision, threads, source, status,"
-                    " latency_median_ms, top1, data, instructions_per_inference)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " latency_median_ms, top1, data, instructions_per_inference, top1_ci_low, top1_ci_high)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             run_id,
@@ -344,8 +351,10 @@ def _append_run(path: Path, result: dict[str, Any], label: str) -> int:
                             r.get("status", ""),
                             r.get("latency_median_ms"),
                             r.get("top1"),
-                            json.dumps(r),
+                            json.dumps({k: v for k, v in r.items() if k != PREDICTIONS}),  # per-image: bench.json only
                             r.get("instructions_per_inference"),
+                            r.get("top1_ci_low"),
+                            r.get("top1_ci_high"),
                         )
                         for r in result.get("rows", [])
                     ],

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ssc_deploy.atomic import write_text_atomic
+from ssc_deploy.accuracy_stats import significant
 from ssc_deploy.display import as_text
 
 from .cross_device import diff_lines
 from .insn_counts import instruction_label
+from .rows import PREDICTIONS, VS_PYTORCH
 
 STATUS_STYLE = {"ok": "green", "verify-failed": "yellow", "failed": "red"}
 STATUS_TEXT = {"ok": "ok", "verify-failed": "exported, failed verification", "failed": "failed"}
@@ -29,6 +31,16 @@ CSV_FIRST = (
     "device_max_abs_diff", "device_top1_agreement", "device_diff_n", "ratio_to", "size_ratio", "params_ratio", "macs_ratio",
     "latency_ratio", "top1_delta", "artifact", "sha256",
 )
+
+# The uncertainty of a figure right after it in the CSV: the top-1's 95 % Wilson interval, and the
+# flips (McNemar p) behind the agreement with PyTorch and each delta (``paired.py``).
+CSV_AFTER = {
+    "top1": ("top1_ci_low", "top1_ci_high"),
+    "parity_top1_agreement": VS_PYTORCH,
+    **{col: tuple(f"{prefix}{k}" for k in ("right_to_wrong", "wrong_to_right", "changed", "p"))
+       for col, prefix in (("vs_fp32_top1_delta", "vs_fp32_"), ("device_diff_n", "device_"), ("top1_delta", "vs_base_"))},
+}
+LEGEND = "top-1 [95 % Wilson interval]; n.s.: a delta whose flips are not significant (exact McNemar p >= 0.05)"
 
 
 def _num(v: Any, fmt: str, none: str = "-") -> str:
@@ -57,6 +69,17 @@ def _pct(v: float | None) -> str:
 def _points(v: float | None) -> str:
     """A top-1 difference (a fraction) in points, signed."""
     return "-" if v is None else f"{v * 100:+.1f}"
+
+
+def top1_with_interval(r: dict[str, Any]) -> str:
+    """``96.9% [94.6-98.3]``: the top-1 and its 95 % Wilson interval (just the top-1 without one)."""
+    lo, hi = r.get("top1_ci_low"), r.get("top1_ci_high")
+    return _pct(r.get("top1")) + ("" if lo is None or hi is None else f" [{lo * 100:.1f}-{hi * 100:.1f}]")
+
+
+def delta_verdict(v: float | None, p: float | None) -> str:
+    """A top-1 delta in points, ``n.s.`` after it when its flips are not significant."""
+    return _points(v) + ("" if v is None or p is None or significant(p) else " n.s.")
 
 
 def _millions(v: int | None) -> str:
@@ -124,14 +147,15 @@ def build_table(result: dict[str, Any]):
         cells += [
             f"[{STATUS_STYLE.get(status, 'red')}]{STATUS_TEXT.get(status, status)}[/]",
             _size(r.get("bytes")), _millions(r.get("params")), _millions(r.get("macs")), lat,
-            _pct(r.get("top1")), _num(r.get("parity_max_abs_diff"), ".1e"), _num(r.get("peak_rss_mb"), ".0f"),
+            top1_with_interval(r), _num(r.get("parity_max_abs_diff"), ".1e"), _num(r.get("peak_rss_mb"), ".0f"),
             _num(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
         ]
         if quantized:
             cells += [_ratio(r.get("vs_fp32_size_ratio")), _ratio(r.get("vs_fp32_speedup")),
-                      _points(r.get("vs_fp32_top1_delta"))]
+                      delta_verdict(r.get("vs_fp32_top1_delta"), r.get("vs_fp32_p"))]
         if ratio_to:
-            cells += [_ratio(r.get("size_ratio")), _ratio(r.get("latency_ratio")), _points(r.get("top1_delta"))]
+            cells += [_ratio(r.get("size_ratio")), _ratio(r.get("latency_ratio")),
+                      delta_verdict(r.get("top1_delta"), r.get("vs_base_p"))]
         if insn_label:
             cells.append(_millions(r.get("instructions_per_inference")))
             cells += [_ratio(r.get("instructions_ratio"))] if ratio_to else []
@@ -163,6 +187,8 @@ def print_result(result: dict[str, Any], console=None) -> None:
 
     console = console or Console()
     console.print(build_table(result))
+    if any(r.get("top1_ci_low") is not None for r in result.get("rows", [])):
+        console.print(as_text(LEGEND, style="dim"), highlight=False)
     for line in failure_lines(result):
         console.print(Text.assemble(("!", "yellow"), " ", as_text(line)), highlight=False)
     for line in diff_lines(result.get("rows", [])):
@@ -194,10 +220,11 @@ def to_json(result: dict[str, Any]) -> str:
 
 
 def csv_columns(rows: list[dict[str, Any]]) -> list[str]:
-    cols = list(CSV_FIRST)
+    """CSV_FIRST (each with its CSV_AFTER), then any other key a row carries; never the per-image predictions."""
+    cols = [c for k in CSV_FIRST for c in (k, *CSV_AFTER.get(k, ()))]
     for r in rows:
         for k in r:
-            if k not in cols:
+            if k not in cols and k != PREDICTIONS:
                 cols.append(k)
     return cols
 
