@@ -71,6 +71,7 @@ def export_module(
     gate_images: int = DEFAULT_GATE_IMAGES,
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
+    int8_group_merge: int | str | None = None,
 ) -> list[ExportResult]:
     """Export a zoo module to each target at each precision, verified in the target's own runtime.
 
@@ -95,12 +96,15 @@ def export_module(
     ``atol``: top-1 on at most ``gate_images`` test images through the runtime may drop at most
     ``max_drop`` points below the fp32 PyTorch model's (skipped for an untrained net).
     ``int8_scheme`` (onnx: ``u8s8``, ``u8s8-rr``, ``s8s8``; default by host) and ``keep_float``
-    (layer names left in float) shape the int8 files.
+    (layer names left in float) shape the int8 files, as does ``int8_group_merge`` (``K`` or
+    ``"PREFIX=K,..."``: every k neighbouring groups of a grouped 1x1 conv as one block-diagonal group,
+    exact; :mod:`~ssc_deploy.export.lowerings.group_merge`).
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     options = _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol,
                                n_verify=n_verify, precisions=precisions, calib=calib, max_drop=max_drop,
-                               gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float)
+                               gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float,
+                               int8_group_merge=int8_group_merge)
     subject = describe_module(model, example_input, name=name, class_names=class_names, mean=mean, std=std,
                               trained=trained, source_data=source_data,
                               source=SourceInfo(checkpoint=None if checkpoint is None else str(checkpoint),
@@ -141,6 +145,7 @@ def export_model(
     gate_images: int = DEFAULT_GATE_IMAGES,
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
+    int8_group_merge: int | str | None = None,
 ) -> list[ExportResult]:
     """Export a checkpoint (or, with ``source=None``, an untrained ``model_name``) with :func:`export_module`.
 
@@ -149,7 +154,7 @@ def export_model(
     Options are checked before anything is loaded.
     """
     quant = dict(precisions=precisions, calib=calib, max_drop=max_drop, gate_images=gate_images,
-                 int8_scheme=int8_scheme, keep_float=keep_float)
+                 int8_scheme=int8_scheme, keep_float=keep_float, int8_group_merge=int8_group_merge)
     _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol, n_verify=n_verify,
                      **quant)
     if source is not None:

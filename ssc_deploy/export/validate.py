@@ -15,6 +15,7 @@ from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
 from .lowering_choice import CHOSEN_HERE
 from .lowerings import get_lowering
+from .lowerings.group_merge import NO_MERGE, GroupMergeSpec, parse_spec
 from .manifest import manifest_path
 from .quantize import PRECISIONS
 from .targets import TARGETS
@@ -60,6 +61,7 @@ class ExportOptions:
     gate_images: int = 1000
     int8_scheme: str | None = None  # onnx int8; None: this host's default
     keep_float: tuple[str, ...] = ()
+    int8_group_merge: GroupMergeSpec = NO_MERGE  # int8: grouped 1x1 convs merged (lowerings/group_merge.py)
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -126,7 +128,7 @@ def check_precisions(targets: Sequence[str], precisions: Sequence[str]) -> None:
 def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nhwc: bool, strict: bool,
                   atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
                   max_drop: float = 1.0, gate_images: int = 1000, int8_scheme: str | None = None,
-                  keep_float: Iterable[str] = ()) -> ExportOptions:
+                  keep_float: Iterable[str] = (), int8_group_merge=None) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
     from .quantize.calibration import check_calib
     from .quantize.gate import check_gate_options
@@ -143,6 +145,9 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         raise SscDeployError("--int8-scheme applies to onnx int8 exports only (--target onnx --precision int8)")
     if int8_scheme is not None:
         int8_scheme = check_scheme(int8_scheme)
+    merge = parse_spec(int8_group_merge)
+    if merge and "int8" not in chosen:
+        raise SscDeployError("--group-merge applies to int8 exports only (add --precision int8)")
     if any(p != FP32 for p in chosen):
         check_calib(calib)
         check_gate_options(max_drop, gate_images)
@@ -155,7 +160,7 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     if n_verify < 1:
         raise SscDeployError(f"n_verify must be at least 1, got {n_verify}")
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
-                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep)
+                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep, merge)
 
 
 def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:
