@@ -83,6 +83,10 @@ def export_cmd(
         help="int8: merge every K neighbouring groups of each grouped 1x1 conv into one block-diagonal group "
              "(exact; larger int8 kernels, K times the layer's weights), or per stage/layer as PREFIX=K,... "
              "(e.g. stage1=3,stage2=2). Default 1: no merge."),
+    int8_weights: Optional[str] = typer.Option(
+        None, "--int8-weights",
+        help="int8 weight scales: per-channel (default), per-tensor-grouped (one scale per grouped conv: "
+             "smaller files, the accuracy gate still applies) or per-tensor."),
 ) -> None:
     """Export a trained checkpoint (or an untrained --model) to ONNX, ExecuTorch .pte and/or TFLite.
 
@@ -100,8 +104,8 @@ def export_cmd(
     if checkpoint is not None and checkpoint.suffix.lower() == ".pt2":
         if precision.strip().lower() != "fp32":
             raise SscDeployError("--precision: a .pt2 program exports fp32 only (int8/fp16 need a checkpoint or --model)")
-        if group_merge is not None:
-            raise SscDeployError("--group-merge applies to int8 exports only (a .pt2 program exports fp32 only)")
+        if group_merge is not None or int8_weights is not None:
+            raise SscDeployError("--group-merge and --int8-weights apply to int8 exports only (a .pt2 program exports fp32 only)")
         from ssc_deploy.export.program import export_program_cli
 
         results = export_program_cli(
@@ -114,7 +118,7 @@ def export_cmd(
             strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
             progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
             precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images, int8_scheme=int8_scheme,
-            keep_float=keep_float or (), int8_group_merge=group_merge,
+            keep_float=keep_float or (), int8_group_merge=group_merge, int8_weights=int8_weights,
         )
     if as_json:
         print(json.dumps([{"artifact": str(r.artifact), "manifest_path": str(r.manifest_path), **r.manifest} for r in results], indent=2))

@@ -72,6 +72,7 @@ def export_module(
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
     int8_group_merge: int | str | None = None,
+    int8_weights: str | None = None,
 ) -> list[ExportResult]:
     """Export a zoo module to each target at each precision, verified in the target's own runtime.
 
@@ -98,13 +99,15 @@ def export_module(
     ``int8_scheme`` (onnx: ``u8s8``, ``u8s8-rr``, ``s8s8``; default by host) and ``keep_float``
     (layer names left in float) shape the int8 files, as does ``int8_group_merge`` (``K`` or
     ``"PREFIX=K,..."``: every k neighbouring groups of a grouped 1x1 conv as one block-diagonal group,
-    exact; :mod:`~ssc_deploy.export.lowerings.group_merge`).
+    exact; :mod:`~ssc_deploy.export.lowerings.group_merge`) and ``int8_weights`` (``per-channel``,
+    the default; ``per-tensor-grouped``: one weight scale per grouped conv, the smaller file;
+    ``per-tensor``).
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     options = _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol,
                                n_verify=n_verify, precisions=precisions, calib=calib, max_drop=max_drop,
                                gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float,
-                               int8_group_merge=int8_group_merge)
+                               int8_group_merge=int8_group_merge, int8_weights=int8_weights)
     subject = describe_module(model, example_input, name=name, class_names=class_names, mean=mean, std=std,
                               trained=trained, source_data=source_data,
                               source=SourceInfo(checkpoint=None if checkpoint is None else str(checkpoint),
@@ -146,6 +149,7 @@ def export_model(
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
     int8_group_merge: int | str | None = None,
+    int8_weights: str | None = None,
 ) -> list[ExportResult]:
     """Export a checkpoint (or, with ``source=None``, an untrained ``model_name``) with :func:`export_module`.
 
@@ -154,7 +158,8 @@ def export_model(
     Options are checked before anything is loaded.
     """
     quant = dict(precisions=precisions, calib=calib, max_drop=max_drop, gate_images=gate_images,
-                 int8_scheme=int8_scheme, keep_float=keep_float, int8_group_merge=int8_group_merge)
+                 int8_scheme=int8_scheme, keep_float=keep_float, int8_group_merge=int8_group_merge,
+                 int8_weights=int8_weights)
     _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol, n_verify=n_verify,
                      **quant)
     if source is not None:

@@ -25,7 +25,7 @@ from .lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_fo
 from .lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_convs
 from .quantize.calibration import CalibrationSet, calibration_images
 from .quantize.gate import GateSet, gate_set
-from .quantize.layers import check_keep_float
+from .quantize.layers import WEIGHT_MODES, check_keep_float, per_tensor_layers
 from .subject import ExportSubject, eval_mode
 from .validate import ExportOptions
 from .verify import compare
@@ -82,9 +82,14 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
     """Write ``target``'s ``precision`` file of the deployment ``net`` to ``path`` with its quantizer."""
     module = _quantizer(target)
     if precision == INT8:
-        return module.export_int8(net, subject.example, inputs.calib_tensor(), path, keep_float=options.keep_float,
+        per_tensor = per_tensor_layers(net, options.int8_weights, options.keep_float)
+        info = module.export_int8(net, subject.example, inputs.calib_tensor(), path, keep_float=options.keep_float,
                                   scheme=options.int8_scheme if target == "onnx" else None, nhwc=options.nhwc,
-                                  strict=options.strict, opset=options.opset, metadata=metadata)
+                                  strict=options.strict, opset=options.opset, metadata=metadata,
+                                  per_tensor=per_tensor)
+        info.extra["quantization"].update(weights=WEIGHT_MODES[options.int8_weights],
+                                          per_tensor_layers=len(per_tensor))
+        return info
     return module.export_fp16(net, subject.example, path, nhwc=options.nhwc, metadata=metadata)
 
 

@@ -62,6 +62,7 @@ class ExportOptions:
     int8_scheme: str | None = None  # onnx int8; None: this host's default
     keep_float: tuple[str, ...] = ()
     int8_group_merge: GroupMergeSpec = NO_MERGE  # int8: grouped 1x1 convs merged (lowerings/group_merge.py)
+    int8_weights: str = "per-channel"  # int8 weight granularity (quantize/layers.py WEIGHT_MODES)
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -128,10 +129,12 @@ def check_precisions(targets: Sequence[str], precisions: Sequence[str]) -> None:
 def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nhwc: bool, strict: bool,
                   atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
                   max_drop: float = 1.0, gate_images: int = 1000, int8_scheme: str | None = None,
-                  keep_float: Iterable[str] = (), int8_group_merge=None) -> ExportOptions:
+                  keep_float: Iterable[str] = (), int8_group_merge=None,
+                  int8_weights: str | None = None) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
     from .quantize.calibration import check_calib
     from .quantize.gate import check_gate_options
+    from .quantize.layers import check_weights_mode
     from .quantize.onnx_int8 import check_scheme
 
     names = resolve_targets(targets)
@@ -148,6 +151,9 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     merge = parse_spec(int8_group_merge)
     if merge and "int8" not in chosen:
         raise SscDeployError("--group-merge applies to int8 exports only (add --precision int8)")
+    if int8_weights is not None and "int8" not in chosen:
+        raise SscDeployError("--int8-weights applies to int8 exports only (add --precision int8)")
+    weights = check_weights_mode(int8_weights)
     if any(p != FP32 for p in chosen):
         check_calib(calib)
         check_gate_options(max_drop, gate_images)
@@ -160,7 +166,8 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     if n_verify < 1:
         raise SscDeployError(f"n_verify must be at least 1, got {n_verify}")
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
-                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep, merge)
+                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep, merge,
+                         weights)
 
 
 def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:
