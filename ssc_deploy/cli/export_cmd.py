@@ -87,6 +87,10 @@ def export_cmd(
         None, "--int8-weights",
         help="int8 weight scales: per-channel (default), per-tensor-grouped (one scale per grouped conv: "
              "smaller files, the accuracy gate still applies) or per-tensor."),
+    strip_names: bool = typer.Option(
+        False, "--strip-names",
+        help="tflite int8: empty the tensor names except input and output (a tenth of an int8 SSC-Net file; "
+             "outputs checked unchanged)."),
 ) -> None:
     """Export a trained checkpoint (or an untrained --model) to ONNX, ExecuTorch .pte and/or TFLite.
 
@@ -104,8 +108,9 @@ def export_cmd(
     if checkpoint is not None and checkpoint.suffix.lower() == ".pt2":
         if precision.strip().lower() != "fp32":
             raise SscDeployError("--precision: a .pt2 program exports fp32 only (int8/fp16 need a checkpoint or --model)")
-        if group_merge is not None or int8_weights is not None:
-            raise SscDeployError("--group-merge and --int8-weights apply to int8 exports only (a .pt2 program exports fp32 only)")
+        if group_merge is not None or int8_weights is not None or strip_names:
+            raise SscDeployError("--group-merge, --int8-weights and --strip-names apply to int8 exports only "
+                                 "(a .pt2 program exports fp32 only)")
         from ssc_deploy.export.program import export_program_cli
 
         results = export_program_cli(
@@ -119,6 +124,7 @@ def export_cmd(
             progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
             precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images, int8_scheme=int8_scheme,
             keep_float=keep_float or (), int8_group_merge=group_merge, int8_weights=int8_weights,
+            int8_strip_names=strip_names,
         )
     if as_json:
         print(json.dumps([{"artifact": str(r.artifact), "manifest_path": str(r.manifest_path), **r.manifest} for r in results], indent=2))

@@ -25,13 +25,17 @@ from .lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_fo
 from .lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_convs
 from .quantize.calibration import CalibrationSet, calibration_images
 from .quantize.gate import GateSet, gate_set
-from .quantize.layers import WEIGHT_MODES, check_keep_float, per_tensor_layers
+from .quantize.layers import DEFAULT_WEIGHTS, WEIGHT_MODES, check_keep_float, per_tensor_layers
 from .subject import ExportSubject, eval_mode
 from .validate import ExportOptions
 from .verify import compare
 
 INT8 = "int8"
 INT8_REASON = "int8: the runtime table's int8_lowering, which keeps the int8 chain whole on this runtime"
+# ExecuTorch 1.5.1's XNNPACK delegate stored per-tensor conv weights as float32: SSC-Net-1-9 with
+# per-tensor grouped convs was 382760 bytes against 267688 per-channel, so its weights stay per channel.
+PER_CHANNEL_ONLY = {"executorch": "per-tensor conv weights are stored as float32 in the .pte (a larger file), "
+                                  "so its int8 weights stay per-channel"}
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,20 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
     """Write ``target``'s ``precision`` file of the deployment ``net`` to ``path`` with its quantizer."""
     module = _quantizer(target)
     if precision == INT8:
-        per_tensor = per_tensor_layers(net, options.int8_weights, options.keep_float)
+        weights, extra = options.int8_weights, {}
+        if target in PER_CHANNEL_ONLY and weights != DEFAULT_WEIGHTS:
+            weights = DEFAULT_WEIGHTS
+        else:
+            extra["per_tensor"] = per_tensor_layers(net, weights, options.keep_float)
+        if target == "tflite" and options.int8_strip_names:
+            extra["strip_names"] = True
         info = module.export_int8(net, subject.example, inputs.calib_tensor(), path, keep_float=options.keep_float,
                                   scheme=options.int8_scheme if target == "onnx" else None, nhwc=options.nhwc,
-                                  strict=options.strict, opset=options.opset, metadata=metadata,
-                                  per_tensor=per_tensor)
-        info.extra["quantization"].update(weights=WEIGHT_MODES[options.int8_weights],
-                                          per_tensor_layers=len(per_tensor))
+                                  strict=options.strict, opset=options.opset, metadata=metadata, **extra)
+        info.extra["quantization"].update(weights=WEIGHT_MODES[weights],
+                                          per_tensor_layers=len(extra.get("per_tensor", ())))
+        if weights != options.int8_weights:
+            info.warnings.append(f"--int8-weights {options.int8_weights}: {target} {PER_CHANNEL_ONLY[target]}")
         return info
     return module.export_fp16(net, subject.example, path, nhwc=options.nhwc, metadata=metadata)
 

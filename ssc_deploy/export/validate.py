@@ -63,6 +63,7 @@ class ExportOptions:
     keep_float: tuple[str, ...] = ()
     int8_group_merge: GroupMergeSpec = NO_MERGE  # int8: grouped 1x1 convs merged (lowerings/group_merge.py)
     int8_weights: str = "per-channel"  # int8 weight granularity (quantize/layers.py WEIGHT_MODES)
+    int8_strip_names: bool = False  # tflite int8: tensor names emptied (quantize/tflite_graph.py)
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -130,7 +131,7 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
                   atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
                   max_drop: float = 1.0, gate_images: int = 1000, int8_scheme: str | None = None,
                   keep_float: Iterable[str] = (), int8_group_merge=None,
-                  int8_weights: str | None = None) -> ExportOptions:
+                  int8_weights: str | None = None, int8_strip_names: bool = False) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
     from .quantize.calibration import check_calib
     from .quantize.gate import check_gate_options
@@ -154,6 +155,8 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     if int8_weights is not None and "int8" not in chosen:
         raise SscDeployError("--int8-weights applies to int8 exports only (add --precision int8)")
     weights = check_weights_mode(int8_weights)
+    if int8_strip_names and ("int8" not in chosen or "tflite" not in names):
+        raise SscDeployError("--strip-names applies to tflite int8 exports only (--target tflite --precision int8)")
     if any(p != FP32 for p in chosen):
         check_calib(calib)
         check_gate_options(max_drop, gate_images)
@@ -167,7 +170,7 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         raise SscDeployError(f"n_verify must be at least 1, got {n_verify}")
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
                          tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep, merge,
-                         weights)
+                         weights, bool(int8_strip_names))
 
 
 def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:

@@ -79,13 +79,10 @@ class PadSharingQuantizer(XNNPACKQuantizer):
         return model
 
 
-def quantizer(keep_float: Sequence[str] = (), per_tensor: Sequence[str] = ()) -> PadSharingQuantizer:
-    """The quantizer ssc-deploy uses: per-channel symmetric int8 weights (per tensor for the modules
-    ``per_tensor``), int8 activations per tensor."""
-    q = PadSharingQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    for name in per_tensor:
-        q.set_module_name(name, get_symmetric_quantization_config(is_per_channel=False))
-    return q.keep_float(keep_float)
+def quantizer(keep_float: Sequence[str] = ()) -> PadSharingQuantizer:
+    """The quantizer ssc-deploy uses: per-channel symmetric int8 weights, int8 activations per tensor."""
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    return PadSharingQuantizer().set_global(config).keep_float(keep_float)
 
 
 def quantize(net: nn.Module, example: torch.Tensor, calib: torch.Tensor,
@@ -164,13 +161,11 @@ def lower_checked(program: torch.export.ExportedProgram, example: torch.Tensor, 
 
 def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path, *,
                 keep_float: Sequence[str] = (), scheme: str | None = None, nhwc: bool = False,
-                strict: bool = False, opset: int = 17, metadata: dict | None = None,
-                per_tensor: Sequence[str] = ()) -> TargetExport:
+                strict: bool = False, opset: int = 17, metadata: dict | None = None) -> TargetExport:
     """Quantize the deployment ``net`` (calibrated on ``calib``), lower it into XNNPACK, write the ``.pte``.
 
     Float32 input and output, NCHW (``nhwc``, ``opset`` and ``metadata`` do not apply to a
-    ``.pte``, as for the fp32 target). ``keep_float`` names layers to leave in float32, ``per_tensor``
-    layers whose weights get one scale instead of one per output channel. An op
+    ``.pte``, as for the fp32 target). ``keep_float`` names layers to leave in float32. An op
     left outside XNNPACK is a warning, or the one-line error with ``strict``; a program XNNPACK
     refuses at load is always the one-line error. Nothing is written at ``path`` on failure.
     """
@@ -180,7 +175,7 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
     keep = check_keep_float(net, keep_float)
     if len(calib) < 1:
         raise SscDeployError("executorch: int8 needs at least one calibration image")
-    program = quantize(net, example, calib, quantizer(keep, check_keep_float(net, per_tensor)))
+    program = quantize(net, example, calib, quantizer(keep))
     delegation, warnings = lower_checked(program, example, path, strict)
     return program_info(
         example, delegation, warnings,

@@ -33,7 +33,7 @@ from ssc_deploy.sessions import tflite_interpreter
 
 from .._common import TargetExport, version_of
 from .layers import check_keep_float, quantizable_layers
-from .tflite_graph import ComputeOp, compute_ops, delegation, layer_ops, read_graph
+from .tflite_graph import ComputeOp, compute_ops, delegation, layer_ops, read_graph, strip_tensor_names
 
 SCHEME = "static_wi8_ai8"
 WEIGHTS = "int8 per-channel (symmetric)"
@@ -151,6 +151,23 @@ def check_runs(path: Path, example: np.ndarray, strict: bool, what: str) -> tupl
     return facts, warnings
 
 
+def _stripped(staged: Path, example: np.ndarray) -> Path:
+    """``staged`` with its tensor names stripped, beside it; one-line error if its outputs changed."""
+    out = staged.with_name("stripped.tflite")
+    out.write_bytes(strip_tensor_names(staged.read_bytes()))
+    before, after = (_invoke(p, example) for p in (staged, out))
+    if not np.array_equal(before, after):
+        raise SscDeployError("tflite int8: stripping the tensor names changed the outputs; no artifact was written")
+    return out
+
+
+def _invoke(path: Path, example: np.ndarray) -> np.ndarray:
+    interp = tflite_interpreter(path)
+    interp.set_tensor(interp.get_input_details()[0]["index"], example[:1])
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+
+
 def _commit(fp32: TargetExport, staged: Path, path: Path, quant: dict[str, Any], warnings: list[str]) -> TargetExport:
     """Write the checked ``staged`` file to ``path`` (atomically) and describe it like the fp32 target."""
     from ..tflite_target import op_histogram
@@ -174,13 +191,15 @@ def _io_dtypes(path: Path) -> list[str]:
 def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path, *,
                 keep_float: Sequence[str] = (), scheme: str | None = None, nhwc: bool = False,
                 strict: bool = False, opset: int = 17, metadata: dict | None = None,
-                per_tensor: Sequence[str] = ()) -> TargetExport:
+                per_tensor: Sequence[str] = (), strip_names: bool = False) -> TargetExport:
     """Write the int8 ``.tflite`` of the deployment ``net`` to ``path`` (float32 input and output).
 
     ``calib``: (N, 3, S, S) normalised calibration images, fed one at a time (channel-last with
     ``nhwc``, the file's input layout then); ``keep_float``: layer names
     (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float, ``per_tensor``
-    layers with per-tensor weights. ``opset`` and
+    layers with per-tensor weights; ``strip_names``: the tensor names emptied once every check has
+    run (:func:`~ssc_deploy.export.quantize.tflite_graph.strip_tensor_names`; the stripped file must
+    give the same outputs). ``opset`` and
     ``metadata`` are other targets' (the fp32 TFLite target stores no metadata either).
     """
     scheme = check_scheme(scheme)
@@ -204,6 +223,9 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
                  "keep_float": keep, "quantizer": "ai-edge-quantizer", "calibration_ranges": "min-max",
                  "int8_layers": sum(bool(found) for found in ops.values()) - len(float_left),
                  "float_layers": float_left, "io_dtypes": _io_dtypes(staged), **facts}
+        if strip_names:
+            staged = _stripped(staged, _feed(example, nhwc))
+            quant["tensor_names"] = "stripped (input and output kept)"
         return _commit(info, staged, Path(path), quant, warnings)
 
 
