@@ -1,8 +1,9 @@
 """Issue 22: does group merge make int8 pay? int8 (group merge k) vs fp32, side by side in one run.
 
 For each model, the fp32 files are exported once at the fast lowering table (``fast-table``, never
-measured) and the int8 files once per variant ``K`` or ``K:WEIGHTS`` (``int8_group_merge=K``,
-``int8_weights=WEIGHTS``, default per-channel; the public export: int8 chain checked, a trained
+measured) and the int8 files once per variant ``K``, ``K:WEIGHTS`` or ``K:WEIGHTS:strip``
+(``int8_group_merge=K``, ``int8_weights=WEIGHTS``, default per-channel; ``strip``: the int8 .tflite's
+tensor names stripped; the public export: int8 chain checked, a trained
 checkpoint gated on accuracy). Then, per runtime, every file of every
 model is timed interleaved in this one process (batch 1, 1 thread, medians) and run on the
 digits test images for top-1. Reported per int8 file: latency and size as ratios to the fp32 file
@@ -48,18 +49,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def parse_variant(text: str) -> tuple[int, str]:
-    """``K`` or ``K:WEIGHTS`` as (k, weights)."""
-    k, _, weights = text.partition(":")
-    return int(k), weights or "per-channel"
+def parse_variant(text: str) -> tuple[int, str, bool]:
+    """``K``, ``K:WEIGHTS`` or ``K:WEIGHTS:strip`` as (k, weights, strip names)."""
+    k, _, rest = text.partition(":")
+    weights, _, strip = rest.partition(":")
+    return int(k), weights or "per-channel", strip == "strip"
 
 
-def variant_name(k: int, weights: str) -> str:
-    return f"k{k}" + ("" if weights == "per-channel" else f"-{weights}")
+def variant_name(k: int, weights: str, strip: bool) -> str:
+    return f"k{k}" + ("" if weights == "per-channel" else f"-{weights}") + ("-strip" if strip else "")
 
 
 def export(model: str, ckpt: Path | None, out_dir: Path, runtimes: list[str], precision: str, k: int,
-           weights: str, args: argparse.Namespace) -> str | None:
+           weights: str | None, strip: bool, args: argparse.Namespace) -> str | None:
     """Export ``model`` to every runtime at ``precision`` (int8: group merge ``k``, ``weights``) unless
     already there; the one-line error if the export failed."""
     import torch
@@ -76,7 +78,8 @@ def export(model: str, ckpt: Path | None, out_dir: Path, runtimes: list[str], pr
             export_model(None if ckpt is None else str(ckpt), targets=runtimes, out_dir=out_dir, model_name=model,
                          lowering="fast-table", precisions=precision, calib=args.calib, data=DATA, force=True,
                          progress=False, int8_group_merge=k if precision == "int8" else None,
-                         int8_weights=weights if precision == "int8" else None)
+                         int8_weights=weights if precision == "int8" else None,
+                         int8_strip_names=strip and "tflite" in runtimes)
     except SscDeployError as err:
         return str(err)
     return None
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         for precision, v in [("fp32", None)] + [("int8", v) for v in variants]:
             out_dir = base / ("fp32" if v is None else f"int8-{variant_name(*v)}")
             start = time.perf_counter()
-            err = export(m, ckpts[m], out_dir, runtimes, precision, *(v or (1, None)), args)
+            err = export(m, ckpts[m], out_dir, runtimes, precision, *(v or (1, None, False)), args)
             print(f"export {m} {precision}" + (f" {variant_name(*v)}" if v else "")
                   + f": {time.perf_counter() - start:.0f} s" + (f" FAILED {err}" if err else ""), flush=True)
             if err:
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         ms = medians(time_interleaved(sessions, x, rounds=args.rounds))
         for key in keys:
             rows.append({"runtime": rt, "model": key[1], "k": key[2] and key[2][0],
-                         "weights": key[2] and key[2][1], "ms": ms[key], "bytes": files[key].stat().st_size,
+                         "weights": key[2] and (key[2][1] + (" +strip" if key[2][2] else "")), "ms": ms[key], "bytes": files[key].stat().st_size,
                          "top1": top1(sessions[key], files[key], args.eval_images), "file": str(files[key])})
         sessions = None
     fp32 = {(r["runtime"], r["model"]): r for r in rows if r["k"] is None}
