@@ -87,7 +87,7 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
     module = _quantizer(target)
     if precision == INT8:
         weights, extra = options.int8_weights, {}
-        if target in PER_CHANNEL_ONLY and weights != DEFAULT_WEIGHTS:
+        if target in PER_CHANNEL_ONLY:
             weights = DEFAULT_WEIGHTS
         else:
             extra["per_tensor"] = per_tensor_layers(net, weights, options.keep_float)
