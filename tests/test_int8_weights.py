@@ -65,7 +65,7 @@ def test_tflite_per_tensor_grouped_and_stripped_names_are_smaller_and_executorch
     assert small["tflite"].manifest["quantization"]["tensor_names"] == "stripped (input and output kept)"
     et = small["executorch"].manifest
     assert et["quantization"]["weights"] == "int8 per-channel (symmetric)" and et["quantization"]["per_tensor_layers"] == 0
-    assert any(w.startswith("--int8-weights per-tensor-grouped: executorch per-tensor conv weights are stored as float32")
+    assert any(w.startswith("--int8-weights per-tensor-grouped: executorch per-tensor conv weights made the .pte larger")
                for w in et["warnings"]), et["warnings"]
     graph = read_graph(small["tflite"].artifact.read_bytes())
     sub = graph.subgraphs[0]
