@@ -3,7 +3,7 @@
 For each model, the fp32 files are exported once at the fast lowering table (``fast-table``, never
 measured) and the int8 files once per variant ``K``, ``K:WEIGHTS`` or ``K:WEIGHTS:strip``
 (``int8_group_merge=K``, ``int8_weights=WEIGHTS``, default per-channel; ``strip``: the int8 .tflite's
-tensor names stripped; the public export: int8 chain checked, a trained
+tensor names stripped; ``VARIANT@MODEL``: for that model only; the public export: int8 chain checked, a trained
 checkpoint gated on accuracy). Then, per runtime, every file of every
 model is timed interleaved in this one process (batch 1, 1 thread, medians) and run on the
 digits test images for top-1. Reported per int8 file: latency and size as ratios to the fp32 file
@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runtimes", default=",".join(TARGET_NAMES))
     p.add_argument("--checkpoint-dir", default=None, help="trained DIR/<model>.pt (else untrained, seed 0)")
     p.add_argument("--calib", type=int, default=128, help="int8 calibration images")
+    p.add_argument("--max-drop", type=float, default=1.0,
+                   help="the exports' accuracy gate (top-1 points); a large value records top-1 without gating")
     p.add_argument("--rounds", type=int, default=15, help="interleaved rounds, 5 calls each")
     p.add_argument("--eval-images", type=int, default=360, help="digits test images for top-1")
     p.add_argument("--workdir", default="benchmarks/.cache/group-merge")
@@ -78,6 +80,7 @@ def export(model: str, ckpt: Path | None, out_dir: Path, runtimes: list[str], pr
         with quiet_native():
             export_model(None if ckpt is None else str(ckpt), targets=runtimes, out_dir=out_dir, model_name=model,
                          lowering="fast-table", precisions=precision, calib=args.calib, data=DATA, force=True,
+                         max_drop=args.max_drop,
                          progress=False, int8_group_merge=k if precision == "int8" else None,
                          int8_weights=weights if precision == "int8" else None,
                          int8_strip_names=strip and "tflite" in runtimes)
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from ssc_deploy.timing import medians, time_interleaved
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    variants = [parse_variant(v) for v in args.variants.split(",") if v.strip()]
+    variants = [(parse_variant(v.partition("@")[0]), v.partition("@")[2]) for v in args.variants.split(",") if v.strip()]
     runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
     cpu = cpu_features()
     header = f"CPU: {cpu.describe()}; vector flags: {' '.join(cpu.vector_flags)}"
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = []
     for m in models:
         base = Path(args.workdir) / f"{m}.{'trained' if ckpts[m] else 'untrained'}"
-        for precision, v in [("fp32", None)] + [("int8", v) for v in variants]:
+        for precision, v in [("fp32", None)] + [("int8", v) for v, only in variants if only in ("", m)]:
             out_dir = base / ("fp32" if v is None else f"int8-{variant_name(*v)}")
             start = time.perf_counter()
             err = export(m, ckpts[m], out_dir, runtimes, precision, *(v or (1, None, False)), args)
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     trained = [m for m in models if ckpts[m]]
     md += ["", f"- batch 1, 1 thread, medians of {args.rounds} interleaved rounds x 5 calls, all files of a runtime "
                f"in one run; fp32 at lowering fast-table; int8 calibrated on {args.calib} training images; top-1 on "
-               f"{args.eval_images} digits test images through the runtime.",
+               f"{args.eval_images} digits test images through the runtime; export gate --max-drop {args.max_drop:g}.",
            f"- trained: {', '.join(trained) or 'none'}; untrained (top-1 meaningless): "
            f"{', '.join(m for m in models if not ckpts[m]) or 'none'}"]
     md += [f"- export failed: {f}" for f in failures]
