@@ -87,6 +87,19 @@ def export_cmd(
         help="int8: comma list of conv/linear layers left in float (e.g. fc); "
              "`ssc-deploy inspect CKPT --quant-error` lists them, worst first. Without it a failed gate retries "
              "with the worst layers in float; 'none' turns that off."),
+    group_merge: Optional[str] = typer.Option(
+        None, "--group-merge",
+        help="int8: merge every K neighbouring groups of each grouped 1x1 conv into one block-diagonal group "
+             "(exact; larger int8 kernels, K times the layer's weights), or per stage/layer as PREFIX=K,... "
+             "(e.g. stage1=3,stage2=2). Default 1: no merge."),
+    int8_weights: Optional[str] = typer.Option(
+        None, "--int8-weights",
+        help="int8 weight scales: per-channel (default), per-tensor-grouped (one scale per grouped conv: "
+             "smaller files, the accuracy gate still applies) or per-tensor."),
+    strip_names: bool = typer.Option(
+        False, "--strip-names",
+        help="tflite int8: empty the tensor names except input and output (a tenth of an int8 SSC-Net file; "
+             "outputs checked unchanged)."),
 ) -> None:
     """Export a trained checkpoint (or an untrained --model) to ONNX, ExecuTorch .pte and/or TFLite.
 
@@ -104,6 +117,9 @@ def export_cmd(
     if checkpoint is not None and checkpoint.suffix.lower() == ".pt2":
         if precision.strip().lower() != "fp32":
             raise SscDeployError("--precision: a .pt2 program exports fp32 only (int8/fp16 need a checkpoint or --model)")
+        if group_merge is not None or int8_weights is not None or strip_names:
+            raise SscDeployError("--group-merge, --int8-weights and --strip-names apply to int8 exports only "
+                                 "(a .pt2 program exports fp32 only)")
         from ssc_deploy.export.program import export_program_cli
 
         results = export_program_cli(
@@ -119,7 +135,8 @@ def export_cmd(
                 strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
                 progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
                 precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images,
-                int8_scheme=int8_scheme, keep_float=keep_float or (), gate_alpha=gate_alpha,
+                int8_scheme=int8_scheme, keep_float=keep_float or (), gate_alpha=gate_alpha, int8_group_merge=group_merge,
+                int8_weights=int8_weights, int8_strip_names=strip_names,
             )
         except ExportIncomplete as err:  # the files that passed are on disk: show them, then the failure
             if not as_json:

@@ -72,6 +72,9 @@ def export_module(
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
     gate_alpha: float = DEFAULT_ALPHA,
+    int8_group_merge: int | str | None = None,
+    int8_weights: str | None = None,
+    int8_strip_names: bool = False,
 ) -> list[ExportResult]:
     """Export a zoo module to each target at each precision, verified in the target's own runtime.
 
@@ -100,13 +103,19 @@ def export_module(
     p of the flipped images below ``gate_alpha``; 1: the drop alone decides); skipped for an
     untrained net. ``keep_float="none"`` turns off the retry that keeps the worst layers in float.
     ``int8_scheme`` (onnx: ``u8s8``, ``u8s8-rr``, ``s8s8``; default by host) and ``keep_float``
-    (layer names left in float) shape the int8 files.
+    (layer names left in float) shape the int8 files, as does ``int8_group_merge`` (``K`` or
+    ``"PREFIX=K,..."``: every k neighbouring groups of a grouped 1x1 conv as one block-diagonal group,
+    exact; :mod:`~ssc_deploy.export.lowerings.group_merge`) and ``int8_weights`` (``per-channel``,
+    the default; ``per-tensor-grouped``: one weight scale per grouped conv, the smaller file;
+    ``per-tensor``); ``int8_strip_names`` empties the int8 .tflite's tensor names (all but input
+    and output: about a tenth of an int8 SSC-Net file).
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     options = _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol,
                                n_verify=n_verify, precisions=precisions, calib=calib, max_drop=max_drop,
                                gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float,
-                               gate_alpha=gate_alpha)
+                               gate_alpha=gate_alpha, int8_group_merge=int8_group_merge,
+                               int8_weights=int8_weights, int8_strip_names=int8_strip_names)
     subject = describe_module(model, example_input, name=name, class_names=class_names, mean=mean, std=std,
                               trained=trained, source_data=source_data,
                               source=SourceInfo(checkpoint=None if checkpoint is None else str(checkpoint),
@@ -161,6 +170,9 @@ def export_model(
     int8_scheme: str | None = None,
     keep_float: str | Sequence[str] = (),
     gate_alpha: float = DEFAULT_ALPHA,
+    int8_group_merge: int | str | None = None,
+    int8_weights: str | None = None,
+    int8_strip_names: bool = False,
 ) -> list[ExportResult]:
     """Export a checkpoint (or, with ``source=None``, an untrained ``model_name``) with :func:`export_module`.
 
@@ -169,7 +181,8 @@ def export_model(
     Options are checked before anything is loaded.
     """
     quant = dict(precisions=precisions, calib=calib, max_drop=max_drop, gate_images=gate_images,
-                 int8_scheme=int8_scheme, keep_float=keep_float, gate_alpha=gate_alpha)
+                 int8_scheme=int8_scheme, keep_float=keep_float, gate_alpha=gate_alpha, int8_group_merge=int8_group_merge,
+                 int8_weights=int8_weights, int8_strip_names=int8_strip_names)
     _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol, n_verify=n_verify,
                      **quant)
     if source is not None:

@@ -25,6 +25,8 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
           "scheme": "u8s8" | ..., "weights": "int8 per-channel (symmetric)",
           "activations": "int8 per-tensor", "io": "float32", "keep_float": [layer, ...],
           "calibration": {"data", "split": "train", "n", "seed", "transforms": "eval"},
+          "group_merge": {"k": "3" | "stage1=3,...", "merged_layers", "groups": {layer: "9->3"},
+                          "weights_added"},   # only with --group-merge (lowerings/group_merge.py)
           "accuracy": {"data", "split": "test", "n_images", "fp32_top1", "top1", "drop",
                        "agreement", "max_drop", "passed",    # null when the net is untrained
                        "fp32_top1_ci", "top1_ci", "drop_ci",  # 95 % intervals: Wilson, paired Newcombe

@@ -2,14 +2,15 @@
 and the call into each target's quantizer (:mod:`ssc_deploy.export.quantize`).
 
 int8 files use the lowering the runtime table names for them (``int8_lowering``: the one that
-keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get; fp16
+keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get, then
+the group merge asked for (``int8_group_merge``, exact; :mod:`.lowerings.group_merge`); fp16
 files use the fp32 files' lowering.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,15 +21,22 @@ from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import by_target
 
 from ._common import TargetExport
-from .lowered import LoweredNets, rewrite_for_targets
+from .lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
+from .lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_convs
 from .quantize.calibration import CalibrationSet, calibration_images
 from .quantize.gate import GateSet, gate_set
-from .quantize.layers import check_keep_float
+from .quantize.layers import DEFAULT_WEIGHTS, WEIGHT_MODES, check_keep_float, per_tensor_layers
 from .subject import ExportSubject, eval_mode
 from .validate import ExportOptions
+from .verify import compare
 
 INT8 = "int8"
 INT8_REASON = "int8: the runtime table's int8_lowering, which keeps the int8 chain whole on this runtime"
+# ExecuTorch 1.5.1: SSC-Net-1-9 with per-tensor grouped convs was 382760 bytes against 267688 per-channel,
+# about 4 more bytes per grouped-conv weight (as if XNNPACK kept those weights in float32), so its weights
+# stay per channel.
+PER_CHANNEL_ONLY = {"executorch": "per-tensor conv weights made the .pte larger (382760 vs 267688 bytes "
+                                  "measured), so its int8 weights stay per-channel"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,12 @@ class QuantizedInputs:
     int8_nets: LoweredNets | None  # the int8 targets' deployment nets (None: no int8 file)
     calib: CalibrationSet | None  # None: no int8 file
     gate: GateSet | None  # None: untrained net, no accuracy to keep
+    merges: dict[str, MergeReport] = field(default_factory=dict)  # lowering -> the int8 net's group merge
+
+    def group_merge_facts(self, target: str, spec: GroupMergeSpec) -> dict | None:
+        """The manifest's ``quantization.group_merge`` of ``target``'s int8 file (None: no merge asked)."""
+        report = self.merges.get(self.int8_nets.lowerings[target])
+        return None if report is None else report.facts(spec)
 
     def calib_tensor(self) -> torch.Tensor:
         """The calibration images as the (N, 3, S, S) tensor the quantizers take."""
@@ -53,6 +67,9 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     """
     int8_targets = list(options.targets) if INT8 in options.precisions else []
     nets = _int8_nets(model, images, data, int8_targets, options.atol) if int8_targets else None
+    merges: dict[str, MergeReport] = {}
+    if nets is not None and options.int8_group_merge:
+        nets, merges = _merged(nets, options.int8_group_merge, options.atol)
     if nets is not None:
         for low in nets.nets.values():
             check_keep_float(low, options.keep_float)
@@ -62,7 +79,7 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     if subject.trained:
         with eval_mode(model):
             gate = gate_set(model, data, subject.mean, subject.std, subject.in_size, options.gate_images)
-    return QuantizedInputs(nets, calib, gate)
+    return QuantizedInputs(nets, calib, gate, merges)
 
 
 def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubject, options: ExportOptions,
@@ -70,9 +87,21 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
     """Write ``target``'s ``precision`` file of the deployment ``net`` to ``path`` with its quantizer."""
     module = _quantizer(target)
     if precision == INT8:
-        return module.export_int8(net, subject.example, inputs.calib_tensor(), path, keep_float=options.keep_float,
+        weights, extra = options.int8_weights, {}
+        if target in PER_CHANNEL_ONLY:
+            weights = DEFAULT_WEIGHTS
+        else:
+            extra["per_tensor"] = per_tensor_layers(net, weights, options.keep_float)
+        if target == "tflite" and options.int8_strip_names:
+            extra["strip_names"] = True
+        info = module.export_int8(net, subject.example, inputs.calib_tensor(), path, keep_float=options.keep_float,
                                   scheme=options.int8_scheme if target == "onnx" else None, nhwc=options.nhwc,
-                                  strict=options.strict, opset=options.opset, metadata=metadata)
+                                  strict=options.strict, opset=options.opset, metadata=metadata, **extra)
+        info.extra["quantization"].update(weights=WEIGHT_MODES[weights],
+                                          per_tensor_layers=len(extra.get("per_tensor", ())))
+        if weights != options.int8_weights:
+            info.warnings.append(f"--int8-weights {options.int8_weights}: {target} {PER_CHANNEL_ONLY[target]}")
+        return info
     return module.export_fp16(net, subject.example, path, nhwc=options.nhwc, metadata=metadata)
 
 
@@ -88,6 +117,23 @@ def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[st
                    nets={k: v for p in parts for k, v in p.nets.items()},
                    rewrite_diff={k: v for p in parts for k, v in p.rewrite_diff.items()},
                    reasons={t: INT8_REASON for t in targets})
+
+
+def _merged(nets: LoweredNets, spec: GroupMergeSpec, atol: float) -> tuple[LoweredNets, dict[str, MergeReport]]:
+    """``nets`` with their grouped 1x1 convs merged by ``spec`` (in place) and their parity re-checked;
+    the exit-code-3 error if a merge changed the outputs beyond float rounding."""
+    n = REWRITE_CHECK_IMAGES
+    x = torch.from_numpy(nets.images[:n])
+    reports, diffs = {}, dict(nets.rewrite_diff)
+    for low, net in nets.nets.items():
+        reports[low] = merge_grouped_convs(net, spec)
+        with torch.no_grad():
+            parity = compare(nets.reference[:n], net(x).numpy(), max(atol, REWRITE_ATOL), nets.data)
+        if not parity.passed:
+            raise SscDeployError(f"int8 group merge ({low}) changed the outputs by {parity.max_abs_diff:.3g} "
+                                 f"(> {parity.atol:g}); nothing was exported", exit_code=3)
+        diffs[low] = parity.max_abs_diff
+    return replace(nets, rewrite_diff=diffs), reports
 
 
 def _quantizer(target: str):

@@ -118,6 +118,9 @@ def _gate(key: ArtifactKey, net, subject: ExportSubject, options: ExportOptions,
     quantization = dict(info.extra.get("quantization") or {})
     if key.precision == "int8":
         quantization["calibration"] = quantized.calib.facts()
+        merge = quantized.group_merge_facts(key.target, options.int8_group_merge)
+        if merge is not None:
+            quantization["group_merge"] = merge
     if quantized.gate is None:
         quantization["accuracy"] = None
         warnings.append(UNTRAINED)

@@ -16,6 +16,7 @@ from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
 from .lowering_choice import CHOSEN_HERE
 from .lowerings import get_lowering
+from .lowerings.group_merge import NO_MERGE, GroupMergeSpec, parse_spec
 from .manifest import manifest_path
 from .quantize import PRECISIONS
 from .targets import TARGETS
@@ -64,6 +65,9 @@ class ExportOptions:
     keep_float: tuple[str, ...] = ()
     gate_alpha: float = 0.05  # the gate fails a drop beyond max_drop only when McNemar p < this
     retry_keep_float: bool = True  # a failed int8 gate retries with its worst layers in float (no --keep-float given)
+    int8_group_merge: GroupMergeSpec = NO_MERGE  # int8: grouped 1x1 convs merged (lowerings/group_merge.py)
+    int8_weights: str = "per-channel"  # int8 weight granularity (quantize/layers.py WEIGHT_MODES)
+    int8_strip_names: bool = False  # tflite int8: tensor names emptied (quantize/tflite_graph.py)
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -144,10 +148,12 @@ def check_precisions(targets: Sequence[str], precisions: Sequence[str]) -> None:
 def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nhwc: bool, strict: bool,
                   atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
                   max_drop: float = 1.0, gate_images: int = 10_000, int8_scheme: str | None = None,
-                  keep_float: Iterable[str] = (), gate_alpha: float = 0.05) -> ExportOptions:
+                  keep_float: Iterable[str] = (), gate_alpha: float = 0.05, int8_group_merge=None, int8_weights: str | None = None,
+                  int8_strip_names: bool = False) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
     from .quantize.calibration import check_calib
     from .quantize.gate import check_gate_options
+    from .quantize.layers import check_weights_mode
     from .quantize.onnx_int8 import check_scheme
 
     names = resolve_targets(targets)
@@ -166,6 +172,14 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         raise SscDeployError("--int8-scheme applies to onnx int8 exports only (--target onnx --precision int8)")
     if int8_scheme is not None:
         int8_scheme = check_scheme(int8_scheme)
+    merge = parse_spec(int8_group_merge)
+    if merge and "int8" not in chosen:
+        raise SscDeployError("--group-merge applies to int8 exports only (add --precision int8)")
+    if int8_weights is not None and "int8" not in chosen:
+        raise SscDeployError("--int8-weights applies to int8 exports only (add --precision int8)")
+    weights = check_weights_mode(int8_weights)
+    if int8_strip_names and ("int8" not in chosen or "tflite" not in names):
+        raise SscDeployError("--strip-names applies to tflite int8 exports only (--target tflite --precision int8)")
     if any(p != FP32 for p in chosen):
         check_calib(calib)
         check_gate_options(max_drop, gate_images, gate_alpha)
@@ -177,7 +191,8 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     check_int("n_verify", n_verify, 1)
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
                          tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep,
-                         float(gate_alpha), retry)
+                         float(gate_alpha), retry, merge, weights,
+                         bool(int8_strip_names))
 
 
 def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:

@@ -46,3 +46,31 @@ def check_keep_float(net: nn.Module, names: Iterable[str]) -> list[str]:
         raise SscDeployError(f"--keep-float: '{unknown[0]}' is not a conv or linear layer of this net "
                              f"(layers: {shown}; `ssc-deploy inspect CKPT --quant-error` lists them all)")
     return wanted
+
+
+# int8 weight granularity (``--int8-weights``): per output channel everywhere, or per tensor for the
+# grouped convs (depthwise included) or for every layer. A per-channel layer stores a scale (and,
+# in TFLite, an int64 zero point) per output channel for its weight and again for its int32 bias:
+# for a grouped 1x1 conv of 9-in/9-out groups that is more bytes than its int8 weights.
+WEIGHT_MODES = {
+    "per-channel": "int8 per-channel (symmetric)",
+    "per-tensor-grouped": "int8 per-tensor for grouped convs, per-channel elsewhere (symmetric)",
+    "per-tensor": "int8 per-tensor (symmetric)",
+}
+DEFAULT_WEIGHTS = "per-channel"
+
+
+def check_weights_mode(mode: str | None) -> str:
+    """``mode`` checked (None: per-channel); one-line error for an unknown one."""
+    name = DEFAULT_WEIGHTS if mode is None else str(mode).strip().lower()
+    if name not in WEIGHT_MODES:
+        raise SscDeployError(f"--int8-weights: unknown mode '{mode}' (use one of: {', '.join(WEIGHT_MODES)})")
+    return name
+
+
+def per_tensor_layers(net: nn.Module, mode: str, keep_float: Iterable[str] = ()) -> list[str]:
+    """The layers of ``net`` whose int8 weights ``mode`` quantizes per tensor (none kept in float)."""
+    keep = set(keep_float)
+    return [name for name, mod in net.named_modules()
+            if isinstance(mod, QUANTIZABLE) and name not in keep
+            and (mode == "per-tensor" or (mode == "per-tensor-grouped" and getattr(mod, "groups", 1) > 1))]

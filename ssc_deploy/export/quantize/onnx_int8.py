@@ -58,11 +58,13 @@ def check_scheme(scheme: str | None) -> str:
 
 def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path, *,
                 keep_float: Sequence[str] = (), scheme: str | None = None, nhwc: bool = False,
-                strict: bool = False, opset: int = 17, metadata: dict | None = None) -> TargetExport:
+                strict: bool = False, opset: int = 17, metadata: dict | None = None,
+                per_tensor: Sequence[str] = ()) -> TargetExport:
     """Write the int8 QDQ ``.onnx`` of the deployment ``net`` to ``path`` (float32 input and output).
 
     ``calib``: (N, 3, S, S) normalised calibration images; ``keep_float``: layer names
-    (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float. A broken int8
+    (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float, ``per_tensor``
+    layers with per-tensor weights (a tensor override of their weight initializer). A broken int8
     chain in onnxruntime's optimized graph is an error with ``strict``, a warning otherwise.
     """
     import onnx
@@ -76,11 +78,14 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
         work = Path(tmp)
         fp32 = work / "fp32.onnx"
         info = onnx_target.export(net, example, fp32, opset=opset, metadata=metadata)
-        excluded = layer_nodes(net, example, onnx.load(str(fp32)), keep)
+        graph = onnx.load(str(fp32))
+        excluded = layer_nodes(net, example, graph, keep)
+        overrides = _per_tensor_overrides(graph, layer_nodes(net, example, graph, check_keep_float(net, per_tensor)))
         pre = work / "pre.onnx"
         quant_pre_process(str(fp32), str(pre))
         quantize_static(str(pre), str(work / "int8.onnx"), _Reader(info.input_name, calib),
                         quant_format=QuantFormat.QDQ, per_channel=True, nodes_to_exclude=list(excluded.values()),
+                        extra_options={"TensorQuantOverrides": overrides} if overrides else None,
                         **_scheme_types(scheme))
         model = onnx.load(str(work / "int8.onnx"))  # the quantizer keeps the fp32 file's metadata
         onnx.checker.check_model(model, full_check=True)
@@ -134,6 +139,13 @@ def layer_nodes(net: nn.Module, example: torch.Tensor, model, names: Sequence[st
         if layer in names:
             found[layer] = match.name
     return found
+
+
+def _per_tensor_overrides(model, nodes: dict[str, str]) -> dict[str, list[dict]]:
+    """onnxruntime's ``TensorQuantOverrides`` making the weights of ``nodes`` (layer -> node name) per
+    tensor: an override without ``axis`` is per tensor; symmetric, as the per-channel weights are."""
+    by_name = {n.name: n for n in model.graph.node}
+    return {by_name[node].input[1]: [{"symmetric": True}] for node in nodes.values()}
 
 
 def chain_check(path: Path, work: Path) -> dict[str, int]:

@@ -164,3 +164,18 @@ def delegation(path: Path) -> Delegation:
         outside=dict(Counter(op["op_name"] for op in outside).most_common()),
         outside_indices=tuple(sorted(int(op["index"]) for op in outside)),
     )
+
+
+def strip_tensor_names(data: bytes) -> bytes:
+    """The .tflite ``data`` with every tensor name emptied except the subgraphs' inputs and outputs
+    (LiteRT runs tensors by index; the names, module paths from the converter, are a tenth of an
+    int8 SSC-Net file). Signatures keep their own names."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = read_graph(data)
+    for sub in model.subgraphs:
+        io = {int(i) for i in sub.inputs} | {int(i) for i in sub.outputs}
+        for i, tensor in enumerate(sub.tensors):
+            if i not in io:
+                tensor.name = b""
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -33,7 +33,7 @@ from ssc_deploy.sessions import tflite_interpreter
 
 from .._common import TargetExport, version_of
 from .layers import check_keep_float, quantizable_layers
-from .tflite_graph import ComputeOp, compute_ops, delegation, layer_ops, read_graph
+from .tflite_graph import ComputeOp, compute_ops, delegation, layer_ops, read_graph, strip_tensor_names
 
 SCHEME = "static_wi8_ai8"
 WEIGHTS = "int8 per-channel (symmetric)"
@@ -82,17 +82,24 @@ def float_layers(net: nn.Module, example: torch.Tensor, data: bytes, names: Sequ
     return found
 
 
-def quantize_int8(data: bytes, calib: np.ndarray, keep: dict[str, list[ComputeOp]]) -> bytes:
+def quantize_int8(data: bytes, calib: np.ndarray, keep: dict[str, list[ComputeOp]],
+                  per_tensor: dict[str, list[ComputeOp]] | None = None) -> bytes:
     """``static_wi8_ai8`` int8 of the fp32 .tflite ``data``, float32 I/O, ``keep``'s ops left float,
-    calibrated with one call per image of ``calib`` (already in the file's input layout)."""
+    ``per_tensor``'s ops with per-tensor weights, calibrated with one call per image of ``calib``
+    (already in the file's input layout)."""
     from ai_edge_quantizer import quantizer, recipe
-    from ai_edge_quantizer.qtyping import TFLOperationName
+    from ai_edge_quantizer.qtyping import QuantGranularity, TFLOperationName
 
     q = quantizer.Quantizer(data)
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     no_quantize = quantizer.AlgorithmName.NO_QUANTIZE
     for op in (TFLOperationName.INPUT, TFLOperationName.OUTPUT):
         q.update_quantization_recipe(regex=".*", operation_name=op, algorithm_key=no_quantize)
+    for ops in (per_tensor or {}).values():
+        for op in ops:
+            q.add_static_config(regex=f"^{re.escape(op.scope)}$", operation_name=TFLOperationName(op.kind),
+                                activation_num_bits=8, weight_num_bits=8,
+                                weight_granularity=QuantGranularity.TENSORWISE)
     for ops in keep.values():
         for op in ops:  # the recipe's later entries win: this exact scope stays float
             q.update_quantization_recipe(regex=f"^{re.escape(op.scope)}$", operation_name=TFLOperationName(op.kind),
@@ -144,6 +151,23 @@ def check_runs(path: Path, example: np.ndarray, strict: bool, what: str) -> tupl
     return facts, warnings
 
 
+def _stripped(staged: Path, example: np.ndarray) -> Path:
+    """``staged`` with its tensor names stripped, beside it; one-line error if its outputs changed."""
+    out = staged.with_name("stripped.tflite")
+    out.write_bytes(strip_tensor_names(staged.read_bytes()))
+    before, after = (_invoke(p, example) for p in (staged, out))
+    if not np.array_equal(before, after):
+        raise SscDeployError("tflite int8: stripping the tensor names changed the outputs; no artifact was written")
+    return out
+
+
+def _invoke(path: Path, example: np.ndarray) -> np.ndarray:
+    interp = tflite_interpreter(path)
+    interp.set_tensor(interp.get_input_details()[0]["index"], example[:1])
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
+
+
 def _commit(fp32: TargetExport, staged: Path, path: Path, quant: dict[str, Any], warnings: list[str]) -> TargetExport:
     """Write the checked ``staged`` file to ``path`` (atomically) and describe it like the fp32 target."""
     from ..tflite_target import op_histogram
@@ -166,12 +190,16 @@ def _io_dtypes(path: Path) -> list[str]:
 
 def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path, *,
                 keep_float: Sequence[str] = (), scheme: str | None = None, nhwc: bool = False,
-                strict: bool = False, opset: int = 17, metadata: dict | None = None) -> TargetExport:
+                strict: bool = False, opset: int = 17, metadata: dict | None = None,
+                per_tensor: Sequence[str] = (), strip_names: bool = False) -> TargetExport:
     """Write the int8 ``.tflite`` of the deployment ``net`` to ``path`` (float32 input and output).
 
     ``calib``: (N, 3, S, S) normalised calibration images, fed one at a time (channel-last with
     ``nhwc``, the file's input layout then); ``keep_float``: layer names
-    (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float. ``opset`` and
+    (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float, ``per_tensor``
+    layers with per-tensor weights; ``strip_names``: the tensor names emptied once every check has
+    run (:func:`~ssc_deploy.export.quantize.tflite_graph.strip_tensor_names`; the stripped file must
+    give the same outputs). ``opset`` and
     ``metadata`` are other targets' (the fp32 TFLite target stores no metadata either).
     """
     scheme = check_scheme(scheme)
@@ -179,7 +207,8 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
     with tempfile.TemporaryDirectory(prefix="ssc-tflite-int8.") as tmp:
         info, fp32 = _fp32_export(net, example, Path(tmp), nhwc)
         staged = Path(tmp) / "int8.tflite"
-        staged.write_bytes(quantize_int8(fp32, _feed(calib, nhwc), float_layers(net, example, fp32, keep)))
+        per_op = layer_ops(net, compute_ops(read_graph(fp32)), check_keep_float(net, per_tensor), example)
+        staged.write_bytes(quantize_int8(fp32, _feed(calib, nhwc), float_layers(net, example, fp32, keep), per_op))
         facts, warnings = check_runs(staged, _feed(example, nhwc), strict, "int8")
         ops = layer_ops(net, compute_ops(read_graph(staged.read_bytes())), quantizable_layers(net), example)
         float_left = [name for name, found in ops.items() if any(op.weight_dtype != "int8" for op in found)]
@@ -194,6 +223,9 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
                  "keep_float": keep, "quantizer": "ai-edge-quantizer", "calibration_ranges": "min-max",
                  "int8_layers": sum(bool(found) for found in ops.values()) - len(float_left),
                  "float_layers": float_left, "io_dtypes": _io_dtypes(staged), **facts}
+        if strip_names:
+            staged = _stripped(staged, _feed(example, nhwc))
+            quant["tensor_names"] = "stripped (input and output kept)"
         return _commit(info, staged, Path(path), quant, warnings)
 
 
