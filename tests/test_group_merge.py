@@ -4,9 +4,7 @@ and bad values refused in one line."""
 
 from __future__ import annotations
 
-import json
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

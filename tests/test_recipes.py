@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from ssc_deploy.checkpoint import load_checkpoint, save_checkpoint
 from ssc_deploy.cli import main
