@@ -220,7 +220,7 @@ def test_calibration_images_are_a_fixed_sample_of_the_training_split():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(targets="onnx", precisions="fp16"), "onnx has no fp16 export: onnxruntime's CPU provider has no fp16 conv "
-                                              "kernels, so an fp16 file would run no faster (fp16 is exported for: tflite)"),
+                                              "kernels, so an fp16 file would run no faster"),
     (dict(targets="executorch", precisions="fp32,fp16"), "executorch has no fp16 export: ExecuTorch 1.5.1 stores "
                                                          "XNNPACK conv weights as fp32 (same size)"),
     (dict(targets="all", precisions="fp16"), "onnx has no fp16 export"),
