@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from ssc_deploy.devices.emulated import emulated_status
-from ssc_deploy.devices.insn_counter import QEMU, build_plugin, parse_counts, plugin_path
+from ssc_deploy.devices.insn_counter import (
+    QEMU,
+    build_plugin,
+    parse_counts,
+    plugin_path,
+)
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtime_bench import store
 from ssc_deploy.runtime_bench.insn_counts import count_per_inference, per_inference
@@ -22,6 +27,7 @@ from ssc_deploy.runtime_bench.precision import add_fp32_columns
 from ssc_deploy.runtime_bench.report import render_markdown
 from ssc_deploy.runtime_bench.rows import add_ratios
 from ssc_deploy.runtime_bench.table import build_table, to_csv
+from tests.support.stores import SCHEMA_2_ROWS
 
 STATUS = emulated_status()
 needs_emulation = pytest.mark.skipif(
@@ -140,20 +146,6 @@ def test_ratios_against_the_baseline_and_fp32_and_every_output_names_the_profile
     assert "M instructions / inference (emulated cortex-a76, instructions, not time)" in md and "| 15.10 |" in md
 
 
-SCHEMA_2_ROWS = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, tool_version TEXT NOT NULL,
-    status TEXT NOT NULL, devices TEXT NOT NULL, settings TEXT NOT NULL, label TEXT NOT NULL DEFAULT '');
-CREATE TABLE rows (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    device TEXT NOT NULL, model TEXT NOT NULL, runtime TEXT NOT NULL, precision TEXT NOT NULL DEFAULT 'fp32',
-    threads INTEGER NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, latency_median_ms REAL, top1 REAL,
-    data TEXT NOT NULL);
-CREATE INDEX rows_run ON rows(run_id);
-INSERT INTO meta VALUES ('schema_version', '2');
-INSERT INTO runs (created, tool_version, status, devices, settings) VALUES ('t', '0.1', 'complete', '[]', '{}');
-INSERT INTO rows (run_id, device, model, runtime, threads, source, status, data)
-    VALUES (1, 'host', 'm', 'tflite', 1, 'device-runner', 'ok', '{"model": "m"}');
-"""
 
 
 def test_the_store_keeps_the_instruction_column_and_migrates_a_schema_2_store(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtime_bench import store
+from tests.support.stores import SCHEMA_2_ROWS
 
 
 def _row(model="ssc-net-1-9", runtime="onnxruntime", lat=2.0, top1=0.95, status="ok", emulated=False, device="host"):
@@ -182,20 +183,6 @@ def test_a_file_in_the_way_of_the_store(tmp_path, monkeypatch):
     assert blocker.read_text() == "a file where the cache directory should be\n"
 
 
-SCHEMA_2_ROWS = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, tool_version TEXT NOT NULL,
-    status TEXT NOT NULL, devices TEXT NOT NULL, settings TEXT NOT NULL, label TEXT NOT NULL DEFAULT '');
-CREATE TABLE rows (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    device TEXT NOT NULL, model TEXT NOT NULL, runtime TEXT NOT NULL, precision TEXT NOT NULL DEFAULT 'fp32',
-    threads INTEGER NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, latency_median_ms REAL, top1 REAL,
-    data TEXT NOT NULL);
-CREATE INDEX rows_run ON rows(run_id);
-INSERT INTO meta VALUES ('schema_version', '2');
-INSERT INTO runs (created, tool_version, status, devices, settings) VALUES ('t', '0.1', 'complete', '[]', '{}');
-INSERT INTO rows (run_id, device, model, runtime, threads, source, status, latency_median_ms, top1, data)
-    VALUES (1, 'host', 'ssc-net-1-9', 'onnxruntime', 1, 'device-runner', 'ok', 2.0, 0.95, '{"model": "ssc-net-1-9"}');
-"""
 
 
 def test_a_schema_2_store_gets_the_interval_columns_and_never_the_predictions(tmp_path):
