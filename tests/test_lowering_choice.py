@@ -8,6 +8,7 @@ never read or written here. Real exports, real runtimes, real timings.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -117,6 +118,11 @@ def test_cache_file_is_keyed_and_survives_corruption(cache):
     k1 = lowering_cache.cache_key("onnxruntime", "1.0", cpu, 1)
     assert k1 != lowering_cache.cache_key("onnxruntime", "1.1", cpu, 1) != lowering_cache.cache_key("tflite", "1.0", cpu, 1)
     assert k1 != lowering_cache.cache_key("onnxruntime", "1.0", cpu, 2)
+    a76 = ("cortex-a76", ("fp", "asimddp"), "fp32")
+    arm = lowering_cache.cache_key("onnxruntime", "1.0", None, 1, arm=a76)
+    assert arm == lowering_cache.cache_key("onnxruntime", "1.0", cpu, 1, arm=a76) != k1  # the host CPU does not count
+    assert arm != lowering_cache.cache_key("onnxruntime", "1.0", None, 1, arm=("cortex-a53", ("fp",), "fp32"))
+    assert arm != lowering_cache.cache_key("onnxruntime", "1.0", None, 1, arm=(*a76[:2], "int8"))
     cache.mkdir()
     (cache / "lowerings.json").write_text("{not json")
     assert lowering_cache.lookup(k1) is None
@@ -127,6 +133,12 @@ def test_cache_file_is_keyed_and_survives_corruption(cache):
     (cache / "lowerings.json").write_text(json.dumps({"schema": lowering_cache.SCHEMA,
                                                       "entries": {k1: {"best": 3}}}))
     assert lowering_cache.lookup(k1) is None
+    counted = lowering_cache.Measurement(runtime="onnxruntime", runtime_version="1.0", best="dwconv", medians_ms={},
+                                         probe="p", cpu="cortex-a76", isa="aarch64", precision="int8",
+                                         instructions={"dwconv": 9e6, "dwconv-nhwc": 1e7})
+    assert lowering_cache.store(arm, counted) and lowering_cache.lookup(arm) == counted
+    lowering_cache.store(arm, replace(counted, best="pad-slice"))  # best must be among the counted candidates
+    assert lowering_cache.lookup(arm) is None
 
 
 def test_isa_classes():

@@ -40,6 +40,11 @@ def export_cmd(
              "SSC net, cached in ~/.cache/ssc-deploy; SSC_DEPLOY_MEASURE_LOWERINGS=0 skips measuring); "
              "'fast-table': the known fastest for this CPU's vector ISA, never measured; "
              "'auto' exports each candidate of this net, checks parity, times it here and keeps the fastest per target."),
+    for_device: str = typer.Option(
+        "host", "--for",
+        help="The device the files are for: host (default), or arm64-emulated[:PROFILE] (cortex-a76 default, "
+             "cortex-a53, neoverse-n1, max): --lowering fast then picks per target and precision the lowering with "
+             "the fewest ARM instructions on that profile (counted once on the emulated device, cached)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
     nhwc: bool = typer.Option(False, "--nhwc", help="TFLite only: channel-last (N, H, W, C) input instead of NCHW."),
     strict: bool = typer.Option(
@@ -117,6 +122,8 @@ def export_cmd(
     if checkpoint is not None and checkpoint.suffix.lower() == ".pt2":
         if precision.strip().lower() != "fp32":
             raise SscDeployError("--precision: a .pt2 program exports fp32 only (int8/fp16 need a checkpoint or --model)")
+        if for_device.strip() not in ("", "host"):
+            raise SscDeployError("--for: a .pt2 program exports for the host only (give a checkpoint or --model)")
         if group_merge is not None or int8_weights is not None or strip_names:
             raise SscDeployError("--group-merge, --int8-weights and --strip-names apply to int8 exports only "
                                  "(a .pt2 program exports fp32 only)")
@@ -136,7 +143,7 @@ def export_cmd(
                 progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
                 precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images,
                 int8_scheme=int8_scheme, keep_float=keep_float or (), gate_alpha=gate_alpha, int8_group_merge=group_merge,
-                int8_weights=int8_weights, int8_strip_names=strip_names,
+                int8_weights=int8_weights, int8_strip_names=strip_names, for_device=for_device,
             )
         except ExportIncomplete as err:  # the files that passed are on disk: show them, then the failure
             if not as_json:

@@ -75,6 +75,8 @@ def export_module(
     int8_group_merge: int | str | None = None,
     int8_weights: str | None = None,
     int8_strip_names: bool = False,
+    for_device: str | None = None,
+    int8_lowering: str | None = None,
 ) -> list[ExportResult]:
     """Export a zoo module to each target at each precision, verified in the target's own runtime.
 
@@ -108,14 +110,17 @@ def export_module(
     exact; :mod:`~ssc_deploy.export.lowerings.group_merge`) and ``int8_weights`` (``per-channel``,
     the default; ``per-tensor-grouped``: one weight scale per grouped conv, the smaller file;
     ``per-tensor``); ``int8_strip_names`` empties the int8 .tflite's tensor names (all but input
-    and output: about a tenth of an int8 SSC-Net file).
+    and output: about a tenth of an int8 SSC-Net file). ``for_device`` (``"arm64-emulated[:PROFILE]"``;
+    None: the host) makes ``fast``/``fast-table`` choose for that ARM CPU profile
+    (:func:`~ssc_deploy.export.lowering_choice.arm_choice`); ``int8_lowering`` names the int8 files' lowering.
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     options = _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol,
                                n_verify=n_verify, precisions=precisions, calib=calib, max_drop=max_drop,
                                gate_images=gate_images, int8_scheme=int8_scheme, keep_float=keep_float,
                                gate_alpha=gate_alpha, int8_group_merge=int8_group_merge,
-                               int8_weights=int8_weights, int8_strip_names=int8_strip_names)
+                               int8_weights=int8_weights, int8_strip_names=int8_strip_names,
+                               for_device=for_device, int8_lowering=int8_lowering)
     subject = describe_module(model, example_input, name=name, class_names=class_names, mean=mean, std=std,
                               trained=trained, source_data=source_data,
                               source=SourceInfo(checkpoint=None if checkpoint is None else str(checkpoint),
@@ -129,7 +134,8 @@ def export_module(
     with staging(plan, subject.name) as scratch:
         with _working(progress, subject.name, options) as bar:
             float_targets = [t for t in options.targets if set(options.precisions) - {"int8"}]
-            lowered = (rewrite_for_targets(model, images, data_spec, float_targets, options.lowering, options.atol)
+            lowered = (rewrite_for_targets(model, images, data_spec, float_targets, options.lowering, options.atol,
+                                           options.arm_profile)
                        if float_targets else None)  # int8 files have their own lowering (quantized.py)
             quantized = prepare(model, subject, images, data_spec, options) if options.quantized else None
             staged, failed = [], []
@@ -173,6 +179,8 @@ def export_model(
     int8_group_merge: int | str | None = None,
     int8_weights: str | None = None,
     int8_strip_names: bool = False,
+    for_device: str | None = None,
+    int8_lowering: str | None = None,
 ) -> list[ExportResult]:
     """Export a checkpoint (or, with ``source=None``, an untrained ``model_name``) with :func:`export_module`.
 
@@ -182,7 +190,8 @@ def export_model(
     """
     quant = dict(precisions=precisions, calib=calib, max_drop=max_drop, gate_images=gate_images,
                  int8_scheme=int8_scheme, keep_float=keep_float, gate_alpha=gate_alpha, int8_group_merge=int8_group_merge,
-                 int8_weights=int8_weights, int8_strip_names=int8_strip_names)
+                 int8_weights=int8_weights, int8_strip_names=int8_strip_names, for_device=for_device,
+                 int8_lowering=int8_lowering)
     _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol, n_verify=n_verify,
                      **quant)
     if source is not None:

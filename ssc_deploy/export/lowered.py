@@ -43,9 +43,9 @@ class LoweredNets:
 
 
 def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets: Sequence[str], lowering: str,
-                        atol: float) -> LoweredNets:
+                        atol: float, arm_profile: str | None = None) -> LoweredNets:
     """Choose each target's lowering (:func:`~ssc_deploy.export.lowering_choice.choose_lowerings`: ``"fast"``
-    measured once per machine, ``"auto"`` on this net) and rewrite ``model`` once per lowering.
+    measured once per machine, ``"auto"`` on this net; ``arm_profile``: for that emulated ARM profile) and rewrite ``model`` once per lowering.
 
     A module the zoo did not build is first traced and its SSC kernels and written-out shifts
     rewritten (:func:`~ssc_deploy.export.foreign.foreign_rewrite`); parity is always against ``model``.
@@ -56,7 +56,7 @@ def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets
     with torch.no_grad(), eval_mode(model):
         reference = model(x).numpy()
         found = foreign_rewrite(model, x[:1])
-        choices = choose_lowerings(found.module, lowering, targets, images, atol=atol)
+        choices = choose_lowerings(found.module, lowering, targets, images, arm_profile=arm_profile, atol=atol)
         chosen = {t: c.lowering for t, c in choices.items()}
         nets, diffs = {}, {}
         for low in dict.fromkeys(chosen.values()):

@@ -3,7 +3,9 @@
 One JSON file, ``<user cache>/lowerings.json`` (:func:`ssc_deploy.user_cache.user_cache_dir`),
 holding one entry per key; a key hashes the CPU model, its vector flags, the runtime and its
 version and the probe's version, so a new CPU, a runtime upgrade or a changed probe measures
-again. A missing, unreadable or corrupt file is an empty cache; a cache that cannot be written
+again. Entries counted for an ARM device (``export --for arm64-emulated:PROFILE``,
+:mod:`ssc_deploy.export.arm_lowering`) key on the CPU profile and the precision instead of this
+machine's CPU, and hold instructions per inference instead of times. A missing, unreadable or corrupt file is an empty cache; a cache that cannot be written
 costs a measurement next time, never an export.
 """
 
@@ -44,6 +46,13 @@ class Measurement:
     seconds: float = 0.0  # what the measurement cost (wall)
     cpu_seconds: float = 0.0  # and in this process's CPU time
     load_average: float | None = None  # 1-minute load average when measured (timings under load are noisier)
+    instructions: dict[str, float] = field(default_factory=dict)  # ARM: instructions per inference per candidate
+    precision: str = "fp32"  # the files' precision the candidates were exported at
+
+    @property
+    def figures(self) -> dict[str, float]:
+        """What ``best`` was chosen on: instructions per inference (ARM entries) or median milliseconds."""
+        return self.instructions or self.medians_ms
 
 
 def cache_path() -> Path:
@@ -51,9 +60,14 @@ def cache_path() -> Path:
     return user_cache_dir() / FILE_NAME
 
 
-def cache_key(runtime: str, runtime_version: str | None, cpu: CpuFeatures, probe_version: int) -> str:
-    """The entry key: a hash of CPU model, vector flags, runtime, runtime version and probe version."""
-    text = json.dumps([cpu.model, cpu.machine, list(cpu.vector_flags), runtime, runtime_version, probe_version])
+def cache_key(runtime: str, runtime_version: str | None, cpu: CpuFeatures | None, probe_version: int,
+              arm: tuple[str, tuple[str, ...], str] | None = None) -> str:
+    """The entry key: a hash of CPU model, vector flags, runtime, runtime version and probe version.
+
+    ``arm``: (profile, its features, precision) of an ARM device's count; it replaces ``cpu``.
+    """
+    where = [cpu.model, cpu.machine, list(cpu.vector_flags)] if arm is None else ["arm", arm[0], list(arm[1]), arm[2]]
+    text = json.dumps([*where, runtime, runtime_version, probe_version])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -89,7 +103,7 @@ def _fits(value: Any, hint: Any) -> bool:
 
 def lookup(key: str) -> Measurement | None:
     """The cached measurement of ``key``; None when absent or not a well-formed entry (every field
-    of the type :class:`Measurement` declares, ``best`` among the medians)."""
+    of the type :class:`Measurement` declares, ``best`` among its figures)."""
     raw = _entries(cache_path()).get(key)
     if not isinstance(raw, dict):
         return None
@@ -100,7 +114,7 @@ def lookup(key: str) -> Measurement | None:
         m = Measurement(**raw)
     except TypeError:  # a field without a default is missing
         return None
-    return m if m.best in m.medians_ms else None
+    return m if m.best in m.figures else None
 
 
 def store(key: str, measurement: Measurement) -> Path | None:

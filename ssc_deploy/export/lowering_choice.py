@@ -10,6 +10,8 @@
   measurement fails, the known fastest for this CPU's vector ISA (:data:`KNOWN_FASTEST`) is used.
 - ``fast-table``: the known fastest for this vector ISA, never measured (a cached measurement
   is not read either).
+- with ``export --for arm64-emulated[:PROFILE]``, ``fast``/``fast-table`` pick per target and
+  precision the fewest ARM instructions on that CPU profile instead (:func:`arm_choice`).
 - ``auto``: the full measured search on the exported net itself (:mod:`ssc_deploy.export.autotune`).
 
 A net without ``Shift`` layers gets the default lowering whatever ``fast`` would say: its
@@ -119,10 +121,46 @@ def _medians(m: lowering_cache.Measurement) -> str:
     return f"{times} ms on {m.probe}"
 
 
-def choose_lowerings(model, lowering: str, targets: Iterable[str], images, **kwargs) -> dict[str, LoweringChoice]:
+def arm_choice(target: str, precision: str, lowering: str, profile: str) -> LoweringChoice:
+    """The ``fast``/``fast-table`` choice of ``target``'s ``precision`` files for emulated ARM ``profile``
+    (:mod:`ssc_deploy.export.arm_lowering`); ExecuTorch, not counted there, keeps the host's choice."""
+    from . import arm_lowering
+
+    def host(why: str) -> LoweringChoice:
+        chosen = (LoweringChoice(by_target(target).int8_lowering, "the runtime table's int8_lowering")
+                  if precision != "fp32" else fast_lowering(target) if lowering == FAST else known_fastest(target))
+        return LoweringChoice(chosen.lowering, f"for arm64-emulated:{profile}: {why}: {chosen.reason}")
+
+    if target not in arm_lowering.COUNTED_TARGETS:
+        return host(arm_lowering.NOT_COUNTED)
+    if lowering == FAST and measuring_enabled():
+        low, reason = arm_lowering.fewest_instructions(target, precision, profile)
+        return LoweringChoice(low, f"for arm64-emulated:{profile}: {reason}")
+    off = f"{MEASURE_ENV}=0" if lowering == FAST else "--lowering fast-table"
+    known = arm_lowering.known_fewest(target, precision, profile)
+    if known is None:
+        return host(f"no counts for {target} {precision} on {profile} in the table ({off}): the host's choice")
+    return LoweringChoice(known[0], f"for arm64-emulated:{profile}: {known[1]} ({off})")
+
+
+def int8_choice(target: str, lowering: str, profile: str | None, given: str | None = None) -> LoweringChoice:
+    """The lowering of ``target``'s int8 file: ``given``; else for an ARM ``profile`` with ``fast``/``fast-table``
+    the fewest-instructions int8 candidate; else the runtime table's ``int8_lowering``."""
+    from .quantized import INT8_REASON
+
+    if given is not None:
+        return LoweringChoice(given, "int8: given by name")
+    if profile is not None and lowering in (FAST, FAST_TABLE):
+        return arm_choice(target, "int8", lowering, profile)
+    return LoweringChoice(by_target(target).int8_lowering, INT8_REASON)
+
+
+def choose_lowerings(model, lowering: str, targets: Iterable[str], images, arm_profile: str | None = None,
+                     **kwargs) -> dict[str, LoweringChoice]:
     """Each target's :class:`LoweringChoice` for ``--lowering`` value ``lowering``.
 
-    ``fast``/``fast-table`` as the module docstring says; ``auto``: each target's
+    ``fast``/``fast-table`` as the module docstring says (for an ARM ``arm_profile``: :func:`arm_choice`
+    of the fp32 files); ``auto``: each target's
     :func:`~ssc_deploy.export.autotune.autotune` winner on ``model`` and ``images`` (``kwargs`` go
     to it); a lowering's name: that lowering for every target.
     """
@@ -140,6 +178,8 @@ def choose_lowerings(model, lowering: str, targets: Iterable[str], images, **kwa
         if not has_shifts(model):
             return {t: LoweringChoice(by_target(t).default_lowering, "the default: the net has no Shift layers")
                     for t in targets}
+        if arm_profile is not None:
+            return {t: arm_choice(t, "fp32", lowering, arm_profile) for t in targets}
         pick = fast_lowering if lowering == FAST else known_fastest
         return {t: pick(t) for t in targets}
     return {t: LoweringChoice(lowering, "given by name") for t in targets}

@@ -2,7 +2,8 @@
 and the call into each target's quantizer (:mod:`ssc_deploy.export.quantize`).
 
 int8 files use the lowering the runtime table names for them (``int8_lowering``: the one that
-keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get, then
+keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get (for an ARM
+device, ``--for``: the int8 candidate with the fewest instructions there), then
 the group merge asked for (``int8_group_merge``, exact; :mod:`.lowerings.group_merge`); fp16
 files use the fp32 files' lowering.
 """
@@ -18,7 +19,6 @@ import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.runtimes import by_target
 
 from ._common import TargetExport
 from .lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
@@ -66,7 +66,7 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     training split and the gate the test split of the same data.
     """
     int8_targets = list(options.targets) if INT8 in options.precisions else []
-    nets = _int8_nets(model, images, data, int8_targets, options.atol) if int8_targets else None
+    nets = _int8_nets(model, images, data, int8_targets, options) if int8_targets else None
     merges: dict[str, MergeReport] = {}
     if nets is not None and options.int8_group_merge:
         nets, merges = _merged(nets, options.int8_group_merge, options.atol)
@@ -105,18 +105,23 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
     return module.export_fp16(net, subject.example, path, nhwc=options.nhwc, metadata=metadata)
 
 
-def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[str], atol: float) -> LoweredNets:
-    """Each int8 target's deployment net under its ``int8_lowering`` (each lowering rewritten once)."""
+def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[str],
+               options: ExportOptions) -> LoweredNets:
+    """Each int8 target's deployment net under its :func:`~.lowering_choice.int8_choice` (each lowering
+    rewritten once)."""
+    from .lowering_choice import int8_choice
+
+    choices = {t: int8_choice(t, options.lowering, options.arm_profile, options.int8_lowering) for t in targets}
     parts = []
     by_lowering: dict[str, list[str]] = {}
     for t in targets:
-        by_lowering.setdefault(by_target(t).int8_lowering, []).append(t)
+        by_lowering.setdefault(choices[t].lowering, []).append(t)
     for low, ts in by_lowering.items():
-        parts.append(rewrite_for_targets(model, images, data, ts, low, atol))
+        parts.append(rewrite_for_targets(model, images, data, ts, low, options.atol))
     return replace(parts[0], lowerings={t: low for p in parts for t, low in p.lowerings.items()},
                    nets={k: v for p in parts for k, v in p.nets.items()},
                    rewrite_diff={k: v for p in parts for k, v in p.rewrite_diff.items()},
-                   reasons={t: INT8_REASON for t in targets})
+                   reasons={t: c.reason for t, c in choices.items()})
 
 
 def _merged(nets: LoweredNets, spec: GroupMergeSpec, atol: float) -> tuple[LoweredNets, dict[str, MergeReport]]:

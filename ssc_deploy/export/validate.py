@@ -68,6 +68,8 @@ class ExportOptions:
     int8_group_merge: GroupMergeSpec = NO_MERGE  # int8: grouped 1x1 convs merged (lowerings/group_merge.py)
     int8_weights: str = "per-channel"  # int8 weight granularity (quantize/layers.py WEIGHT_MODES)
     int8_strip_names: bool = False  # tflite int8: tensor names emptied (quantize/tflite_graph.py)
+    arm_profile: str | None = None  # --for arm64-emulated[:PROFILE]: the profile the files are for (None: the host)
+    int8_lowering: str | None = None  # int8 files' lowering (None: chosen, export/lowering_choice.py int8_choice)
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -149,7 +151,8 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
                   atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
                   max_drop: float = 1.0, gate_images: int = 10_000, int8_scheme: str | None = None,
                   keep_float: Iterable[str] = (), gate_alpha: float = 0.05, int8_group_merge=None, int8_weights: str | None = None,
-                  int8_strip_names: bool = False) -> ExportOptions:
+                  int8_strip_names: bool = False, for_device: str | None = None,
+                  int8_lowering: str | None = None) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
     from .quantize.calibration import check_calib
     from .quantize.gate import check_gate_options
@@ -185,6 +188,9 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
         check_gate_options(max_drop, gate_images, gate_alpha)
     if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowering_choice.py)
         get_lowering(lowering)
+    if int8_lowering is not None:
+        get_lowering(int8_lowering)
+    arm_profile = check_for_device(for_device, lowering, names)
     if not MIN_OPSET <= int(opset) <= MAX_OPSET:
         raise SscDeployError(f"opset {opset} is not supported (use {MIN_OPSET}..{MAX_OPSET})")
     check_float("atol", atol, positive=True)
@@ -192,7 +198,25 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
                          tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep,
                          float(gate_alpha), retry, merge, weights,
-                         bool(int8_strip_names))
+                         bool(int8_strip_names), arm_profile, int8_lowering)
+
+
+def check_for_device(for_device: str | None, lowering: str, targets: Sequence[str]) -> str | None:
+    """The ARM profile ``--for`` names (None: the host); one-line errors for an unknown device or
+    profile, and for an emulated device that is not set up when its instructions would be counted."""
+    from ssc_deploy.devices.arm_profiles import DEVICE, profile_from_spec
+
+    from .arm_lowering import COUNTED_TARGETS, check_can_count
+    from .lowering_choice import FAST, measuring_enabled
+
+    if for_device is None or for_device.strip() in ("", "host"):
+        return None
+    profile = profile_from_spec(for_device)
+    if profile is None:
+        raise SscDeployError(f"--for: unknown device '{for_device}' (use host or {DEVICE}[:PROFILE])")
+    if lowering == FAST and measuring_enabled() and set(targets) & set(COUNTED_TARGETS):
+        check_can_count()
+    return profile.name
 
 
 def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:
