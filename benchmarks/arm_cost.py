@@ -46,6 +46,8 @@ PROFILES = ("cortex-a76", "cortex-a53")
 REFERENCE = "mobilenetv2"
 DATA = "digits"
 X86 = "x86 (qemu-x86_64 -cpu max)"
+X86_NOTE = ("x86 counts: qemu 7.2's x86 'max' CPU has AVX2 and FMA but no AVX-512, so the runtimes take their AVX2 "
+            "kernels there while the host's times come from its AVX-512 ones: part of the prediction error is that.")
 RUNNER = Path(__file__).resolve().parents[1] / "ssc_deploy" / "runtime_bench" / "device_runner.py"
 
 
@@ -63,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", default="benchmarks/.cache/arm-cost", help="where exports are kept and reused")
     p.add_argument("--json", default=None, help="write all rows as JSON here")
     p.add_argument("--markdown", default=None, help="write the tables as Markdown here")
+    p.add_argument("--render", default=None, metavar="JSON",
+                   help="measure nothing: write --markdown (or print) the tables of an earlier run's --json")
     args = p.parse_args(argv)
     args.models = [m.strip() for m in (args.models or ",".join(QUICK_MODELS if args.quick else MODELS)).split(",")
                    if m.strip()]
@@ -215,14 +219,19 @@ def prediction_error(pairs, key: str) -> tuple[float | None, float | None, int]:
 
 def render(rows, keys: list[str], cpu: str, notes: list[str]) -> str:
     """The Markdown: per-file figures, the ratio table, the prediction errors and the notes."""
+    from ssc_deploy.models import model_family
+
     def f(v, spec=".2f"):
         return "-" if v is None else format(v, spec)
+
+    def lowering(r) -> str:  # nets without shifts take no shift lowering
+        return r["lowering"] if model_family(r["model"]) == "ssc-net" else "-"
 
     cols = ["model", "runtime", "precision", "lowering", "KB", "host ms"] + [f"{k} M insns" for k in keys]
     md = [f"CPU (host): {cpu}", "", "Per file (untrained weights; instructions per inference, 1 thread):", "",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = [r["model"], r["runtime"], r["precision"], r["lowering"], f(r["bytes"] / 1024, ".0f"),
+        cells = [r["model"], by_target(r["runtime"]).runtime, r["precision"], lowering(r), f(r["bytes"] / 1024, ".0f"),
                  f(r.get("host_ms"), ".3f")] + [f(None if r["insns"].get(k) is None else r["insns"][k] / 1e6)
                                                 for k in keys]
         md.append("| " + " | ".join(cells) + " |")
@@ -232,7 +241,8 @@ def render(rows, keys: list[str], cpu: str, notes: list[str]) -> str:
            "file with the target's default lowering):", "",
            "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for kind, a, b in pairs:
-        cells = [kind, f"{a['model']} {a['lowering']}" if kind != "int8 / fp32" else a["model"], a["runtime"],
+        cells = [kind, f"{a['model']} {lowering(a)}" if kind != "int8 / fp32" else a["model"],
+                 by_target(a["runtime"]).runtime,
                  a["precision"], f(ratio(a.get("host_ms"), b.get("host_ms")))]
         cells += [f(ratio(a["insns"].get(k), b["insns"].get(k))) for k in keys]
         md.append("| " + " | ".join(cells) + " |")
@@ -245,13 +255,37 @@ def render(rows, keys: list[str], cpu: str, notes: list[str]) -> str:
                       f"(x{math.exp(worst):.2f}) over {n} pairs"
                       + (" (same machine: the prediction error)" if k == X86 else " (ARM counts vs x86 time: how "
                          "much the host misleads, not a prediction error)"))
+    if X86 in keys:
+        notes = notes + [X86_NOTE]
     md += [""] + [f"- {n}" for n in notes]
     return "\n".join(md) + "\n"
+
+
+def render_saved(path: Path, markdown: str | None) -> int:
+    """Write (or print) the Markdown of a saved ``--json`` (its profiles in the order they were counted)."""
+    from ssc_deploy.atomic import write_text_atomic
+    from ssc_deploy.errors import SscDeployError
+
+    try:
+        saved = json.loads(path.read_text())
+        rows, cpu, notes = saved["rows"], saved["cpu"], saved["notes"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SscDeployError(f"cannot read the saved run {path.name}: {err}") from None
+    keys = saved.get("keys") or list(dict.fromkeys(k for r in rows for k in r["insns"]))
+    text = render(rows, keys, cpu, notes)
+    if markdown:
+        write_text_atomic(markdown, text)
+    else:
+        print(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from ssc_deploy.atomic import write_text_atomic
+
+    if args.render:
+        return render_saved(Path(args.render), args.markdown)
     from ssc_deploy.devices.emulated import EmulatedArm64Device
     from ssc_deploy.errors import SscDeployError
 
@@ -294,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.markdown:
             write_text_atomic(args.markdown, render(rows, keys, cpu, notes))
         if args.json:
-            write_text_atomic(args.json, json.dumps({"cpu": cpu, "rows": rows, "notes": notes}, indent=2))
+            write_text_atomic(args.json, json.dumps({"cpu": cpu, "keys": keys, "rows": rows, "notes": notes}, indent=2))
 
     host_times(rows, args.rounds)
     save()

@@ -83,3 +83,14 @@ def test_x86_counter_counts_a_real_onnx_file(tmp_path):
     narrow = count_per_inference(counter, files[8], "onnxruntime", "NCHW", timeout=600, n=2)
     wide = count_per_inference(counter, files[64], "onnxruntime", "NCHW", timeout=600, n=2)
     assert 0 < narrow["instructions_per_inference"] < wide["instructions_per_inference"]
+
+
+def test_render_of_a_broken_saved_run_is_one_error_line(tmp_path):
+    bad = tmp_path / "run.json"
+    bad.write_text('{"rows": [')
+    md = tmp_path / "out.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "arm_cost.py"), "--render", str(bad),
+                           "--markdown", str(md)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode != 0 and not md.exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot read the saved run run.json")
