@@ -248,13 +248,21 @@ def render(rows, keys: list[str], cpu: str, notes: list[str]) -> str:
         md.append("| " + " | ".join(cells) + " |")
     md += ["", "How well instruction ratios predict the host's time ratios over these pairs "
            "(|log(instruction ratio / time ratio)|; 0.10 is about 10 %):", ""]
+    groups = {"all pairs": pairs,
+              "fp32 SSC / MobileNetV2": [q for q in pairs if q[0] == "vs MobileNetV2" and q[1]["precision"] == "fp32"],
+              "int8 SSC / MobileNetV2": [q for q in pairs if q[0] == "vs MobileNetV2" and q[1]["precision"] == "int8"],
+              "int8 / fp32": [q for q in pairs if q[0] == "int8 / fp32"]}
     for k in keys:
-        med, worst, n = prediction_error(pairs, k)
-        if n:
-            md.append(f"- {k} instructions vs host time: median {med:.3f} (x{math.exp(med):.2f}), max {worst:.3f} "
-                      f"(x{math.exp(worst):.2f}) over {n} pairs"
-                      + (" (same machine: the prediction error)" if k == X86 else " (ARM counts vs x86 time: how "
-                         "much the host misleads, not a prediction error)"))
+        what = ("same machine: the prediction error" if k == X86
+                else "ARM counts vs x86 time: how much the host misleads, not a prediction error")
+        parts = []
+        for group, chosen in groups.items():
+            med, worst, n = prediction_error(chosen, k)
+            if n:
+                parts.append(f"{group}: median {med:.3f} (x{math.exp(med):.2f}), max {worst:.3f} "
+                             f"(x{math.exp(worst):.2f}), {n} pairs")
+        if parts:
+            md.append(f"- {k} instructions vs host time ({what}): " + "; ".join(parts))
     if X86 in keys:
         notes = notes + [X86_NOTE]
     md += [""] + [f"- {n}" for n in notes]
