@@ -146,7 +146,7 @@ class HostCounter:
                    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "HOME": os.environ.get("HOME", "/root")}
             proc = subprocess.run(["qemu-x86_64", "-cpu", "max", "-plugin", f"{self.plugin},out={out}",
                                    sys.executable, str(RUNNER), *args], capture_output=True, text=True,
-                                  timeout=timeout, env=env)
+                                  timeout=timeout, env=env, check=False)
             counts = parse_counts(out.read_text()) if out.is_file() else {}
         return parse_runner_output(self.name, proc.stdout, proc.stderr, proc.returncode), counts
 
@@ -237,8 +237,8 @@ def render(rows, keys: list[str], cpu: str, notes: list[str]) -> str:
         md.append("| " + " | ".join(cells) + " |")
     pairs = ratio_pairs(rows)
     cols = ["ratio", "file", "runtime", "precision", "host time"] + [f"{k} insns" for k in keys]
-    md += ["", "Ratios (SSC file / MobileNetV2 file of the same runtime and precision; int8 file / its model's fp32 "
-           "file with the target's default lowering):", "",
+    md += ["", ("Ratios (SSC file / MobileNetV2 file of the same runtime and precision; int8 file / its model's fp32 "
+                "file with the target's default lowering):"), "",
            "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for kind, a, b in pairs:
         cells = [kind, f"{a['model']} {lowering(a)}" if kind != "int8 / fp32" else a["model"],
@@ -246,8 +246,8 @@ def render(rows, keys: list[str], cpu: str, notes: list[str]) -> str:
                  a["precision"], f(ratio(a.get("host_ms"), b.get("host_ms")))]
         cells += [f(ratio(a["insns"].get(k), b["insns"].get(k))) for k in keys]
         md.append("| " + " | ".join(cells) + " |")
-    md += ["", "How well instruction ratios predict the host's time ratios over these pairs "
-           "(|log(instruction ratio / time ratio)|; 0.10 is about 10 %):", ""]
+    md += ["", ("How well instruction ratios predict the host's time ratios over these pairs "
+                "(|log(instruction ratio / time ratio)|; 0.10 is about 10 %):"), ""]
     groups = {"all pairs": pairs,
               "fp32 SSC / MobileNetV2": [q for q in pairs if q[0] == "vs MobileNetV2" and q[1]["precision"] == "fp32"],
               "int8 SSC / MobileNetV2": [q for q in pairs if q[0] == "vs MobileNetV2" and q[1]["precision"] == "int8"],
@@ -310,10 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir)
     rows: list[dict[str, Any]] = []
     notes = ["Untrained nets (seed 0, BatchNorm statistics from noise): instruction counts, latency and size only.",
-             "Instructions are counted, not timed: emulated cores, guest instructions of the main thread per "
-             "steady-state inference ((1+10 inferences) - (1 inference)) / 10.",
-             f"Host times: batch 1, 1 thread, medians of {args.rounds} interleaved rounds x 5 calls per file, "
-             "all files of a runtime in one process; the machine was shared (other jobs running).",
+             ("Instructions are counted, not timed: emulated cores, guest instructions of the main thread per "
+              "steady-state inference ((1+10 inferences) - (1 inference)) / 10."),
+             (f"Host times: batch 1, 1 thread, medians of {args.rounds} interleaved rounds x 5 calls per file, "
+              "all files of a runtime in one process; the machine was shared (other jobs running)."),
              "int8 files: the runtime's int8_lowering only (the lowering that keeps the int8 chain whole)."]
     for m in args.models:
         for rt in args.runtimes:
@@ -340,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
 
     host_times(rows, args.rounds)
     save()
-    progress = lambda s: print(f"  counting {s}", flush=True)  # noqa: E731
+    def progress(what: str) -> None:
+        print(f"  counting {what}", flush=True)
+
     # The first ARM profile, then the x86 counts (the prediction error), then the other profiles.
     stages = args.profiles[:1] + ([] if args.no_x86 else [X86]) + args.profiles[1:]
     for key in stages:
