@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ssc_deploy.export.autotune import export_to  # noqa: E402
+from ssc_deploy.export.lowerings.selection.autotune import export_to  # noqa: E402
 from ssc_deploy.export.foreign import foreign_rewrite  # noqa: E402
 from ssc_deploy.export.rewrite import deployment_rewrite  # noqa: E402
 from ssc_deploy.export.verify import verification_images  # noqa: E402

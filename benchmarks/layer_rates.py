@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.table import Table
 
     from ssc_deploy.quiet import quiet_native
-    from ssc_deploy.export.autotune import export_to
+    from ssc_deploy.export.lowerings.selection.autotune import export_to
     from ssc_deploy.sessions import load_runner
     from ssc_deploy.timing import median, time_interleaved
 

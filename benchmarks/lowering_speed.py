@@ -86,7 +86,7 @@ def export_cached(runtime: str, model_name: str, lowering: str, workdir: Path) -
     import torch
 
     from ssc_deploy.quiet import quiet_native
-    from ssc_deploy.export.autotune import export_to
+    from ssc_deploy.export.lowerings.selection.autotune import export_to
     from ssc_deploy.export.rewrite import deployment_rewrite
     from ssc_deploy.models import create_model
 

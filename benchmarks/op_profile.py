@@ -1,7 +1,7 @@
 """Where the time goes: each runtime's own per-op profile of lowered models, summed by op class.
 
 Each model is lowered, exported (ONNX and/or ExecuTorch .pte, untrained weights) and profiled
-with the runtime's own profiler (``ssc_deploy.runtime_bench.op_profile``): onnxruntime's session
+with the runtime's own profiler (``ssc_deploy.op_profile``): onnxruntime's session
 profiler, and ExecuTorch's ETDump, which times every XNNPACK operator. Classes are listed with
 their share of the profiled time, MACs and achieved GMAC/s. LiteRT's Python wheel has no op
 profiler; on CPU it runs the same XNNPACK operators as the ExecuTorch program.
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from ssc_deploy.atomic import write_text_atomic
     from ssc_deploy.export.rewrite import deployment_rewrite
     from ssc_deploy.models import create_model
-    from ssc_deploy.runtime_bench.op_profile import attribute_macs, profile_file, profile_table
+    from ssc_deploy.op_profile import attribute_macs, profile_file, profile_table
     from ssc_deploy.runtimes import by_target
 
     console = Console(width=160)

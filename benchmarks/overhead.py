@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 SSC, REF = "ssc-net-3-9", "mobilenetv2"
-# Op classes (runtime_bench/op_profile.py names) that move data for shifts and shuffles; SSC-Nets have
+# Op classes (op_profile.py names) that move data for shifts and shuffles; SSC-Nets have
 # no depthwise conv of their own, so a depthwise 3x3 is a lowered shift.
 OVERHEAD = re.compile(r"depthwise|DWConv|Slice|Pad|Concat|Transpose|Reshape|Copy", re.IGNORECASE)
 REORDER = re.compile(r"Reorder", re.IGNORECASE)
@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     from lowering_speed import export_cached
 
     from ssc_deploy.cpu_features import cpu_features
-    from ssc_deploy.export.lowering_choice import fast_lowering
-    from ssc_deploy.runtime_bench.op_profile import profile_file
+    from ssc_deploy.export.lowerings.selection.choice import fast_lowering
+    from ssc_deploy.op_profile import profile_file
     from ssc_deploy.runtimes import by_target
     from ssc_deploy.sessions import load_runner
     from ssc_deploy.timing import medians, time_interleaved

@@ -136,11 +136,11 @@ def file_bytes(path: Path) -> int:
 def count_ops(target: str, path: Path) -> tuple[int, int]:
     """(ops, ops on portable fallback kernels): see the module docstring."""
     if target == "executorch":
-        from ssc_deploy.runtime_bench.op_profile import profile_file
+        from ssc_deploy.op_profile import profile_file
 
         profile = profile_file(path, threads=1, runs=2, warmup=1)
         return len(profile.ops), sum(op.name.startswith("portable") for op in profile.ops)
-    from ssc_deploy.export.inspect import inspect_artifact
+    from ssc_deploy.export.readers.artifact import inspect_artifact
 
     return sum(inspect_artifact(path)["op_histogram"].values()), 0
 

@@ -2,7 +2,7 @@
 
 The vector ISA class (``avx512``, ``avx2``, ``arm64-neon-dotprod``, ...) picks the row of known
 fastest lowerings when nothing was measured here; the model name and the vector flags key the
-per-machine lowering measurement (:mod:`ssc_deploy.export.lowering_choice`).
+per-machine lowering measurement (:mod:`ssc_deploy.export.lowerings.selection.choice`).
 
 >>> from ssc_deploy.cpu_features import cpu_features
 >>> cpu_features().isa in ISA_CLASSES

@@ -33,7 +33,7 @@ class RuntimeSpec:
     extra: str  # ``pip install 'ssc-deploy[EXTRA]'`` for the runtime
     default_lowering: str  # shift lowering of nets without shifts and of ``lowering=`` left out in the Python API
     # Fastest fp32 lowering measured on the AVX-512 x86 host (benchmarks/RESULTS.md): the avx512 row of
-    # the known-fastest table behind ``--lowering fast`` when this CPU has no measurement (export/lowering_choice.py).
+    # the known-fastest table behind ``--lowering fast`` when this CPU has no measurement (export/lowerings/selection/choice.py).
     fastest_lowering: str
     native_tool: str  # the runtime's own benchmark tool (``--runner RUNTIME=PATH``)
     precisions: tuple[str, ...] = ("fp32",)  # numeric precisions the target exports (``--precision``)

@@ -14,9 +14,9 @@ import pytest
 from ssc_deploy.cli import main
 from ssc_deploy.devices.emulated import cannot_emulate_reason, emulated_status
 from ssc_deploy.export import export_model
-from ssc_deploy.export.arm_lowering import INT8_CANDIDATES, KNOWN_FEWEST, NOT_COUNTED
-from ssc_deploy.export.lowering_choice import MEASURE_ENV, arm_choice, known_fastest
-from ssc_deploy.export.lowering_probe import probe_description
+from ssc_deploy.export.lowerings.selection.arm import INT8_CANDIDATES, KNOWN_FEWEST, NOT_COUNTED
+from ssc_deploy.export.lowerings.selection.choice import MEASURE_ENV, arm_choice, known_fastest
+from ssc_deploy.export.lowerings.selection.probe import probe_description
 from ssc_deploy.runtimes import by_target
 
 

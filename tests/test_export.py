@@ -14,7 +14,8 @@ from ssc_deploy.checkpoint import Checkpoint, save_checkpoint, sha256_file
 from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, eval_batch
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export import MANIFEST_SCHEMA, Manifest, export_model, inspect_artifact, load_manifest
-from ssc_deploy.export import executorch_target, onnx_target
+from ssc_deploy.export.targets.executorch import target as executorch_target
+from ssc_deploy.export.targets.onnx import target as onnx_target
 from ssc_deploy.export.targets import TARGETS
 from ssc_deploy.models import create_model, registry_entries
 from ssc_deploy.models.complexity import count_params
@@ -192,7 +193,7 @@ def test_force_refuses_a_directory_in_the_way_and_writes_nothing(ssc_export, tmp
 
 def test_auto_lowering_through_export_model_records_each_winner(tmp_path):
     from ssc_deploy.quiet import quiet_native
-    from ssc_deploy.export.autotune import candidate_lowerings
+    from ssc_deploy.export.lowerings.selection.autotune import candidate_lowerings
 
     with quiet_native():
         (r,) = export_model(model_name="ssc-net-1-9", in_size=16, targets="onnx", out_dir=tmp_path, lowering="auto",

@@ -15,7 +15,7 @@ from ssc_deploy import export_module
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export.foreign import foreign_rewrite
-from ssc_deploy.export.program import load_program
+from ssc_deploy.export.readers.program import load_program
 from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.export.verify import verification_images
 from ssc_deploy.models.layers import Shift
@@ -62,7 +62,7 @@ def test_foreign_ssc_net_exports_on_all_runtimes_without_3x3_ssc_convs(tmp_path:
     if source == "module":
         results = export_module(net, torch.zeros(1, 3, SIZE, SIZE), **options)
     else:
-        from ssc_deploy.export.program import export_program
+        from ssc_deploy.export.readers.program import export_program
 
         path = saved(net, tmp_path / "theirs.pt2")
         x = _digits(4)

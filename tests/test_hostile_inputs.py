@@ -328,7 +328,7 @@ def test_a_loaded_program_counts_its_params_and_macs(tmp_path):
     """`.pt2` exports reported 0 params and 0 MACs (the graph keeps its weights as plain tensors)."""
     import torch
 
-    from ssc_deploy.export.program import load_program
+    from ssc_deploy.export.readers.program import load_program
     from ssc_deploy.export.subject import describe_module
     from ssc_deploy.models.complexity import count_macs, count_params
     from tests.support.foreign_ssc import PlainCNN
@@ -444,8 +444,8 @@ def test_class_names_that_are_not_names_are_refused(names, words, tmp_path):
 
 def _cache_entry_key(target: str = "onnx") -> str:
     from ssc_deploy.cpu_features import cpu_features
-    from ssc_deploy.export import lowering_cache
-    from ssc_deploy.export.lowering_probe import PROBE_VERSION
+    from ssc_deploy.export.lowerings.selection import cache as lowering_cache
+    from ssc_deploy.export.lowerings.selection.probe import PROBE_VERSION
     from ssc_deploy.export.targets import TARGETS
     from ssc_deploy.runtimes import by_target
 
@@ -461,8 +461,8 @@ GOOD_ENTRY = {"runtime": "onnxruntime", "runtime_version": "1", "best": "dwconv"
                                  {"medians_ms": {"dwconv": "fast"}}, {"load_average": True}, {"surprise": 1}])
 def test_a_malformed_cache_entry_is_ignored_and_the_export_goes_on(bad, tmp_path, monkeypatch, capsys):
     """`"measured": 12345` broke every default export with "'int' object is not subscriptable"."""
-    from ssc_deploy.export import lowering_cache
-    from ssc_deploy.export.lowering_choice import cached_or_known, known_fastest
+    from ssc_deploy.export.lowerings.selection import cache as lowering_cache
+    from ssc_deploy.export.lowerings.selection.choice import cached_or_known, known_fastest
 
     monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path / "cache"))
     key = _cache_entry_key()
@@ -478,7 +478,7 @@ def test_a_malformed_cache_entry_is_ignored_and_the_export_goes_on(bad, tmp_path
 
 
 def test_the_default_export_survives_a_malformed_cache_entry(tmp_path, monkeypatch, capsys):
-    from ssc_deploy.export import lowering_cache
+    from ssc_deploy.export.lowerings.selection import cache as lowering_cache
 
     monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cache").mkdir()
@@ -493,8 +493,8 @@ def test_a_fifo_as_the_lowering_cache_never_blocks(tmp_path, monkeypatch):
     """A FIFO as the lowering cache blocked every export forever."""
     import threading
 
-    from ssc_deploy.export import lowering_cache
-    from ssc_deploy.export.lowering_choice import cached_or_known, known_fastest
+    from ssc_deploy.export.lowerings.selection import cache as lowering_cache
+    from ssc_deploy.export.lowerings.selection.choice import cached_or_known, known_fastest
 
     monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path))
     os.mkfifo(lowering_cache.cache_path())

@@ -15,7 +15,7 @@ import torch
 
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export.program import ALLOWED_OPS, load_program
+from ssc_deploy.export.readers.program import ALLOWED_OPS, load_program
 from tests.support import pt2_archives as A
 from tests.support.foreign_ssc import PlainCNN
 

@@ -57,7 +57,7 @@ def test_onnx_grouped_conv_weights_get_one_scale_and_the_file_shrinks(tmp_path):
 
 @pytest.mark.slow
 def test_tflite_per_tensor_grouped_and_stripped_names_are_smaller_and_executorch_stays_per_channel(tmp_path):
-    from ssc_deploy.export.quantize.tflite_graph import compute_ops, read_graph
+    from ssc_deploy.export.targets.tflite.graph import compute_ops, read_graph
 
     base = _export(tmp_path / "pc", "tflite", None)["tflite"]
     small = _export(tmp_path / "pt", "tflite,executorch", "per-tensor-grouped", int8_strip_names=True)

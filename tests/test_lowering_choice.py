@@ -17,10 +17,10 @@ from torch import nn
 from ssc_deploy.cli import main
 from ssc_deploy.cpu_features import cpu_features, isa_class
 from ssc_deploy.export import export_model, export_module
-from ssc_deploy.export import lowering_cache
-from ssc_deploy.export.autotune import candidate_lowerings
-from ssc_deploy.export.lowering_choice import KNOWN_FASTEST, MEASURE_ENV, known_fastest
-from ssc_deploy.export.lowering_probe import PROBE_VERSION, QUICK_CANDIDATES, probe_description
+from ssc_deploy.export.lowerings.selection import cache as lowering_cache
+from ssc_deploy.export.lowerings.selection.autotune import candidate_lowerings
+from ssc_deploy.export.lowerings.selection.choice import KNOWN_FASTEST, MEASURE_ENV, known_fastest
+from ssc_deploy.export.lowerings.selection.probe import PROBE_VERSION, QUICK_CANDIDATES, probe_description
 from ssc_deploy.runtimes import by_target
 
 SIZE = 16  # the exported net's input; the probe keeps its own size

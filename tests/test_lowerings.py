@@ -160,8 +160,8 @@ def test_fold_shuffles_respects_the_mac_budget():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["dwconv", "dwconv-nhwc"])
 def test_lowering_exports_and_matches_on_every_runtime(name, tmp_path, images):
-    from ssc_deploy.export import executorch_target
-    from ssc_deploy.export.autotune import export_to
+    from ssc_deploy.export.targets.executorch import target as executorch_target
+    from ssc_deploy.export.lowerings.selection.autotune import export_to
     from ssc_deploy.quiet import quiet_native
     from ssc_deploy.runtimes import TARGET_NAMES
     from ssc_deploy.sessions import load_runner, run_each
@@ -191,7 +191,7 @@ def test_lowering_exports_and_matches_on_every_runtime(name, tmp_path, images):
 
 
 def test_autotune_times_candidates_and_keeps_the_fastest(images):
-    from ssc_deploy.export.autotune import autotune
+    from ssc_deploy.export.lowerings.selection.autotune import autotune
     from ssc_deploy.quiet import quiet_native
 
     torch.manual_seed(0)
@@ -207,7 +207,7 @@ def test_autotune_times_candidates_and_keeps_the_fastest(images):
 
 
 def test_autotune_skips_a_failing_candidate_and_rejects_bad_input(images):
-    from ssc_deploy.export.autotune import autotune
+    from ssc_deploy.export.lowerings.selection.autotune import autotune
     from ssc_deploy.quiet import quiet_native
 
     model = create_model("ssc-net-1-9", in_size=16).eval()

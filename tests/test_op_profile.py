@@ -11,9 +11,9 @@ from torch import nn
 
 from ssc_deploy.cli import main as cli_main
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export.autotune import export_to
+from ssc_deploy.export.lowerings.selection.autotune import export_to
 from ssc_deploy.quiet import quiet_native
-from ssc_deploy.runtime_bench.op_profile import attribute_macs, layer_macs, profile_file
+from ssc_deploy.op_profile import attribute_macs, layer_macs, profile_file
 
 SIDE = 16
 

@@ -15,7 +15,7 @@ from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, load_dataset
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export import Manifest, export_model
 from ssc_deploy.export.quantize.calibration import calibration_images
-from ssc_deploy.export.quantize.onnx_int8 import default_scheme, layer_nodes
+from ssc_deploy.export.targets.onnx.quantized import default_scheme, layer_nodes
 from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.export.validate import check_options
 from ssc_deploy.models import create_model
@@ -172,7 +172,7 @@ def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
     """One calibration image clips the activations everywhere: keeping the 6 worst layers in float (measured:
     the file grows from 317 to 484 kB) recovers nothing, so the bounded retry ends naming every layer it tried."""
     from ssc_deploy.export import ExportIncomplete
-    from ssc_deploy.export.gate_retry import LAYERS_PER_TRY, MAX_TRIES
+    from ssc_deploy.export.quantize.keep_float import LAYERS_PER_TRY, MAX_TRIES
 
     with pytest.raises(ExportIncomplete) as err:
         export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", calib=1, max_drop=0.0, **QUIET)
@@ -184,7 +184,7 @@ def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
 
 def test_the_retry_times_the_kept_file_against_the_all_int8_file(ckpt, tmp_path):
     from ssc_deploy.data import eval_batch
-    from ssc_deploy.export.gate_retry import speed_vs
+    from ssc_deploy.export.quantize.keep_float import speed_vs
 
     (plain,) = export_model(ckpt, targets="onnx", out_dir=tmp_path / "a", precisions="int8", calib=32, max_drop=100.0,
                             keep_float="none", **QUIET)
@@ -197,7 +197,7 @@ def test_the_retry_times_the_kept_file_against_the_all_int8_file(ckpt, tmp_path)
 
 
 def test_keep_float_layers_map_to_their_onnx_nodes(tmp_path):
-    from ssc_deploy.export import onnx_target
+    from ssc_deploy.export.targets.onnx import target as onnx_target
     import onnx
 
     net = deployment_rewrite(create_model("ssc-net-1-9"), "dwconv-nhwc")

@@ -11,8 +11,8 @@ from torch import nn
 pytest.importorskip("executorch.runtime")
 
 from ssc_deploy.errors import SscDeployError  # noqa: E402
-from ssc_deploy.export import executorch_target  # noqa: E402
-from ssc_deploy.export.quantize import executorch_int8 as et8  # noqa: E402
+from ssc_deploy.export.targets.executorch import target as executorch_target  # noqa: E402
+from ssc_deploy.export.targets.executorch import quantized as et8  # noqa: E402
 from ssc_deploy.export.quantize.layers import quantizable_layers  # noqa: E402
 from ssc_deploy.export.rewrite import deployment_rewrite  # noqa: E402
 from ssc_deploy.export.verify import verification_images  # noqa: E402

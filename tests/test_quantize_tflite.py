@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import tflite_target
-from ssc_deploy.export.quantize import tflite_int8
+from ssc_deploy.export.targets.tflite import target as tflite_target
+from ssc_deploy.export.targets.tflite import quantized as tflite_int8
 from ssc_deploy.export.quantize.calibration import calibration_images
 from ssc_deploy.export.quantize.layers import quantizable_layers
-from ssc_deploy.export.quantize.tflite_graph import (compute_ops, delegation, layer_ops, layers_in_run_order,
+from ssc_deploy.export.targets.tflite.graph import (compute_ops, delegation, layer_ops, layers_in_run_order,
                                                     read_graph)
 from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.models import create_model

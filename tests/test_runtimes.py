@@ -75,7 +75,7 @@ def test_consumers_read_the_table():
 
 
 def test_artifact_type_comes_from_the_suffix():
-    from ssc_deploy.export.inspect import target_of
+    from ssc_deploy.export.readers.artifact import target_of
 
     assert [target_of(f"m{s}") for s in SUFFIXES] == list(TARGET_NAMES)
     with pytest.raises(SscDeployError, match=r"^m\.h5: unknown artifact type '\.h5' \(expected \.onnx, \.pte or \.tflite\)$"):
@@ -95,7 +95,7 @@ def test_table_sessions_timing_and_runtime_free_modules_import_without_torch():
     code = (
         "import sys\n"
         "import ssc_deploy.runtimes, ssc_deploy.sessions, ssc_deploy.timing, ssc_deploy.quiet\n"
-        "import ssc_deploy.export.targets, ssc_deploy.export.inspect, ssc_deploy.runtime_bench.report\n"
+        "import ssc_deploy.export.targets, ssc_deploy.export.readers.artifact, ssc_deploy.runtime_bench.report\n"
         "import ssc_deploy.devices.host, ssc_deploy.devices.android, ssc_deploy.devices.native_tools\n"
         "print(sorted(m for m in ('torch', 'onnxruntime', 'executorch', 'ai_edge_litert') if m in sys.modules))\n"
     )

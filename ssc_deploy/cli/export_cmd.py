@@ -127,7 +127,7 @@ def export_cmd(
         if group_merge is not None or int8_weights is not None or strip_names:
             raise SscDeployError("--group-merge, --int8-weights and --strip-names apply to int8 exports only "
                                  "(a .pt2 program exports fp32 only)")
-        from ssc_deploy.export.program import export_program_cli
+        from ssc_deploy.export.readers.program import export_program_cli
 
         results = export_program_cli(
             checkpoint, classes, mean, std, targets=target, out_dir=out, lowering=lowering, opset=opset, nhwc=nhwc,
@@ -315,7 +315,7 @@ def inspect_cmd(
     """Print an artifact's manifest and the op histogram read from the file itself (or, with --quant-error,
     a checkpoint's per-layer int8 error)."""
     from ssc_deploy.errors import SscDeployError
-    from ssc_deploy.export.inspect import inspect_artifact
+    from ssc_deploy.export.readers.artifact import inspect_artifact
 
     if quant_error:
         _print_quant_error(artifact, model, calib, lowering, keep_float, data, as_json)
@@ -363,7 +363,7 @@ def _print_quant_error(checkpoint, model, calib, lowering, keep_float, data, as_
     from rich.table import Table
     from rich.text import Text
 
-    from ssc_deploy.export.inspect import quant_error_report
+    from ssc_deploy.export.quantize.error_report import quant_error_report
 
     report = quant_error_report(checkpoint, model_name=model, calib=calib, lowering=lowering,
                                 keep_float=(keep_float or "").split(","), data=data)

@@ -23,7 +23,7 @@ def profile_cmd(
 
     ExecuTorch files are profiled with an ETDump: every XNNPACK operator is listed by name, and any op left to the portable CPU kernels shows up as 'portable <op>'. ONNX files are profiled with onnxruntime's session profiler: convs are classed as dense / grouped / depthwise, with their MACs and GMAC/s. LiteRT's Python wheel has no per-op profiler: profile the .pte of the same network, which runs the same XNNPACK operators.
     """
-    from ssc_deploy.runtime_bench.op_profile import profile_file, profile_table
+    from ssc_deploy.op_profile import profile_file, profile_table
 
     prof = profile_file(artifact, threads=threads, runs=runs, warmup=warmup)
     if as_json:

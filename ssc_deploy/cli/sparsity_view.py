@@ -1,4 +1,4 @@
-"""``ssc-deploy inspect --sparsity FILE``: the table of :func:`ssc_deploy.export.sparsity.sparsity_report`."""
+"""``ssc-deploy inspect --sparsity FILE``: the table of :func:`ssc_deploy.export.readers.sparsity.sparsity_report`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def print_sparsity(path: Path, as_json: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from ssc_deploy.export.sparsity import sparsity_report
+    from ssc_deploy.export.readers.sparsity import sparsity_report
 
     report = sparsity_report(path)
     if as_json:

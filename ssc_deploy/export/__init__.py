@@ -25,7 +25,7 @@ _EXPORTS = {
     "resolve_targets": ".validate",
     "create_model": "..models",
     "TARGETS": ".targets",
-    "inspect_artifact": ".inspect",
+    "inspect_artifact": ".readers.artifact",
     "DEFAULT_LOWERING": ".lowerings",
     "apply_lowering": ".lowerings",
     "available_lowerings": ".lowerings",

@@ -13,9 +13,9 @@ from typing import Any, Iterator, Sequence
 
 from ssc_deploy.errors import SscDeployError, raise_if_stopped
 
-from .manifest import Parity, manifest_path
-from .stage import StagedArtifact
-from .validate import ArtifactKey, OutputPlan
+from ssc_deploy.export.manifest import Parity, manifest_path
+from ssc_deploy.export.stage import StagedArtifact
+from ssc_deploy.export.validate import ArtifactKey, OutputPlan
 
 
 @dataclass

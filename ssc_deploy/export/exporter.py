@@ -23,18 +23,18 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.quiet import quiet_native
 
-from .commit import ExportIncomplete, ExportResult, commit, staging
-from .gate_retry import export_gated
-from .lowered import rewrite_for_targets
-from .lowerings import DEFAULT_LOWERING
-from .manifest import SourceInfo
-from .progress import ExportProgress, export_progress
-from .quantize.calibration import DEFAULT_CALIB
-from .quantize.gate import DEFAULT_ALPHA, DEFAULT_GATE_IMAGES, DEFAULT_MAX_DROP
-from .quantized import prepare
-from .subject import describe_module
-from .validate import ExportOptions, check_installed, check_options, plan_outputs, resolve_targets
-from .verify import verification_images
+from ssc_deploy.export.commit import ExportIncomplete, ExportResult, commit, staging
+from ssc_deploy.export.quantize.keep_float import export_gated
+from ssc_deploy.export.lowered import rewrite_for_targets
+from ssc_deploy.export.lowerings import DEFAULT_LOWERING
+from ssc_deploy.export.manifest import SourceInfo
+from ssc_deploy.export.progress import ExportProgress, export_progress
+from ssc_deploy.export.quantize.calibration import DEFAULT_CALIB
+from ssc_deploy.export.quantize.gate import DEFAULT_ALPHA, DEFAULT_GATE_IMAGES, DEFAULT_MAX_DROP
+from ssc_deploy.export.quantize.prepare import prepare
+from ssc_deploy.export.subject import describe_module
+from ssc_deploy.export.validate import ExportOptions, check_installed, check_options, plan_outputs, resolve_targets
+from ssc_deploy.export.verify import verification_images
 
 __all__ = ["DEFAULT_N_VERIFY", "ExportResult", "export_model", "export_module", "resolve_targets"]
 
@@ -86,7 +86,7 @@ def export_module(
     compared with ``model``; all targets are staged in a scratch directory and moved into
     ``out_dir`` only when every fp32 file passes, so an fp32 failure leaves nothing new behind and
     loses nothing already there. An int8 or fp16 file that fails (its gate, after the bounded
-    keep-float retry of :mod:`.gate_retry`, or its export) costs only itself: the files that passed
+    keep-float retry of :mod:`~ssc_deploy.export.quantize.keep_float`, or its export) costs only itself: the files that passed
     are written and :class:`ExportIncomplete` (exit code 3, ``.results`` the written files) names it.
 
     Manifest facts: ``name`` (file names; default ``model.model_name``), ``class_names``
@@ -112,7 +112,7 @@ def export_module(
     ``per-tensor``); ``int8_strip_names`` empties the int8 .tflite's tensor names (all but input
     and output: about a tenth of an int8 SSC-Net file). ``for_device`` (``"arm64-emulated[:PROFILE]"``;
     None: the host) makes ``fast``/``fast-table`` choose for that ARM CPU profile
-    (:func:`~ssc_deploy.export.lowering_choice.arm_choice`); ``int8_lowering`` names the int8 files' lowering.
+    (:func:`~ssc_deploy.export.lowerings.selection.choice.arm_choice`); ``int8_lowering`` names the int8 files' lowering.
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     options = _checked_options(targets, lowering=lowering, opset=opset, nhwc=nhwc, strict=strict, atol=atol,

@@ -12,11 +12,11 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .foreign import ForeignReport, foreign_rewrite
-from .lowering_choice import choose_lowerings
-from .rewrite import deployment_rewrite
-from .subject import eval_mode
-from .verify import compare
+from ssc_deploy.export.foreign import ForeignReport, foreign_rewrite
+from ssc_deploy.export.lowerings.selection.choice import choose_lowerings
+from ssc_deploy.export.rewrite import deployment_rewrite
+from ssc_deploy.export.subject import eval_mode
+from ssc_deploy.export.verify import compare
 
 REWRITE_ATOL = 1e-5  # the rewrite (BN folding, lowering) is exact up to float rounding
 # Images the rewritten net is checked on before export. PyTorch runs some lowered forms slowly on CPU
@@ -44,7 +44,7 @@ class LoweredNets:
 
 def rewrite_for_targets(model: nn.Module, images: np.ndarray, data: str, targets: Sequence[str], lowering: str,
                         atol: float, arm_profile: str | None = None) -> LoweredNets:
-    """Choose each target's lowering (:func:`~ssc_deploy.export.lowering_choice.choose_lowerings`: ``"fast"``
+    """Choose each target's lowering (:func:`~ssc_deploy.export.lowerings.selection.choice.choose_lowerings`: ``"fast"``
     measured once per machine, ``"auto"`` on this net; ``arm_profile``: for that emulated ARM profile) and rewrite ``model`` once per lowering.
 
     A module the zoo did not build is first traced and its SSC kernels and written-out shifts

@@ -141,7 +141,7 @@ def strip_training_parts(model: nn.Module) -> nn.Module:
 def deployment_rewrite(model: nn.Module, lowering: str = "pad-slice") -> nn.Module:
     """The net exporters see: a deep copy with masks applied, BN folded, training parts removed,
     and shifts/shuffles lowered by ``lowering``. The original model is untouched."""
-    from .lowerings import apply_lowering
+    from ssc_deploy.export.lowerings import apply_lowering
 
     name = getattr(model, "model_name", None)
     net = copy.deepcopy(model).eval()

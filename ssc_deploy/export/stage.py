@@ -18,15 +18,15 @@ from ssc_deploy.checkpoint import sha256_file
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.runtimes import by_target
 
-from ._common import TargetExport
-from .lowered import LoweredNets
-from .manifest import SCALE, InputSpec, Manifest, ModelInfo, OutputSpec, Parity, manifest_path
-from .quantize.gate import UNTRAINED, measure, require_accuracy, worst_layers
-from .quantized import QuantizedInputs, export_file
-from .subject import ExportSubject
-from .targets import TARGETS
-from .validate import FP32, ArtifactKey, ExportOptions
-from .verify import compare, require_parity
+from ssc_deploy.export.targets.common import TargetExport
+from ssc_deploy.export.lowered import LoweredNets
+from ssc_deploy.export.manifest import SCALE, InputSpec, Manifest, ModelInfo, OutputSpec, Parity, manifest_path
+from ssc_deploy.export.quantize.gate import UNTRAINED, measure, require_accuracy, worst_layers
+from ssc_deploy.export.quantize.prepare import QuantizedInputs, export_file
+from ssc_deploy.export.subject import ExportSubject
+from ssc_deploy.export.targets import TARGETS
+from ssc_deploy.export.validate import FP32, ArtifactKey, ExportOptions
+from ssc_deploy.export.verify import compare, require_parity
 
 SPACE_MARGIN = 4 << 20  # converters' graphs, metadata and the manifest beside the weights
 

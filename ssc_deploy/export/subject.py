@@ -11,7 +11,7 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .manifest import SourceInfo
+from ssc_deploy.export.manifest import SourceInfo
 
 CHANNELS = 3  # the verification images are RGB
 

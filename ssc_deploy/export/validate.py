@@ -14,12 +14,12 @@ from ssc_deploy.errors import SscDeployError
 from ssc_deploy.numeric import check_float, check_int
 from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
-from .lowering_choice import CHOSEN_HERE
-from .lowerings import get_lowering
-from .lowerings.group_merge import NO_MERGE, GroupMergeSpec, parse_spec
-from .manifest import manifest_path
-from .quantize import PRECISIONS
-from .targets import TARGETS
+from ssc_deploy.export.lowerings.selection.choice import CHOSEN_HERE
+from ssc_deploy.export.lowerings import get_lowering
+from ssc_deploy.export.lowerings.group_merge import NO_MERGE, GroupMergeSpec, parse_spec
+from ssc_deploy.export.manifest import manifest_path
+from ssc_deploy.export.quantize import PRECISIONS
+from ssc_deploy.export.targets import TARGETS
 
 MIN_OPSET, MAX_OPSET = 13, 21
 FP32 = "fp32"
@@ -67,9 +67,9 @@ class ExportOptions:
     retry_keep_float: bool = True  # a failed int8 gate retries with its worst layers in float (no --keep-float given)
     int8_group_merge: GroupMergeSpec = NO_MERGE  # int8: grouped 1x1 convs merged (lowerings/group_merge.py)
     int8_weights: str = "per-channel"  # int8 weight granularity (quantize/layers.py WEIGHT_MODES)
-    int8_strip_names: bool = False  # tflite int8: tensor names emptied (quantize/tflite_graph.py)
+    int8_strip_names: bool = False  # tflite int8: tensor names emptied (targets/tflite/graph.py)
     arm_profile: str | None = None  # --for arm64-emulated[:PROFILE]: the profile the files are for (None: the host)
-    int8_lowering: str | None = None  # int8 files' lowering (None: chosen, export/lowering_choice.py int8_choice)
+    int8_lowering: str | None = None  # int8 files' lowering (None: chosen, export/lowerings/selection/choice.py int8_choice)
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -154,10 +154,10 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
                   int8_strip_names: bool = False, for_device: str | None = None,
                   int8_lowering: str | None = None) -> ExportOptions:
     """The options with the targets resolved; one-line error for the first bad one."""
-    from .quantize.calibration import check_calib
-    from .quantize.gate import check_gate_options
-    from .quantize.layers import check_weights_mode
-    from .quantize.onnx_int8 import check_scheme
+    from ssc_deploy.export.quantize.calibration import check_calib
+    from ssc_deploy.export.quantize.gate import check_gate_options
+    from ssc_deploy.export.quantize.layers import check_weights_mode
+    from ssc_deploy.export.targets.onnx.quantized import check_scheme
 
     names = resolve_targets(targets)
     chosen = resolve_precisions(precisions)
@@ -186,7 +186,7 @@ def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nh
     if any(p != FP32 for p in chosen):
         check_calib(calib)
         check_gate_options(max_drop, gate_images, gate_alpha)
-    if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowering_choice.py)
+    if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowerings/selection/choice.py)
         get_lowering(lowering)
     if int8_lowering is not None:
         get_lowering(int8_lowering)
@@ -206,8 +206,8 @@ def check_for_device(for_device: str | None, lowering: str, targets: Sequence[st
     profile, and for an emulated device that is not set up when its instructions would be counted."""
     from ssc_deploy.devices.arm_profiles import DEVICE, profile_from_spec
 
-    from .arm_lowering import COUNTED_TARGETS, check_can_count
-    from .lowering_choice import FAST, measuring_enabled
+    from ssc_deploy.export.lowerings.selection.arm import COUNTED_TARGETS, check_can_count
+    from ssc_deploy.export.lowerings.selection.choice import FAST, measuring_enabled
 
     if for_device is None or for_device.strip() in ("", "host"):
         return None
@@ -221,7 +221,7 @@ def check_for_device(for_device: str | None, lowering: str, targets: Sequence[st
 
 def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,)) -> None:
     """Raise the one-line 'install the extra' error for the first target whose packages are missing."""
-    from ._common import require
+    from ssc_deploy.export.targets.common import require
 
     for name in targets:
         TARGETS[name].check_installed()

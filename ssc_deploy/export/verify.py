@@ -6,7 +6,7 @@ import numpy as np
 
 from ssc_deploy.errors import SscDeployError
 
-from .manifest import Parity
+from ssc_deploy.export.manifest import Parity
 
 __all__ = ["Parity", "compare", "require_parity", "verification_images"]
 

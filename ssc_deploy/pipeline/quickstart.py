@@ -230,7 +230,7 @@ def lowering_for(model: str, runtime: str) -> str:
     """The shift lowering the quickstart exports ``model`` with for ``runtime``: for an SSC-Net the
     fastest measured on this CPU when a measurement is cached, else the known fastest for its vector
     ISA (the quickstart never spends its budget measuring); the default for nets without shifts."""
-    from ssc_deploy.export.lowering_choice import cached_or_known
+    from ssc_deploy.export.lowerings.selection.choice import cached_or_known
 
     spec = by_runtime(runtime)
     return cached_or_known(spec.target).lowering if has_shifts(model) else spec.default_lowering

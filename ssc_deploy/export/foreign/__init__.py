@@ -20,8 +20,8 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.models import layers
 
-from .graph import program_graph, trace_module
-from .rewrite import ConvReport, ForeignReport, ShiftReport, rewrite_graph
+from ssc_deploy.export.foreign.graph import program_graph, trace_module
+from ssc_deploy.export.foreign.rewrite import ConvReport, ForeignReport, ShiftReport, rewrite_graph
 
 __all__ = ["ConvReport", "ForeignReport", "ForeignRewrite", "ShiftReport", "foreign_rewrite", "is_zoo_net",
            "rewrite_program"]

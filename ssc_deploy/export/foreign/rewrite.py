@@ -12,9 +12,9 @@ from torch import fx, nn
 
 from ssc_deploy.models.layers import Shift
 
-from .graph import Constants, shape
-from .shifts import ShiftFinder
-from .ssc_kernel import ssc_kernel
+from ssc_deploy.export.foreign.graph import Constants, shape
+from ssc_deploy.export.foreign.shifts import ShiftFinder
+from ssc_deploy.export.foreign.ssc_kernel import ssc_kernel
 
 aten = torch.ops.aten
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import fx
 
-from .graph import Constants, shape
+from ssc_deploy.export.foreign.graph import Constants, shape
 
 Axis = tuple[int, int, int, int, bool]  # length, off, lo, hi, wrapped
 Channel = tuple[int, Axis, Axis]

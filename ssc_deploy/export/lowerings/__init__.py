@@ -4,10 +4,10 @@ Each lowering lives in its own module and registers itself with :func:`register_
 add one import line below for a new module.
 """
 
-from .registry import LoweringEntry, apply_lowering, available_lowerings, get_lowering, register_lowering
+from ssc_deploy.export.lowerings.registry import LoweringEntry, apply_lowering, available_lowerings, get_lowering, register_lowering
 
-from . import pad_slice  # noqa: F401,E402
-from . import fused  # noqa: F401,E402
+from ssc_deploy.export.lowerings import pad_slice  # noqa: F401,E402
+from ssc_deploy.export.lowerings import fused  # noqa: F401,E402
 
 DEFAULT_LOWERING = "pad-slice"
 

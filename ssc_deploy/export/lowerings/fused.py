@@ -18,7 +18,7 @@ Concat, Reshape, Transpose, Relu, Add); they differ in how each ``Shift`` and
   last is followed by ReLU and the last feeds the residual add, so no such chain exists there.
 
 Which one is fastest depends on the runtime; ``--lowering auto`` measures
-(``ssc_deploy/export/autotune.py``), and ``benchmarks/RESULTS.md`` has the numbers.
+(``ssc_deploy/export/lowerings/selection/autotune.py``), and ``benchmarks/RESULTS.md`` has the numbers.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from . import graph_passes as gp
-from .registry import register_lowering
+from ssc_deploy.export.lowerings import graph_passes as gp
+from ssc_deploy.export.lowerings.registry import register_lowering
 
 
 def pipeline(

@@ -15,8 +15,8 @@ from torch import fx, nn
 
 from ssc_deploy.models.layers import ChannelShuffle, Shift
 
-from . import conv_algebra as alg
-from .pad_slice import PadSliceShift, ReshapeShuffle
+from ssc_deploy.export.lowerings import conv_algebra as alg
+from ssc_deploy.export.lowerings.pad_slice import PadSliceShift, ReshapeShuffle
 
 # Ops that act on each channel alone and map zero to zero, so a channel permutation moves
 # through them unchanged.

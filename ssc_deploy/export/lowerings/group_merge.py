@@ -22,7 +22,7 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .conv_algebra import conv_bias, dense_weight, make_conv
+from ssc_deploy.export.lowerings.conv_algebra import conv_bias, dense_weight, make_conv
 
 GroupMergeSpec = tuple[tuple[str, int], ...]  # (layer-name prefix, k); "" is every layer; longest prefix wins
 NO_MERGE: GroupMergeSpec = ()

@@ -15,7 +15,7 @@ from torch import nn
 
 from ssc_deploy.models.layers import ChannelShuffle, Shift, shift_plan
 
-from .registry import register_lowering
+from ssc_deploy.export.lowerings.registry import register_lowering
 
 
 class PadSliceShift(nn.Module):

@@ -129,7 +129,7 @@ def worst_layer_names(net: nn.Module, example: torch.Tensor, calib: torch.Tensor
     """Every int8 conv/linear layer of ``net`` not in ``keep_float``, lowest int8 SQNR first (empty
     when the per-layer error table cannot be computed)."""
     try:
-        from .layer_error import layer_errors
+        from ssc_deploy.export.quantize.layer_error import layer_errors
 
         return [e.name for e in layer_errors(net, example, calib, keep_float=keep_float) if not e.float_kept]
     except (ImportError, SscDeployError):
@@ -142,7 +142,7 @@ def worst_layers(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, kee
     Empty when the per-layer error table cannot be computed (it only explains a failure).
     """
     try:
-        from .layer_error import format_worst, layer_errors
+        from ssc_deploy.export.quantize.layer_error import format_worst, layer_errors
     except ImportError:
         return ""
     try:

@@ -2,7 +2,7 @@
 
 The int8 net is simulated in PyTorch with the scheme the artifacts use: PT2E with XNNPACK's
 quantizer (per-channel symmetric int8 weights, int8 activations per tensor, the ExecuTorch
-target's :func:`~ssc_deploy.export.quantize.executorch_int8.quantizer`), calibrated on the
+target's :func:`~ssc_deploy.export.targets.executorch.quantized.quantizer`), calibrated on the
 calibration images, then ``convert_pt2e`` (a fake-quant graph: every quantize/dequantize pair
 rounds as the runtime does, the arithmetic stays float32).
 
@@ -46,7 +46,7 @@ from torch import fx, nn
 
 from ssc_deploy.errors import SscDeployError, missing_package
 
-from .layers import check_keep_float, quantizable_layers
+from ssc_deploy.export.quantize.layers import check_keep_float, quantizable_layers
 
 LAYER_OPS = (torch.ops.aten.conv2d.default, torch.ops.aten.linear.default)
 SCHEME = "PT2E XNNPACKQuantizer: int8 weights per channel (symmetric), int8 activations per tensor"
@@ -161,7 +161,7 @@ def _convert(captured: fx.GraphModule, calib: torch.Tensor, keep_float: Sequence
     try:
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-        from .executorch_int8 import quantizer
+        from ssc_deploy.export.targets.executorch.quantized import quantizer
     except ImportError as err:  # the scheme is ExecuTorch's XNNPACK quantizer (with torchao's PT2E)
         raise missing_package(err.name or "executorch", "executorch") from None
     prepared = prepare_pt2e(captured, quantizer(keep_float))

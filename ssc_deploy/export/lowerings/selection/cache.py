@@ -4,7 +4,7 @@ One JSON file, ``<user cache>/lowerings.json`` (:func:`ssc_deploy.user_cache.use
 holding one entry per key; a key hashes the CPU model, its vector flags, the runtime and its
 version and the probe's version, so a new CPU, a runtime upgrade or a changed probe measures
 again. Entries counted for an ARM device (``export --for arm64-emulated:PROFILE``,
-:mod:`ssc_deploy.export.arm_lowering`) key on the CPU profile and the precision instead of this
+:mod:`ssc_deploy.export.lowerings.selection.arm`) key on the CPU profile and the precision instead of this
 machine's CPU, and hold instructions per inference instead of times. A missing, unreadable or corrupt file is an empty cache; a cache that cannot be written
 costs a measurement next time, never an export.
 """

@@ -11,7 +11,7 @@ from ssc_deploy.errors import SscDeployError
 def _load(path: Path):
     """``(module, in_size, name)`` of a ``.pt2`` program or a checkpoint."""
     if path.suffix.lower() == ".pt2":
-        from .program import load_program
+        from ssc_deploy.export.readers.program import load_program
 
         loaded = load_program(path)
         return loaded.module, loaded.in_size, path.stem
@@ -29,8 +29,8 @@ def sparsity_report(path: str | Path) -> dict[str, Any]:
     """
     import torch
 
-    from .foreign import rewrite_program
-    from .foreign.graph import trace_module
+    from ssc_deploy.export.foreign import rewrite_program
+    from ssc_deploy.export.foreign.graph import trace_module
 
     path = Path(path)
     if path.is_dir():

@@ -1,7 +1,7 @@
 """``--lowering auto``: pick the lowering that runs fastest on the target runtime, by measurement.
 
 Also the engine of the default ``--lowering fast``, which runs it once per machine on a small
-probe net with few candidates (:mod:`ssc_deploy.export.lowering_probe`) and caches the winner.
+probe net with few candidates (:mod:`ssc_deploy.export.lowerings.selection.probe`) and caches the winner.
 
 For each candidate lowering the net is rewritten, exported to the target runtime, checked
 against the PyTorch net on real images and timed on this host (batch 1, pinned threads).
@@ -35,7 +35,7 @@ _EXCLUDED: frozenset[str] = frozenset(
 
 def _target(runtime: str):
     """The target module for a target or runtime name (one-line error for neither)."""
-    from .targets import TARGETS
+    from ssc_deploy.export.targets import TARGETS
 
     return TARGETS[by_name(runtime).target]
 
@@ -74,7 +74,7 @@ class AutotuneResult:
 
 def candidate_lowerings(runtime: str | None = None) -> list[str]:
     """Registered lowerings meant for ``runtime`` (all when their entry names no runtimes)."""
-    from .lowerings import available_lowerings
+    from ssc_deploy.export.lowerings import available_lowerings
 
     target = None if runtime is None else by_name(runtime).target
     return [
@@ -104,7 +104,7 @@ def autotune(
     """
     import torch
 
-    from .rewrite import deployment_rewrite
+    from ssc_deploy.export.rewrite import deployment_rewrite
 
     names = list(candidates) if candidates is not None else candidate_lowerings(runtime)
     if not names:

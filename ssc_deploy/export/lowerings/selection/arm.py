@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ssc_deploy.errors import SscDeployError
 
-from . import lowering_cache
-from .lowering_cache import Measurement
+from ssc_deploy.export.lowerings.selection import cache as lowering_cache
+from ssc_deploy.export.lowerings.selection.cache import Measurement
 
 COUNTED_TARGETS = ("onnx", "tflite")  # the targets the emulated device runs and counts
 # The runtime table's int8_lowering of onnx and tflite (dwconv-nhwc) and ExecuTorch's (dwconv): depthwise
@@ -51,7 +51,7 @@ KNOWN_FEWEST: dict[str, dict[tuple[str, str], str]] = {
 
 def candidates(target: str, precision: str) -> tuple[str, ...]:
     """The lowerings counted for ``target`` at ``precision``."""
-    from .lowering_probe import QUICK_CANDIDATES
+    from ssc_deploy.export.lowerings.selection.probe import QUICK_CANDIDATES
 
     return INT8_CANDIDATES if precision == "int8" else QUICK_CANDIDATES[target]
 
@@ -85,8 +85,8 @@ def fewest_instructions(target: str, precision: str, profile: str) -> tuple[str,
     from ssc_deploy.devices.emulated import EmulatedArm64Device
     from ssc_deploy.runtimes import by_target
 
-    from .lowering_probe import PROBE_VERSION
-    from .lowerings import available_lowerings
+    from ssc_deploy.export.lowerings.selection.probe import PROBE_VERSION
+    from ssc_deploy.export.lowerings import available_lowerings
 
     check_can_count()
     arm = get_profile(profile)
@@ -112,8 +112,8 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
     from ssc_deploy.runtime_bench.insn_counts import count_artifacts
     from ssc_deploy.runtimes import by_target
 
-    from .exporter import export_model
-    from .lowering_probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE, probe_description
+    from ssc_deploy.export.exporter import export_model
+    from ssc_deploy.export.lowerings.selection.probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE, probe_description
 
     start, cpu_start = time.perf_counter(), time.process_time()
     files = []

@@ -3,16 +3,16 @@
 ``--lowering`` takes a lowering's name, or one of:
 
 - ``fast`` (the default): per target, the lowering measured fastest for that runtime on this
-  machine. Measured once (:mod:`ssc_deploy.export.lowering_probe`: a small SSC net, a few
+  machine. Measured once (:mod:`ssc_deploy.export.lowerings.selection.probe`: a small SSC net, a few
   candidates, interleaved medians) and cached under the user cache
-  (:mod:`ssc_deploy.export.lowering_cache`, keyed by CPU model, vector flags and runtime
+  (:mod:`ssc_deploy.export.lowerings.selection.cache`, keyed by CPU model, vector flags and runtime
   version); later exports read the cache. With ``SSC_DEPLOY_MEASURE_LOWERINGS=0``, or when the
   measurement fails, the known fastest for this CPU's vector ISA (:data:`KNOWN_FASTEST`) is used.
 - ``fast-table``: the known fastest for this vector ISA, never measured (a cached measurement
   is not read either).
 - with ``export --for arm64-emulated[:PROFILE]``, ``fast``/``fast-table`` pick per target and
   precision the fewest ARM instructions on that CPU profile instead (:func:`arm_choice`).
-- ``auto``: the full measured search on the exported net itself (:mod:`ssc_deploy.export.autotune`).
+- ``auto``: the full measured search on the exported net itself (:mod:`ssc_deploy.export.lowerings.selection.autotune`).
 
 A net without ``Shift`` layers gets the default lowering whatever ``fast`` would say: its
 lowering only writes out shuffles, and nothing is measured for it.
@@ -28,8 +28,8 @@ from ssc_deploy.cpu_features import CpuFeatures, cpu_features
 from ssc_deploy.errors import SscDeployError, raise_if_stopped
 from ssc_deploy.runtimes import RUNTIME_TABLE, by_target
 
-from . import lowering_cache
-from .autotune import AUTO
+from ssc_deploy.export.lowerings.selection import cache as lowering_cache
+from ssc_deploy.export.lowerings.selection.autotune import AUTO
 
 FAST = "fast"
 FAST_TABLE = "fast-table"
@@ -89,9 +89,9 @@ def fast_lowering(target: str) -> LoweringChoice:
 
 
 def _fast(target: str, measure: bool) -> LoweringChoice:
-    from .lowerings import available_lowerings
-    from .lowering_probe import PROBE_VERSION
-    from .targets import TARGETS
+    from ssc_deploy.export.lowerings import available_lowerings
+    from ssc_deploy.export.lowerings.selection.probe import PROBE_VERSION
+    from ssc_deploy.export.targets import TARGETS
 
     cpu = cpu_features()
     spec = by_target(target)
@@ -102,7 +102,7 @@ def _fast(target: str, measure: bool) -> LoweringChoice:
                                         f"{_medians(hit)} (cache {lowering_cache.cache_path()})")
     if not measure:
         return known_fastest(target, cpu)
-    from .lowering_probe import measure as measure_now
+    from ssc_deploy.export.lowerings.selection.probe import measure as measure_now
 
     try:
         result = measure_now(target)
@@ -123,8 +123,8 @@ def _medians(m: lowering_cache.Measurement) -> str:
 
 def arm_choice(target: str, precision: str, lowering: str, profile: str) -> LoweringChoice:
     """The ``fast``/``fast-table`` choice of ``target``'s ``precision`` files for emulated ARM ``profile``
-    (:mod:`ssc_deploy.export.arm_lowering`); ExecuTorch, not counted there, keeps the host's choice."""
-    from . import arm_lowering
+    (:mod:`ssc_deploy.export.lowerings.selection.arm`); ExecuTorch, not counted there, keeps the host's choice."""
+    from ssc_deploy.export.lowerings.selection import arm as arm_lowering
 
     def host(why: str) -> LoweringChoice:
         chosen = (LoweringChoice(by_target(target).int8_lowering, "the runtime table's int8_lowering")
@@ -146,7 +146,7 @@ def arm_choice(target: str, precision: str, lowering: str, profile: str) -> Lowe
 def int8_choice(target: str, lowering: str, profile: str | None, given: str | None = None) -> LoweringChoice:
     """The lowering of ``target``'s int8 file: ``given``; else for an ARM ``profile`` with ``fast``/``fast-table``
     the fewest-instructions int8 candidate; else the runtime table's ``int8_lowering``."""
-    from .quantized import INT8_REASON
+    from ssc_deploy.export.quantize.prepare import INT8_REASON
 
     if given is not None:
         return LoweringChoice(given, "int8: given by name")
@@ -161,12 +161,12 @@ def choose_lowerings(model, lowering: str, targets: Iterable[str], images, arm_p
 
     ``fast``/``fast-table`` as the module docstring says (for an ARM ``arm_profile``: :func:`arm_choice`
     of the fp32 files); ``auto``: each target's
-    :func:`~ssc_deploy.export.autotune.autotune` winner on ``model`` and ``images`` (``kwargs`` go
+    :func:`~ssc_deploy.export.lowerings.selection.autotune.autotune` winner on ``model`` and ``images`` (``kwargs`` go
     to it); a lowering's name: that lowering for every target.
     """
     targets = list(targets)
     if lowering == AUTO:
-        from .autotune import autotune
+        from ssc_deploy.export.lowerings.selection.autotune import autotune
 
         chosen = {}
         for t in targets:

@@ -10,7 +10,7 @@ import numpy as np
 from ssc_deploy.runtimes import by_target
 from ssc_deploy.sessions import load_runner, run_each
 
-from ._common import TargetExport, histogram, require, version_of
+from ssc_deploy.export.targets.common import TargetExport, histogram, require, version_of
 
 SPEC = by_target("onnx")
 SUFFIX, RUNTIME = SPEC.suffix, SPEC.runtime

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .lowered import LoweredNets
-from .quantize.gate import GateFailed, describe, worst_layer_names
-from .quantized import QuantizedInputs
-from .stage import StagedArtifact, export_target
-from .subject import ExportSubject
-from .validate import ArtifactKey, ExportOptions
+from ssc_deploy.export.lowered import LoweredNets
+from ssc_deploy.export.quantize.gate import GateFailed, describe, worst_layer_names
+from ssc_deploy.export.quantize.prepare import QuantizedInputs
+from ssc_deploy.export.stage import StagedArtifact, export_target
+from ssc_deploy.export.subject import ExportSubject
+from ssc_deploy.export.validate import ArtifactKey, ExportOptions
 
 LAYERS_PER_TRY = 2
 MAX_TRIES = 3  # at most 6 layers in float
@@ -90,7 +90,7 @@ def speed_vs(target: str, path: Path, all_int8: Path, layout: str, image: np.nda
 
 def _rewrite_manifest(staged: StagedArtifact) -> None:
     """Write the staged file's manifest again (its retry record gained the timing)."""
-    from .manifest import manifest_path
+    from ssc_deploy.export.manifest import manifest_path
 
     manifest_path(staged.path).write_text(staged.manifest.dumps(), encoding="utf-8")
 

@@ -1,6 +1,6 @@
 """ONNX int8: onnxruntime's static QDQ quantization of the fp32 ONNX export, per-channel weights.
 
-Steps: the fp32 ``.onnx`` of the ONNX target (:func:`ssc_deploy.export.onnx_target.export`),
+Steps: the fp32 ``.onnx`` of the ONNX target (:func:`ssc_deploy.export.targets.onnx.target.export`),
 ``quant_pre_process`` (shape inference and graph cleanup), ``quantize_static`` in QDQ format with
 per-channel int8 weights and per-tensor activations calibrated on batch-1 calls (MinMax), then a
 check of the graph onnxruntime actually runs: after its optimizer no float Conv/Gemm/MatMul may be
@@ -29,8 +29,8 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .._common import TargetExport, histogram, version_of
-from .layers import check_keep_float, run_order
+from ssc_deploy.export.targets.common import TargetExport, histogram, version_of
+from ssc_deploy.export.quantize.layers import check_keep_float, run_order
 
 SCHEMES = ("u8s8", "u8s8-rr", "s8s8")
 ARM_MACHINES = ("arm64", "aarch64", "armv8l", "armv7l")
@@ -70,7 +70,7 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
     import onnx
     from onnxruntime.quantization import QuantFormat, quant_pre_process, quantize_static
 
-    from .. import onnx_target
+    from ssc_deploy.export.targets.onnx import target as onnx_target
 
     scheme = check_scheme(scheme)
     keep = check_keep_float(net, keep_float)

@@ -1,5 +1,4 @@
-"""What an exported artifact is (its manifest, when present, and the op histogram read from the file),
-and what int8 would cost a checkpoint layer by layer (``inspect --quant-error``)."""
+"""What int8 would cost a checkpoint, layer by layer (``inspect --quant-error``)."""
 
 from __future__ import annotations
 
@@ -8,49 +7,6 @@ from typing import Any, Sequence
 
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.quiet import quiet_native
-from ssc_deploy.runtimes import SUFFIXES, by_suffix
-
-from .manifest import SUFFIX, load_manifest, manifest_path
-
-
-def target_of(path: str | Path) -> str:
-    """The target a file name belongs to, from its suffix."""
-    spec = by_suffix(path)
-    if spec is None:
-        expected = f"{', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]}"
-        raise SscDeployError(f"{path}: unknown artifact type '{Path(path).suffix.lower()}' (expected {expected})")
-    return spec.target
-
-
-def inspect_artifact(path: str | Path) -> dict[str, Any]:
-    """``{"file", "target", "bytes", "manifest" (or None), "op_histogram"}`` for an artifact.
-
-    The histogram is read from the file itself with the target's own tools (ONNX nodes,
-    .pte kernel and delegate calls, .tflite builtin ops).
-    """
-    from .targets import TARGETS
-
-    path = Path(path)
-    if path.name.endswith(SUFFIX):
-        path = path.with_name(path.name[: -len(SUFFIX)])
-    if not path.exists():
-        raise SscDeployError(f"{path}: no such file")
-    if path.is_dir():
-        raise SscDeployError(f"{path}: is a directory, not an artifact")
-    target = target_of(path)
-    mod = TARGETS[target]
-    with quiet_native():
-        mod.check_installed()
-    manifest = load_manifest(path) if manifest_path(path).exists() else None
-    try:
-        with quiet_native():
-            ops = mod.op_histogram(path)
-    except SscDeployError:
-        raise
-    except Exception as err:  # noqa: BLE001 - an unreadable file is one line
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise SscDeployError(f"{path}: not a readable {target} file ({first})") from None
-    return {"file": str(path), "target": target, "bytes": path.stat().st_size, "manifest": manifest, "op_histogram": ops}
 
 
 QUANT_ERROR_LOWERING = "dwconv"  # ExecuTorch's int8_lowering: the net the PT2E scheme simulated here quantizes
@@ -73,10 +29,10 @@ def quant_error_report(checkpoint: str | Path | None = None, *, model_name: str 
 
     from ssc_deploy.data import DEFAULT_DATA
 
-    from .quantize.calibration import calibration_images, check_calib
-    from .quantize.layer_error import SCHEME, layer_errors
-    from .quantize.layers import check_keep_float
-    from .rewrite import deployment_rewrite
+    from ssc_deploy.export.quantize.calibration import calibration_images, check_calib
+    from ssc_deploy.export.quantize.layer_error import SCHEME, layer_errors
+    from ssc_deploy.export.quantize.layers import check_keep_float
+    from ssc_deploy.export.rewrite import deployment_rewrite
 
     check_calib(calib)
     started = time.perf_counter()

@@ -3,7 +3,7 @@
 A small SSC net (:data:`PROBE_MODEL`: one SSC module a stage, so every stage width and both
 strides are there) is exported with each of a few candidate lowerings (:data:`QUICK_CANDIDATES`)
 to one runtime, checked for parity on a few real images and timed interleaved at 1 thread
-(:func:`ssc_deploy.export.autotune.autotune`, the same search as ``--lowering auto`` on a small
+(:func:`ssc_deploy.export.lowerings.selection.autotune.autotune`, the same search as ``--lowering auto`` on a small
 net with few candidates). Bump :data:`PROBE_VERSION` when the probe or a lowering changes, so
 cached results are measured again.
 """
@@ -16,7 +16,7 @@ import time
 from ssc_deploy.cpu_features import cpu_features
 from ssc_deploy.runtimes import by_target
 
-from .lowering_cache import Measurement, now_utc
+from ssc_deploy.export.lowerings.selection.cache import Measurement, now_utc
 
 PROBE_VERSION = 1
 PROBE_MODEL = "ssc-net-1-9"
@@ -43,8 +43,8 @@ def measure(target: str) -> Measurement:
     from ssc_deploy.data import DEFAULT_DATA, DEFAULT_MEAN, DEFAULT_STD, eval_batch
     from ssc_deploy.models import create_model
 
-    from .autotune import autotune
-    from .targets import TARGETS
+    from ssc_deploy.export.lowerings.selection.autotune import autotune
+    from ssc_deploy.export.targets import TARGETS
 
     start, cpu_start = time.perf_counter(), time.process_time()
     torch.manual_seed(0)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ssc_deploy.sessions import tflite_interpreter
 
-from .layers import run_order
+from ssc_deploy.export.quantize.layers import run_order
 
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
 

@@ -289,8 +289,8 @@ def load_program(path: str | Path) -> LoadedProgram:
 
     import torch
 
-    from .foreign.graph import input_shape, program_graph
-    from .subject import CHANNELS
+    from ssc_deploy.export.foreign.graph import input_shape, program_graph
+    from ssc_deploy.export.subject import CHANNELS
 
     path = Path(path)
     if not path.exists() or path.is_dir():
@@ -317,7 +317,7 @@ def export_program(path: str | Path, *, class_names=None, mean=None, std=None, *
     ``mean`` and ``std`` (else the JSON beside the file, else the defaults) go to its manifests."""
     import torch
 
-    from .exporter import export_module
+    from ssc_deploy.export.exporter import export_module
 
     loaded = load_program(path)
     side = loaded.sidecar

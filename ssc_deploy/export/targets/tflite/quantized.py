@@ -4,7 +4,7 @@ int8 (:func:`export_int8`): the ``static_wi8_ai8`` recipe (int8 weights per outp
 activations per tensor, min-max ranges from batch-1 calibration calls), with the graph's INPUT and
 OUTPUT left unquantized so the file takes and returns float32 (one QUANTIZE in, one DEQUANTIZE out).
 ``keep_float`` layers stay in float: the quantizer's recipe gets NO_QUANTIZE for exactly the ops
-:func:`~ssc_deploy.export.quantize.tflite_graph.layer_ops` maps them to.
+:func:`~ssc_deploy.export.targets.tflite.graph.layer_ops` maps them to.
 
 fp16 (:func:`export_fp16`): float casting of the compute ops' weights to fp16, float32 I/O and
 arithmetic (XNNPACK turns the weights back into fp32 when it loads the file: half the bytes, the
@@ -31,9 +31,9 @@ from ssc_deploy.atomic import write_bytes_atomic
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.sessions import tflite_interpreter
 
-from .._common import TargetExport, version_of
-from .layers import check_keep_float, quantizable_layers
-from .tflite_graph import ComputeOp, compute_ops, delegation, layer_ops, read_graph, strip_tensor_names
+from ssc_deploy.export.targets.common import TargetExport, version_of
+from ssc_deploy.export.quantize.layers import check_keep_float, quantizable_layers
+from ssc_deploy.export.targets.tflite.graph import ComputeOp, compute_ops, delegation, layer_ops, read_graph, strip_tensor_names
 
 SCHEME = "static_wi8_ai8"
 WEIGHTS = "int8 per-channel (symmetric)"
@@ -51,7 +51,7 @@ def check_scheme(scheme: str | None) -> str:
 
 
 def _fp32_export(net: nn.Module, example: torch.Tensor, work: Path, nhwc: bool) -> tuple[TargetExport, bytes]:
-    from .. import tflite_target
+    from ssc_deploy.export.targets.tflite import target as tflite_target
 
     fp32 = work / "fp32.tflite"
     info = tflite_target.export(net, example, fp32, nhwc=nhwc)
@@ -170,7 +170,7 @@ def _invoke(path: Path, example: np.ndarray) -> np.ndarray:
 
 def _commit(fp32: TargetExport, staged: Path, path: Path, quant: dict[str, Any], warnings: list[str]) -> TargetExport:
     """Write the checked ``staged`` file to ``path`` (atomically) and describe it like the fp32 target."""
-    from ..tflite_target import op_histogram
+    from ssc_deploy.export.targets.tflite.target import op_histogram
 
     interp = tflite_interpreter(staged, delegates=False)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
@@ -198,7 +198,7 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
     ``nhwc``, the file's input layout then); ``keep_float``: layer names
     (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float, ``per_tensor``
     layers with per-tensor weights; ``strip_names``: the tensor names emptied once every check has
-    run (:func:`~ssc_deploy.export.quantize.tflite_graph.strip_tensor_names`; the stripped file must
+    run (:func:`~ssc_deploy.export.targets.tflite.graph.strip_tensor_names`; the stripped file must
     give the same outputs). ``opset`` and
     ``metadata`` are other targets' (the fp32 TFLite target stores no metadata either).
     """

@@ -20,15 +20,15 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from ._common import TargetExport
-from .lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
-from .lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_convs
-from .quantize.calibration import CalibrationSet, calibration_images
-from .quantize.gate import GateSet, gate_set
-from .quantize.layers import DEFAULT_WEIGHTS, WEIGHT_MODES, check_keep_float, per_tensor_layers
-from .subject import ExportSubject, eval_mode
-from .validate import ExportOptions
-from .verify import compare
+from ssc_deploy.export.targets.common import TargetExport
+from ssc_deploy.export.lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
+from ssc_deploy.export.lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_convs
+from ssc_deploy.export.quantize.calibration import CalibrationSet, calibration_images
+from ssc_deploy.export.quantize.gate import GateSet, gate_set
+from ssc_deploy.export.quantize.layers import DEFAULT_WEIGHTS, WEIGHT_MODES, check_keep_float, per_tensor_layers
+from ssc_deploy.export.subject import ExportSubject, eval_mode
+from ssc_deploy.export.validate import ExportOptions
+from ssc_deploy.export.verify import compare
 
 INT8 = "int8"
 INT8_REASON = "int8: the runtime table's int8_lowering, which keeps the int8 chain whole on this runtime"
@@ -107,9 +107,9 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
 
 def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[str],
                options: ExportOptions) -> LoweredNets:
-    """Each int8 target's deployment net under its :func:`~.lowering_choice.int8_choice` (each lowering
+    """Each int8 target's deployment net under its :func:`~ssc_deploy.export.lowerings.selection.choice.int8_choice` (each lowering
     rewritten once)."""
-    from .lowering_choice import int8_choice
+    from ssc_deploy.export.lowerings.selection.choice import int8_choice
 
     choices = {t: int8_choice(t, options.lowering, options.arm_profile, options.int8_lowering) for t in targets}
     parts = []

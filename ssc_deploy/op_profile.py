@@ -28,7 +28,7 @@ import numpy as np
 
 from ssc_deploy.errors import SscDeployError, missing_package
 from ssc_deploy.numeric import check_int, check_threads
-from ssc_deploy.export.inspect import target_of
+from ssc_deploy.export.readers.artifact import target_of
 from ssc_deploy.runtimes import by_target
 from ssc_deploy.timing import median
 

@@ -25,9 +25,9 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 
-from .._common import TargetExport, version_of
-from ..executorch_target import SPEC, delegation_summary, program_info
-from .layers import check_keep_float
+from ssc_deploy.export.targets.common import TargetExport, version_of
+from ssc_deploy.export.targets.executorch.target import SPEC, delegation_summary, program_info
+from ssc_deploy.export.quantize.layers import check_keep_float
 
 SCHEME = "s8s8"  # XNNPACK's quantizer: signed int8 activations (with zero point), signed int8 weights
 # Ops XNNPACK runs in int8 only when input and output share one quantization; the stock quantizer
