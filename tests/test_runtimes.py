@@ -121,7 +121,8 @@ def _conv_onnx(path: Path) -> np.ndarray:
 
 
 def test_load_runner_runs_images_one_by_one_and_profiles(tmp_path):
-    from ssc_deploy.sessions import ONNX_OPTIMIZED_GRAPH, load_runner, run_each
+    from ssc_deploy.export.targets.onnx.session import OPTIMIZED_GRAPH
+    from ssc_deploy.sessions import load_runner, run_each
 
     w = _conv_onnx(tmp_path / "conv.onnx")
     images = np.random.default_rng(1).standard_normal((3, 2, 3, 3)).astype(np.float32)
@@ -137,7 +138,7 @@ def test_load_runner_runs_images_one_by_one_and_profiles(tmp_path):
     profiled(images[:1])
     trace = json.loads(profiled.end_profile().read_text())
     assert any(e.get("name") == "model_run" for e in trace)
-    assert (tmp_path / ONNX_OPTIMIZED_GRAPH).is_file()
+    assert (tmp_path / OPTIMIZED_GRAPH).is_file()
     with pytest.raises(SscDeployError, match="unknown runtime 'coreml'"):
         load_runner("coreml", tmp_path / "conv.onnx")
 
