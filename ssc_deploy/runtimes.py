@@ -71,8 +71,10 @@ class RuntimeSpec:
     # None with ``no_profiler`` saying why and what to do instead.
     profiler_module: str | None = None
     no_profiler: str = ""
-    # Whether arm64-emulated counts its files' instructions (export --for arm64-emulated picks by them).
+    # Whether arm64-emulated counts its files' instructions (export --for arm64-emulated picks by them), and
+    # the module of its counts known per CPU profile (``INSTRUCTIONS``), export/lowerings/selection/arm.py.
     emulated_counts: bool = False
+    arm_counts_module: str | None = None
     # Whether the arm64 rootfs has the runtime only when set up with ``--with-executorch``.
     rootfs_optional: bool = False
 
@@ -89,7 +91,8 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
         quantizer=("onnxruntime.quantization", "onnxruntime"), int8_lowering="dwconv-nhwc",
         session_module=f"{_TARGETS}.onnx.session",
         native_tool="onnxruntime_perf_test", native_tool_module=f"{_TARGETS}.onnx.native_tool",
-        profiler_module=f"{_TARGETS}.onnx.op_profile", emulated_counts=True,
+        profiler_module=f"{_TARGETS}.onnx.op_profile",
+        emulated_counts=True, arm_counts_module=f"{_TARGETS}.onnx.arm_counts",
     ),
     RuntimeSpec(
         target="executorch", runtime="executorch", label="ExecuTorch", suffix=".pte",
@@ -118,7 +121,7 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
         native_tool="benchmark_model", native_tool_module=f"{_TARGETS}.tflite.native_tool",
         no_profiler="LiteRT's Python wheel has no per-op profiler; profile the .pte of the same network "
                     "(LiteRT runs the same XNNPACK operators) or run benchmark_model --enable_op_profiling=true",
-        emulated_counts=True,
+        emulated_counts=True, arm_counts_module=f"{_TARGETS}.tflite.arm_counts",
     ),
 )
 
@@ -174,7 +177,7 @@ def by_suffix(suffix_or_path: str | Path) -> RuntimeSpec | None:
 
 def runtime_module(spec: RuntimeSpec, column: str) -> ModuleType:
     """The per-runtime module the ``column`` of ``spec`` names (``session_module``, ``native_tool_module``,
-    ``profiler_module``), imported now; the runtime itself is imported only when the module uses it."""
+    ``profiler_module``, ``arm_counts_module``), imported now; the runtime itself is imported only when the module uses it."""
     name = getattr(spec, column)
     if name is None:
         raise SscDeployError(f"{spec.label} has no {column.removesuffix('_module').replace('_', ' ')}")

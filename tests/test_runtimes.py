@@ -64,13 +64,13 @@ def test_the_device_runner_copy_agrees_with_the_table():
 
 
 def test_consumers_read_the_table():
-    from ssc_deploy.devices.native_tools import PARSERS
+    from ssc_deploy.devices.native_tools import tool_module
     from ssc_deploy.export.targets import TARGETS
 
     assert tuple(TARGETS) == TARGET_NAMES
     for name, module in TARGETS.items():
         assert (module.SUFFIX, module.RUNTIME) == (by_target(name).suffix, by_target(name).runtime)
-    assert set(PARSERS) == set(RUNTIME_NAMES)
+    assert [tool_module(rt).__name__ for rt in RUNTIME_NAMES] == [s.native_tool_module for s in RUNTIME_TABLE]
     assert dist_pairs()[-1] == ("tflite", "tflite-runtime")
 
 
