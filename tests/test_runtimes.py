@@ -56,11 +56,45 @@ def test_the_device_runner_copy_agrees_with_the_table():
     assert device_runner.RUNTIMES == RUNTIME_NAMES
     assert set(device_runner.LOADERS) == set(device_runner.PREIMPORTS) == set(RUNTIME_NAMES)
     assert all(device_runner.PREIMPORTS[rt] for rt in RUNTIME_NAMES)
+    # the runner imports what the table says a device imports to run each runtime's files
+    assert all(spec.import_module == device_runner.PREIMPORTS[spec.runtime][0] for spec in RUNTIME_TABLE)
     tflite = by_runtime("tflite")
     assert tuple(dist for _, dist in device_runner.TFLITE_INTERPRETERS) == (tflite.dist, *tflite.alt_dists)
     source = Path(device_runner.__file__).read_text()
     for spec in RUNTIME_TABLE:  # the other install hints name the table's distributions
         assert spec is tflite or f"pip install {spec.dist}" in source, spec.runtime
+
+
+def test_rows_are_built_by_keyword_and_name_their_modules():
+    import dataclasses
+    import importlib.util
+
+    with pytest.raises(TypeError):
+        type(RUNTIME_TABLE[0])(*dataclasses.astuple(RUNTIME_TABLE[0]))  # by position: refused
+    for spec in RUNTIME_TABLE:
+        assert dataclasses.replace(spec) == spec
+        for column in ("session_module", "native_tool_module", "profiler_module", "arm_counts_module"):
+            name = getattr(spec, column)
+            assert name is None or name.startswith(f"ssc_deploy.export.targets.{spec.target}."), (spec.target, column)
+            assert name is None or importlib.util.find_spec(name) is not None, name
+        assert (spec.profiler_module is None) == bool(spec.no_profiler)
+        assert (spec.arm_counts_module is not None) <= spec.emulated_counts
+        assert {p for p, _ in spec.not_exported}.isdisjoint(spec.precisions)
+        assert spec.default_lowering in spec.probe_lowerings and spec.fastest_lowering in spec.probe_lowerings
+    assert by_target("tflite").no_profiler.startswith("LiteRT's Python wheel has no per-op profiler")
+
+
+def test_the_rootfs_runtime_check_reports_what_the_host_has():
+    """The check setup_rootfs runs under emulation, generated from the table, run here on the host."""
+    from ssc_deploy.devices.emulated import OPTIONAL_RUNTIMES, runtime_check_code
+    from ssc_deploy.devices.host import HostDevice
+
+    out = subprocess.run([sys.executable, "-c", runtime_check_code()], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    meta = json.loads(out.stdout.strip().splitlines()[-1])
+    assert meta["errors"] == {} and meta["machine"] and meta["python"]
+    assert {k: v for k, v in meta["runtimes"].items() if k != "numpy"} == HostDevice().info().runtimes
+    assert OPTIONAL_RUNTIMES == ("executorch",)
 
 
 def test_consumers_read_the_table():
