@@ -1,6 +1,7 @@
 """Where an exported model's time goes: each runtime's own per-op profiler, summed by op class.
 
-Each runtime's profiler is its folder's ``op_profile.py`` (the runtime table's ``profiler_module``):
+Each runtime's profile reader is its folder's ``op_profile.py`` (the runtime table's ``profiler_module``:
+``read(session, runs) -> (wall times, ops)`` of a session loaded with profiling and run here):
 
 - ExecuTorch: an ETDump recorded by the runtime (``enable_etdump``) and read back with
   ``executorch.devtools.Inspector``. The XNNPACK delegate reports each of its operators
@@ -24,12 +25,15 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import tempfile
+
 import numpy as np
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, missing_package
 from ssc_deploy.numeric import check_int, check_threads
 from ssc_deploy.export.readers.artifact import target_of
 from ssc_deploy.runtimes import by_target, runtime_module
+from ssc_deploy.timing import median
 
 @dataclass
 class Op:
@@ -125,17 +129,24 @@ def profile_file(path: str | Path, threads: int = 1, runs: int = 50, warmup: int
     spec = by_target(target_of(path))
     if spec.profiler_module is None:
         raise SscDeployError(f"{path.name}: {spec.no_profiler}")
-    return runtime_module(spec, "profiler_module").profile(path, threads, runs, warmup)
+    profiler = runtime_module(spec, "profiler_module")
+    with tempfile.TemporaryDirectory() as tmp:
+        session = _profiled_runs(spec.target, path, threads, runs, warmup, Path(tmp))
+        try:
+            wall, ops = profiler.read(session, runs)
+        except ImportError as err:  # the profile reader of the runtime (ExecuTorch's devtools, onnx)
+            raise missing_package(spec.dist, spec.extra) from err
+    return OpProfile(str(path), spec.runtime, threads, runs, median(wall), ops)
 
 
 def _random_input(shape: tuple[int, ...]) -> np.ndarray:
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
-def profiled_runs(target: str, path: Path, threads: int, runs: int, warmup: int, workdir: Path):
+def _profiled_runs(target: str, path: Path, threads: int, runs: int, warmup: int, workdir: Path):
     """A profiling session of ``path`` after ``warmup + runs`` runs on a fixed random input.
 
-    Warm-up runs are recorded too; the callers keep only the last ``runs`` runs.
+    Warm-up runs are recorded too; the profile readers keep only the last ``runs`` runs.
     """
     from ssc_deploy.quiet import quiet_native
     from ssc_deploy.sessions import load_runner

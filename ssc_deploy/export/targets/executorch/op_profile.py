@@ -7,33 +7,26 @@ XNNPACK operators by their delegate names, ops left to the portable kernels as `
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 
-from ssc_deploy.errors import SscDeployError, missing_package
-from ssc_deploy.op_profile import Op, OpProfile, profiled_runs
-from ssc_deploy.runtimes import by_target
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.op_profile import Op
+from ssc_deploy.sessions import Session
 from ssc_deploy.timing import median
 
-SPEC = by_target("executorch")
-RUNTIME = SPEC.runtime
 _EVENT_NUMBER = re.compile(r" #\d+$")
 # ETDump bookkeeping events that wrap the per-op ones.
 _ET_WRAPPERS = {"Method::execute", "DELEGATE_CALL", "OPERATOR_CALL", "Method::init", "Program::load_method"}
 
 
-def profile(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
-    """ETDump profile of a ``.pte``: XNNPACK operators and portable kernels, per run."""
-    try:
-        from executorch.devtools import Inspector
-    except ImportError as err:
-        raise missing_package(SPEC.dist, SPEC.extra) from err
+def read(session: Session, runs: int) -> tuple[list[float], list[Op]]:
+    """The last ``runs`` runs' wall times (ms) and ops of a profiled ``.pte`` session, from its ETDump:
+    XNNPACK operators and portable kernels, each with its median time a run."""
+    from executorch.devtools import Inspector
+
     from ssc_deploy.quiet import quiet_native
 
-    with tempfile.TemporaryDirectory() as tmp:
-        session = profiled_runs(RUNTIME, path, threads, runs, warmup, Path(tmp))
-        with quiet_native():
-            inspector = Inspector(etdump_path=str(session.end_profile()))
+    with quiet_native():
+        inspector = Inspector(etdump_path=str(session.end_profile()))
     ops: list[Op] = []
     wall: list[float] = []
     for block in inspector.event_blocks:
@@ -50,5 +43,5 @@ def profile(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> O
                     "portable " + ev.name.removeprefix("native_call_"))
                 ops.append(Op(ev.name, op_class, median(raw)))
     if not wall:
-        raise SscDeployError(f"{path.name}: the ETDump holds no execution events")
-    return OpProfile(str(path), RUNTIME, threads, runs, median(wall), ops)
+        raise SscDeployError(f"{session.path.name}: the ETDump holds no execution events")
+    return wall, ops

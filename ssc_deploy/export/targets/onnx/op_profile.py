@@ -8,21 +8,16 @@ and their MACs are read from the weights.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
-from ssc_deploy.errors import SscDeployError, missing_package
-from ssc_deploy.op_profile import Op, OpProfile, profiled_runs
-from ssc_deploy.runtimes import by_target
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.op_profile import Op
+from ssc_deploy.sessions import Session
 from ssc_deploy.timing import median
 
 from ssc_deploy.export.targets.onnx.session import OPTIMIZED_GRAPH
-
-SPEC = by_target("onnx")
-RUNTIME = SPEC.runtime
 
 
 def onnx_conv_class(op_type: str, attrs: dict, weight_dims: list[int] | None) -> str:
@@ -54,17 +49,14 @@ def _unblocked_weight(nchwc_name: str, producers: dict, inits: dict[str, list[in
     return inits.get(node.input[1])
 
 
-def profile(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
-    """onnxruntime profile of a ``.onnx``: node times of the optimized graph, convs with their MACs."""
-    try:
-        import onnx
-    except ImportError as err:
-        raise missing_package(SPEC.dist, SPEC.extra) from err
+def read(session: Session, runs: int) -> tuple[list[float], list[Op]]:
+    """The last ``runs`` runs' wall times (ms) and ops of a profiled ``.onnx`` session: node times of the
+    optimized graph, each with its median time a run, convs with their MACs."""
+    import onnx
 
-    with tempfile.TemporaryDirectory() as tmp:
-        session = profiled_runs(RUNTIME, path, threads, runs, warmup, Path(tmp))
-        optimized = onnx.load(str(Path(tmp) / OPTIMIZED_GRAPH))
-        records = json.loads(session.end_profile().read_text())
+    path = session.path
+    optimized = onnx.load(str(session.profile_dir / OPTIMIZED_GRAPH))
+    records = json.loads(session.end_profile().read_text())
     # Keep the node events of the last ``runs`` runs (the profiler records from session creation).
     run_spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in records if e.get("name") == "model_run")[-runs:]
     if not run_spans:
@@ -102,4 +94,4 @@ def profile(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> O
             macs = float(spatial * int(np.prod(true_weight)))
         info[name] = (onnx_conv_class(op, attrs, true_weight or weight), macs)
     ops = [Op(name, info[name][0], median(v), info[name][1]) for name, v in times.items()]
-    return OpProfile(str(path), RUNTIME, threads, runs, median(wall), ops)
+    return wall, ops
