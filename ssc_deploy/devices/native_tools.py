@@ -2,12 +2,12 @@
 
 Each runtime's tool (the runtime table's ``native_tool``) has its command line and output
 parser in its folder's ``native_tool.py`` (``native_tool_module``; what statistics it gives is
-said there); all times are returned in milliseconds. The helpers those parsers share live here.
+said there); all times are returned in milliseconds. The helpers those parsers share are in
+:mod:`ssc_deploy.devices.tool_output`.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 from types import ModuleType
@@ -20,18 +20,6 @@ from .base import DeviceError
 
 if TYPE_CHECKING:
     from .base import Device
-
-NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # a number in a tool's output
-
-
-def strip_prefixes(text: str) -> list[str]:
-    """Lines without the log prefixes tools add (``INFO: ``, ``I tflite/...: ``, timestamps)."""
-    out = []
-    for line in text.splitlines():
-        line = re.sub(r"^\s*(?:\[?[A-Z]+\]?:?\s+|[IWE]\d{4}\s+[\d:.]+\s+\d+\s+\S+\]\s*)", "", line)
-        out.append(line.strip())
-    return out
-
 
 def tool_module(runtime: str) -> ModuleType:
     """The module of ``runtime``'s native tool (the runtime table's ``native_tool_module``):

@@ -11,7 +11,7 @@ import re
 import statistics
 from typing import Any
 
-from ssc_deploy.devices.native_tools import NUM, strip_prefixes
+from ssc_deploy.devices.tool_output import NUM, strip_prefixes
 
 WARMUP_IN_RUNS = True  # no warm-up flag: warm-up runs are added to the executions and reported in the result
 

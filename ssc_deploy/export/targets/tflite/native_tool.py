@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ssc_deploy.devices.native_tools import NUM, strip_prefixes
+from ssc_deploy.devices.tool_output import NUM, strip_prefixes
 
 WARMUP_IN_RUNS = False  # it has a warm-up flag
 
