@@ -25,7 +25,6 @@ from types import ModuleType
 
 from ssc_deploy.errors import SscDeployError
 
-
 _TARGETS = "ssc_deploy.export.targets"  # each runtime's folder (its per-runtime modules) lives under this package
 
 
@@ -67,8 +66,8 @@ class RuntimeSpec:
     native_tool: str  # the runtime's own benchmark tool (``--runner RUNTIME=PATH``)
     # Its command line and output parser (``command``, ``parse``, ``WARMUP_IN_RUNS``), devices/native_tools.py.
     native_tool_module: str
-    # The per-op profiler (``profile(path, threads, runs, warmup) -> OpProfile``), ssc_deploy/op_profile.py;
-    # None with ``no_profiler`` saying why and what to do instead.
+    # The per-op profile reader (``read(session, runs) -> (wall ms, ops)`` of a profiled session),
+    # ssc_deploy/op_profile.py; None with ``no_profiler`` saying why and what to do instead.
     profiler_module: str | None = None
     no_profiler: str = ""
     # Whether arm64-emulated counts its files' instructions (export --for arm64-emulated picks by them), and
