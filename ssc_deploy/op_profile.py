@@ -1,5 +1,8 @@
 """Where an exported model's time goes: each runtime's own per-op profiler, summed by op class.
 
+Each runtime's profile reader is its folder's ``op_profile.py`` (the runtime table's ``profiler_module``:
+``read(session, runs) -> (wall times, ops)`` of a session loaded with profiling and run here):
+
 - ExecuTorch: an ETDump recorded by the runtime (``enable_etdump``) and read back with
   ``executorch.devtools.Inspector``. The XNNPACK delegate reports each of its operators
   ("Convolution (NHWC, F32) IGEMM", "Fully Connected (NC, F32) GEMM", "Transpose (ND, X32)",
@@ -10,32 +13,27 @@
   transformer took them) and their MACs are read from the weights.
 - LiteRT: its Python wheel carries no op profiler (the native ``benchmark_model
   --enable_op_profiling`` has one); on CPU it runs the same XNNPACK operators ExecuTorch's
-  delegate does, so the ExecuTorch profile of the same network answers for it.
+  delegate does, so the ExecuTorch profile of the same network answers for it (the table's
+  ``no_profiler`` says so).
 
 Input values do not change these kernels' run time, so a fixed random input is used.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import tempfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import tempfile
 
 import numpy as np
 
 from ssc_deploy.errors import SscDeployError, missing_package
 from ssc_deploy.numeric import check_int, check_threads
 from ssc_deploy.export.readers.artifact import target_of
-from ssc_deploy.runtimes import by_target
+from ssc_deploy.runtimes import by_target, runtime_module
 from ssc_deploy.timing import median
-
-_EVENT_NUMBER = re.compile(r" #\d+$")
-# ETDump bookkeeping events that wrap the per-op ones.
-_ET_WRAPPERS = {"Method::execute", "DELEGATE_CALL", "OPERATOR_CALL", "Method::init", "Program::load_method"}
-
 
 @dataclass
 class Op:
@@ -120,22 +118,25 @@ def profile_table(profile: OpProfile, title: str | None = None):
 
 
 def profile_file(path: str | Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
-    """Profile an exported ``.pte`` or ``.onnx`` file with its runtime's own profiler."""
+    """Profile an exported file with its runtime's own profiler (the runtime table's ``profiler_module``:
+    ``.pte`` and ``.onnx``; a runtime without one says why and what to do instead)."""
     path = Path(path)
     check_threads("--threads", threads)
     check_int("--runs", runs, 1)
     check_int("--warmup", warmup, 0)
     if not path.is_file():
         raise SscDeployError(f"no such file: {path}")
-    target = target_of(path)
-    if target == "executorch":
-        return profile_executorch(path, threads, runs, warmup)
-    if target == "onnx":
-        return profile_onnx(path, threads, runs, warmup)
-    raise SscDeployError(
-        f"{path.name}: LiteRT's Python wheel has no per-op profiler; profile the .pte of the same "
-        "network (LiteRT runs the same XNNPACK operators) or run benchmark_model --enable_op_profiling=true"
-    )
+    spec = by_target(target_of(path))
+    if spec.profiler_module is None:
+        raise SscDeployError(f"{path.name}: {spec.no_profiler}")
+    profiler = runtime_module(spec, "profiler_module")
+    with tempfile.TemporaryDirectory() as tmp:
+        session = _profiled_runs(spec.target, path, threads, runs, warmup, Path(tmp))
+        try:
+            wall, ops = profiler.read(session, runs)
+        except ImportError as err:  # the profile reader of the runtime (ExecuTorch's devtools, onnx)
+            raise missing_package(spec.dist, spec.extra) from err
+    return OpProfile(str(path), spec.runtime, threads, runs, median(wall), ops)
 
 
 def _random_input(shape: tuple[int, ...]) -> np.ndarray:
@@ -145,7 +146,7 @@ def _random_input(shape: tuple[int, ...]) -> np.ndarray:
 def _profiled_runs(target: str, path: Path, threads: int, runs: int, warmup: int, workdir: Path):
     """A profiling session of ``path`` after ``warmup + runs`` runs on a fixed random input.
 
-    Warm-up runs are recorded too; the callers keep only the last ``runs`` runs.
+    Warm-up runs are recorded too; the profile readers keep only the last ``runs`` runs.
     """
     from ssc_deploy.quiet import quiet_native
     from ssc_deploy.sessions import load_runner
@@ -161,119 +162,6 @@ def _profiled_runs(target: str, path: Path, threads: int, runs: int, warmup: int
     for _ in range(warmup + runs):
         session(x)
     return session
-
-
-def profile_executorch(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
-    """ETDump profile of a ``.pte``: XNNPACK operators and portable kernels, per run."""
-    try:
-        from executorch.devtools import Inspector
-    except ImportError as err:
-        raise missing_package(by_target("executorch").dist, by_target("executorch").extra) from err
-    from ssc_deploy.quiet import quiet_native
-
-    with tempfile.TemporaryDirectory() as tmp:
-        session = _profiled_runs("executorch", path, threads, runs, warmup, Path(tmp))
-        with quiet_native():
-            inspector = Inspector(etdump_path=str(session.end_profile()))
-    ops: list[Op] = []
-    wall: list[float] = []
-    for block in inspector.event_blocks:
-        if block.name != "Execute":
-            continue
-        for ev in block.events:
-            if ev.perf_data is None:
-                continue
-            raw = list(ev.perf_data.raw)[-runs:]
-            if ev.name == "Method::execute":
-                wall = raw
-            elif ev.name not in _ET_WRAPPERS:
-                op_class = _EVENT_NUMBER.sub("", ev.name) if ev.is_delegated_op else (
-                    "portable " + ev.name.removeprefix("native_call_"))
-                ops.append(Op(ev.name, op_class, median(raw)))
-    if not wall:
-        raise SscDeployError(f"{path.name}: the ETDump holds no execution events")
-    return OpProfile(str(path), by_target("executorch").runtime, threads, runs, median(wall), ops)
-
-
-def onnx_conv_class(op_type: str, attrs: dict, weight_dims: list[int] | None) -> str:
-    """'Conv 1x1 dense', 'Conv 3x3 depthwise', 'Conv 1x1 grouped (9 ch/group)' or the op type."""
-    if "Conv" not in op_type or not weight_dims or len(weight_dims) != 4:
-        return op_type
-    group = int(attrs.get("group", 1))
-    k = f"{weight_dims[2]}x{weight_dims[3]}"
-    if group == 1:
-        kind = "dense"
-    elif weight_dims[1] == 1:
-        kind = "depthwise"
-    else:
-        kind = f"grouped ({weight_dims[1]} ch/group)"
-    layout = " NCHWc" if op_type.startswith("com.microsoft.nchwc") else ""
-    return f"Conv {k} {kind}{layout}"
-
-
-def _unblocked_weight(nchwc_name: str, producers: dict, inits: dict[str, list[int]]) -> list[int] | None:
-    """Weight dims of the original conv an NCHWc conv node came from (its own weights are padded
-    to the channel block), given the source graph's tensor -> producing node and initializer
-    dims. The layout transformer names the node after the fused chain's output tensor: a Conv's,
-    or a ReLU/Clip's right after one. None when that chain cannot be traced."""
-    node = producers.get(nchwc_name.removesuffix("_nchwc"))
-    if node is not None and node.op_type in ("Relu", "Clip"):
-        node = producers.get(node.input[0])
-    if node is None or node.op_type != "Conv" or len(node.input) < 2:
-        return None
-    return inits.get(node.input[1])
-
-
-def profile_onnx(path: Path, threads: int = 1, runs: int = 50, warmup: int = 10) -> OpProfile:
-    """onnxruntime profile of a ``.onnx``: node times of the optimized graph, convs with their MACs."""
-    try:
-        import onnx
-    except ImportError as err:
-        raise missing_package(by_target("onnx").dist, by_target("onnx").extra) from err
-    from ssc_deploy.sessions import ONNX_OPTIMIZED_GRAPH
-
-    with tempfile.TemporaryDirectory() as tmp:
-        session = _profiled_runs("onnx", path, threads, runs, warmup, Path(tmp))
-        optimized = onnx.load(str(Path(tmp) / ONNX_OPTIMIZED_GRAPH))
-        records = json.loads(session.end_profile().read_text())
-    # Keep the node events of the last ``runs`` runs (the profiler records from session creation).
-    run_spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in records if e.get("name") == "model_run")[-runs:]
-    if not run_spans:
-        raise SscDeployError(f"{path.name}: onnxruntime's profile holds no runs")
-    first = run_spans[0][0]
-    records = [e for e in records if e.get("ts", -1) >= first]
-    wall = [(end - start) / 1e3 for start, end in run_spans]
-    inits = {i.name: list(i.dims) for i in optimized.graph.initializer}
-    nodes = {n.name: n for n in optimized.graph.node}
-    source = onnx.load(str(path), load_external_data=False).graph
-    source_producers = {out: n for n in source.node for out in n.output}
-    source_inits = {i.name: list(i.dims) for i in source.initializer}
-    times: dict[str, list[float]] = defaultdict(list)
-    info: dict[str, tuple[str, float | None]] = {}
-    for e in records:
-        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
-            continue
-        name = e["name"][: -len("_kernel_time")]
-        times[name].append(e["dur"] / 1e3)
-        if name in info:
-            continue
-        node = nodes.get(name)
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute} if node else {}
-        weight = inits.get(node.input[1]) if node is not None and len(node.input) > 1 else None
-        op = (f"{node.domain}.{node.op_type}" if node.domain else node.op_type) if node else e["args"].get("op_name", "?")
-        if node is not None and node.domain == "com.microsoft.nchwc":
-            true_weight = _unblocked_weight(name, source_producers, source_inits)
-        else:
-            true_weight = weight
-        macs = None
-        out_shape = e["args"].get("output_type_shape") or []
-        if true_weight and len(true_weight) == 4 and out_shape:
-            dims = next(iter(out_shape[0].values()))
-            spatial = int(np.prod(dims[2:4])) if len(dims) >= 4 else 1
-            macs = float(spatial * int(np.prod(true_weight)))
-        info[name] = (onnx_conv_class(op, attrs, true_weight or weight), macs)
-    ops = [Op(name, info[name][0], median(v), info[name][1]) for name, v in times.items()]
-    return OpProfile(str(path), by_target("onnx").runtime, threads, runs, median(wall), ops)
 
 
 # How ExecuTorch's XNNPACK delegate runs each torch layer (its partitioner turns stride-1 dense

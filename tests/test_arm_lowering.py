@@ -14,7 +14,7 @@ import pytest
 from ssc_deploy.cli import main
 from ssc_deploy.devices.emulated import cannot_emulate_reason, emulated_status
 from ssc_deploy.export import export_model
-from ssc_deploy.export.lowerings.selection.arm import INT8_CANDIDATES, KNOWN_FEWEST, NOT_COUNTED
+from ssc_deploy.export.lowerings.selection.arm import COUNTED_TARGETS, INT8_CANDIDATES, KNOWN_FEWEST, MEASURED, not_counted
 from ssc_deploy.export.lowerings.selection.choice import MEASURE_ENV, arm_choice, known_fastest
 from ssc_deploy.export.lowerings.selection.probe import probe_description
 from ssc_deploy.runtimes import by_target
@@ -35,10 +35,22 @@ def test_table_path_names_profile_counts_and_why(tmp_path, monkeypatch):
     assert not (tmp_path / "cache" / "lowerings.json").exists()  # nothing measured, nothing cached
     # ExecuTorch is not counted on the device: the host's table choice, said so
     et = arm_choice("executorch", "fp32", "fast-table", "cortex-a76")
-    assert et.lowering == known_fastest("executorch").lowering and NOT_COUNTED in et.reason
+    assert et.lowering == known_fastest("executorch").lowering and not_counted("executorch") in et.reason
+    assert not_counted("executorch") == ("ExecuTorch has no instruction counts on arm64-emulated "
+                                         "(no aarch64 executor_runner): the host's choice")
     # a profile the table has no counts for takes the host's choice, said so
     n1 = arm_choice("tflite", "int8", "fast-table", "neoverse-n1")
     assert n1.lowering == by_target("tflite").int8_lowering and "no counts for tflite int8 on neoverse-n1" in n1.reason
+
+
+def test_the_known_counts_come_from_the_counted_runtimes_folders():
+    assert COUNTED_TARGETS == ("onnx", "tflite")
+    assert set(MEASURED) == {"cortex-a76", "cortex-a53"}
+    for rows in MEASURED.values():
+        assert set(rows) == {(t, p) for t in COUNTED_TARGETS for p in ("fp32", "int8")}
+    assert MEASURED["cortex-a53"][("tflite", "fp32")]["pad-slice"] == 37.51e6
+    assert KNOWN_FEWEST["cortex-a76"] == {("onnx", "fp32"): "pad-slice", ("tflite", "fp32"): "dwconv-nhwc",
+                                         ("onnx", "int8"): "dwconv-nhwc", ("tflite", "int8"): "dwconv"}
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from ssc_deploy.devices.base import DeviceError
-from ssc_deploy.devices.native_tools import (
-    check_tool,
-    elf_machine,
-    native_command,
-    parse_benchmark_model,
-    parse_executor_runner,
-    parse_onnxruntime_perf_test,
-)
+from ssc_deploy.devices.native_tools import check_tool, elf_machine, native_command, tool_module
+from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime
 from support.fake_tools import build_fake_benchmark_model
+
+# Each runtime's parser, from the module its row of the runtime table names.
+parse_benchmark_model = tool_module("tflite").parse
+parse_onnxruntime_perf_test = tool_module("onnxruntime").parse
+parse_executor_runner = tool_module("executorch").parse
 
 BENCHMARK_MODEL_FULL = """\
 INFO: STARTING!
@@ -169,8 +168,17 @@ def test_native_commands_use_the_documented_flags():
     pinned = native_command("executorch", "/d/executor_runner", "/d/m.pte", 4, 0, 10, pin_cores="4-7")
     assert pinned[:3] == ["taskset", "-c", "4-7"]
     assert "--model_path=/d/m.pte" in pinned and "--num_executions=10" in pinned and "--cpu_threads=4" in pinned
-    with pytest.raises(DeviceError, match="unknown runtime"):
+    with pytest.raises(DeviceError, match=r"^unknown runtime 'tensorrt' for a native tool \(use onnxruntime, "):
         native_command("tensorrt", "t", "m", 1, 1, 1)
+
+
+def test_every_runtime_names_its_tool_module():
+    for name in RUNTIME_NAMES:
+        tool = tool_module(name)
+        assert callable(tool.command) and callable(tool.parse) and isinstance(tool.WARMUP_IN_RUNS, bool)
+        assert tool.__name__ == by_runtime(name).native_tool_module
+    # Only executor_runner lacks a warm-up flag, so only its warm-up runs are folded into the count.
+    assert [n for n in RUNTIME_NAMES if tool_module(n).WARMUP_IN_RUNS] == ["executorch"]
 
 
 def test_elf_machine_and_abi_check(tmp_path: Path):

@@ -20,7 +20,7 @@ from ssc_deploy.export.targets.tflite.graph import (compute_ops, delegation, lay
                                                     read_graph)
 from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.models import create_model
-from ssc_deploy.sessions import tflite_interpreter
+from ssc_deploy.export.targets.tflite.session import tflite_interpreter
 
 pytestmark = pytest.mark.slow
 

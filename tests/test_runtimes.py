@@ -56,6 +56,8 @@ def test_the_device_runner_copy_agrees_with_the_table():
     assert device_runner.RUNTIMES == RUNTIME_NAMES
     assert set(device_runner.LOADERS) == set(device_runner.PREIMPORTS) == set(RUNTIME_NAMES)
     assert all(device_runner.PREIMPORTS[rt] for rt in RUNTIME_NAMES)
+    # the runner imports what the table says a device imports to run each runtime's files
+    assert all(spec.import_module == device_runner.PREIMPORTS[spec.runtime][0] for spec in RUNTIME_TABLE)
     tflite = by_runtime("tflite")
     assert tuple(dist for _, dist in device_runner.TFLITE_INTERPRETERS) == (tflite.dist, *tflite.alt_dists)
     source = Path(device_runner.__file__).read_text()
@@ -63,14 +65,46 @@ def test_the_device_runner_copy_agrees_with_the_table():
         assert spec is tflite or f"pip install {spec.dist}" in source, spec.runtime
 
 
+def test_rows_are_built_by_keyword_and_name_their_modules():
+    import dataclasses
+    import importlib.util
+
+    with pytest.raises(TypeError):
+        type(RUNTIME_TABLE[0])(*dataclasses.astuple(RUNTIME_TABLE[0]))  # by position: refused
+    for spec in RUNTIME_TABLE:
+        assert dataclasses.replace(spec) == spec
+        for column in ("session_module", "native_tool_module", "profiler_module", "arm_counts_module"):
+            name = getattr(spec, column)
+            assert name is None or name.startswith(f"ssc_deploy.export.targets.{spec.target}."), (spec.target, column)
+            assert name is None or importlib.util.find_spec(name) is not None, name
+        assert (spec.profiler_module is None) == bool(spec.no_profiler)
+        assert (spec.arm_counts_module is not None) <= spec.emulated_counts
+        assert {p for p, _ in spec.not_exported}.isdisjoint(spec.precisions)
+        assert spec.default_lowering in spec.probe_lowerings and spec.fastest_lowering in spec.probe_lowerings
+    assert by_target("tflite").no_profiler.startswith("LiteRT's Python wheel has no per-op profiler")
+
+
+def test_the_rootfs_runtime_check_reports_what_the_host_has():
+    """The check setup_rootfs runs under emulation, generated from the table, run here on the host."""
+    from ssc_deploy.devices.emulated import OPTIONAL_RUNTIMES, runtime_check_code
+    from ssc_deploy.devices.host import HostDevice
+
+    out = subprocess.run([sys.executable, "-c", runtime_check_code()], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    meta = json.loads(out.stdout.strip().splitlines()[-1])
+    assert meta["errors"] == {} and meta["machine"] and meta["python"]
+    assert {k: v for k, v in meta["runtimes"].items() if k != "numpy"} == HostDevice().info().runtimes
+    assert OPTIONAL_RUNTIMES == ("executorch",)
+
+
 def test_consumers_read_the_table():
-    from ssc_deploy.devices.native_tools import PARSERS
+    from ssc_deploy.devices.native_tools import tool_module
     from ssc_deploy.export.targets import TARGETS
 
     assert tuple(TARGETS) == TARGET_NAMES
     for name, module in TARGETS.items():
         assert (module.SUFFIX, module.RUNTIME) == (by_target(name).suffix, by_target(name).runtime)
-    assert set(PARSERS) == set(RUNTIME_NAMES)
+    assert [tool_module(rt).__name__ for rt in RUNTIME_NAMES] == [s.native_tool_module for s in RUNTIME_TABLE]
     assert dist_pairs()[-1] == ("tflite", "tflite-runtime")
 
 
@@ -121,7 +155,8 @@ def _conv_onnx(path: Path) -> np.ndarray:
 
 
 def test_load_runner_runs_images_one_by_one_and_profiles(tmp_path):
-    from ssc_deploy.sessions import ONNX_OPTIMIZED_GRAPH, load_runner, run_each
+    from ssc_deploy.export.targets.onnx.session import OPTIMIZED_GRAPH
+    from ssc_deploy.sessions import load_runner, run_each
 
     w = _conv_onnx(tmp_path / "conv.onnx")
     images = np.random.default_rng(1).standard_normal((3, 2, 3, 3)).astype(np.float32)
@@ -137,7 +172,7 @@ def test_load_runner_runs_images_one_by_one_and_profiles(tmp_path):
     profiled(images[:1])
     trace = json.loads(profiled.end_profile().read_text())
     assert any(e.get("name") == "model_run" for e in trace)
-    assert (tmp_path / ONNX_OPTIMIZED_GRAPH).is_file()
+    assert (tmp_path / OPTIMIZED_GRAPH).is_file()
     with pytest.raises(SscDeployError, match="unknown runtime 'coreml'"):
         load_runner("coreml", tmp_path / "conv.onnx")
 

@@ -15,7 +15,7 @@ from ssc_deploy.runtimes import RUNTIME_NAMES
 
 from .app import app
 
-_KINDS = ", ".join(RUNTIME_NAMES[:-1]) + " or " + RUNTIME_NAMES[-1]  # "onnxruntime, executorch or tflite"
+_KINDS = ", ".join(RUNTIME_NAMES[:-1]) + " or " + RUNTIME_NAMES[-1]  # "A, B or C" of the runtime names
 
 
 def split_list(value: str | None) -> list[str]:
@@ -35,7 +35,7 @@ def parse_threads(value: str) -> list[int]:
 
 
 def parse_runners(values: list[str] | None) -> dict[str, str]:
-    """``["tflite=/path/benchmark_model"]`` -> ``{"tflite": "/path/benchmark_model"}``."""
+    """``["RUNTIME=/path/to/tool"]`` -> ``{RUNTIME: "/path/to/tool"}`` (RUNTIME: a runtime name of the table)."""
     out: dict[str, str] = {}
     for v in values or []:
         kind, sep, path = v.partition("=")

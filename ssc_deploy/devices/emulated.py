@@ -31,6 +31,7 @@ from typing import Callable
 
 from ssc_deploy.atomic import write_text_atomic
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtimes import RUNTIME_TABLE, by_runtime
 
 from .arm_profiles import DEFAULT_PROFILE, DEVICE, ArmProfile, get_profile
 from .base import DeviceError, DeviceInfo
@@ -55,6 +56,29 @@ EXECUTORCH_PACKAGES = ["torch==2.10.0", "executorch==1.1.0"]
 # torch and the ExecuTorch runtime need to import.
 EXECUTORCH_DEPS = ["flatbuffers", "packaging", "pyyaml", "ruamel.yaml", "sympy", "mpmath", "typing-extensions",
                    "tabulate", "filelock", "fsspec", "jinja2", "markupsafe", "networkx"]
+
+
+# The runtimes the rootfs has only when set up with --with-executorch (the runtime table's rootfs_optional).
+OPTIONAL_RUNTIMES = tuple(spec.runtime for spec in RUNTIME_TABLE if spec.rootfs_optional)
+
+
+def runtime_check_code() -> str:
+    """The Python the rootfs runs to check that its runtimes start: one JSON line with the Python version,
+    the machine and each runtime's version by name (the runtime table's ``import_module`` and ``dist``).
+    A runtime that fails to import stops it with an error, except an optional one (its error is recorded)."""
+    rows = [(spec.runtime, spec.import_module, spec.dist, spec.rootfs_optional) for spec in RUNTIME_TABLE]
+    return (
+        "import importlib, json, platform, importlib.metadata as md\n"
+        "import numpy\n"
+        "rt, errors = {'numpy': numpy.__version__}, {}\n"
+        f"for key, module, dist, optional in {rows!r}:\n"
+        " try:\n  importlib.import_module(module); rt[key] = md.version(dist)\n"
+        " except Exception as exc:\n"
+        "  if not optional: raise\n"
+        "  errors[key] = f'{type(exc).__name__}: {exc}'[:300]\n"
+        "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'runtimes': rt, "
+        "'errors': errors}))\n"
+    )
 
 
 def cache_dir() -> Path:
@@ -227,7 +251,7 @@ def setup_rootfs(
     setup_insn_counter(step)
     root = rootfs_dir()
     marker = root / MARKER
-    if marker.is_file() and (not with_executorch or "executorch" in _read_marker(marker).get("runtimes", {})):
+    if marker.is_file() and (not with_executorch or set(OPTIONAL_RUNTIMES) <= set(_read_marker(marker).get("runtimes", {}))):
         step("cached")
         return root
     partial = root.with_name(root.name + ".partial")
@@ -263,15 +287,7 @@ def setup_rootfs(
     pth.write_text(ARMSITE + "\n")
     (work / "data" / "local" / "tmp").mkdir(parents=True, exist_ok=True)
     step("checking the runtimes under emulation")
-    probe = (
-        "import json, platform, importlib.metadata as md\n"
-        "import numpy, onnxruntime, ai_edge_litert.interpreter\n"
-        "rt = {'numpy': numpy.__version__, 'onnxruntime': onnxruntime.__version__, 'tflite': md.version('ai-edge-litert')}\n"
-        "errors = {}\n"
-        "try:\n import executorch.runtime; rt['executorch'] = md.version('executorch')\n"
-        "except Exception as exc: errors['executorch'] = f'{type(exc).__name__}: {exc}'[:300]\n"
-        "print(json.dumps({'python': platform.python_version(), 'machine': platform.machine(), 'runtimes': rt, 'errors': errors}))\n"
-    )
+    probe = runtime_check_code()
     try:
         rc, out, err = run_local(_chroot_argv(work, f"python3 -c {shlex.quote(probe)}"), 900, "arm64-emulated runtime check")
     except DeviceError as exc:
@@ -286,9 +302,10 @@ def setup_rootfs(
         raise SscDeployError(f"the arm64 runtime check printed no JSON result: {lines[-1].strip()[:200]}") from None
     if meta.get("machine") != "aarch64":
         raise SscDeployError(f"the rootfs reports machine '{meta.get('machine')}', not aarch64: is binfmt_misc working?")
-    if with_executorch and "executorch" not in meta["runtimes"]:
-        raise SscDeployError(f"ExecuTorch was installed in the rootfs but does not load under emulation: "
-                             f"{meta.get('errors', {}).get('executorch', 'unknown error')}")
+    missing = [rt for rt in OPTIONAL_RUNTIMES if rt not in meta["runtimes"]] if with_executorch else []
+    if missing:
+        raise SscDeployError(f"{by_runtime(missing[0]).label} was installed in the rootfs but does not load under "
+                             f"emulation: {meta.get('errors', {}).get(missing[0], 'unknown error')}")
     meta.pop("errors", None)
     meta["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if work != root:

@@ -1,181 +1,42 @@
-"""The native benchmark tools a user supplies (run on the device), and their output parsers.
+"""The native benchmark tools a user supplies (run on the device): staging, checking and running them.
 
-Which statistics each tool gives (all times returned in milliseconds):
-
-- TFLite/LiteRT ``benchmark_model``: mean ("avg"), min, max, std of the timed runs, plus
-  init and first-inference times and memory footprint. No median.
-- ``onnxruntime_perf_test``: mean ("Average inference time cost"), min, max and the
-  P50/P90/P95/P99/P999 latencies (P50 is reported as the median), peak working set.
-- ExecuTorch ``executor_runner``: total time of N executions (mean = total / N); newer
-  builds also print every iteration, from which median/min/max are computed. It has no
-  warm-up flag, so warm-up runs are folded into the count and reported as such.
+Each runtime's tool (the runtime table's ``native_tool``) has its command line and output
+parser in its folder's ``native_tool.py`` (``native_tool_module``; what statistics it gives is
+said there); all times are returned in milliseconds. The helpers those parsers share are in
+:mod:`ssc_deploy.devices.tool_output`.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
-import statistics
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ssc_deploy.runtimes import RUNTIME_NAMES
+from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime, runtime_module
 
 from .base import DeviceError
 
 if TYPE_CHECKING:
     from .base import Device
 
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-
-
-def _f(text: str) -> float:
-    return float(text)
-
-
-def _strip_prefixes(text: str) -> list[str]:
-    """Lines without the log prefixes tools add (``INFO: ``, ``I tflite/...: ``, timestamps)."""
-    out = []
-    for line in text.splitlines():
-        line = re.sub(r"^\s*(?:\[?[A-Z]+\]?:?\s+|[IWE]\d{4}\s+[\d:.]+\s+\d+\s+\S+\]\s*)", "", line)
-        out.append(line.strip())
-    return out
-
-
-def parse_benchmark_model(text: str) -> dict[str, Any]:
-    """Parse TFLite/LiteRT ``benchmark_model`` output (times in us) into milliseconds.
-
-    Uses the last ``count=... avg=...`` line (the timed runs; the first one is warm-up).
-    Raises :class:`ValueError` when no timing line is found.
-    """
-    lines = _strip_prefixes(text)
-    counts = []
-    for line in lines:
-        if "count=" in line and "avg=" in line:
-            fields = dict(re.findall(rf"(\w+)=({_NUM})", line))
-            counts.append({k: _f(v) for k, v in fields.items()})
-    summary: dict[str, float] = {}
-    for line in lines:
-        m = re.search(r"Inference timings in us:(.*)", line)
-        if m:
-            for key, val in re.findall(rf"([A-Za-z][A-Za-z ()]*?):\s*({_NUM})", m.group(1)):
-                summary[key.strip()] = _f(val)
-    if not counts and "Inference (avg)" not in summary:
-        raise ValueError("no timing line ('count=... avg=...' or 'Inference timings in us') in benchmark_model output")
-    lat: dict[str, float] = {}
-    if counts:
-        run = counts[-1]
-        for key in ("avg", "min", "max", "std"):
-            if key in run:
-                lat["mean" if key == "avg" else key] = run[key] / 1000.0
-        if "count" in run:
-            lat["count"] = int(run["count"])
-    elif "Inference (avg)" in summary:
-        lat["mean"] = summary["Inference (avg)"] / 1000.0
-    result: dict[str, Any] = {"latency_ms": lat, "statistics": "mean/min/max/std (no median)"}
-    if "Init" in summary:
-        result["init_ms"] = summary["Init"] / 1000.0
-    if "First inference" in summary:
-        result["first_inference_ms"] = summary["First inference"] / 1000.0
-    if "Warmup (avg)" in summary:
-        result["warmup_mean_ms"] = summary["Warmup (avg)"] / 1000.0
-    for line in lines:
-        m = re.search(rf"Memory footprint delta from the start of the tool \(MB\):\s*init=({_NUM})\s+overall=({_NUM})", line)
-        if m:
-            result["memory_delta_init_mb"] = _f(m.group(1))
-            result["memory_delta_overall_mb"] = _f(m.group(2))
-        m = re.search(rf"[Pp]eak memory footprint \(MB\)[^:]*:\s*({_NUM})", line)
-        if m:
-            result["peak_memory_mb"] = _f(m.group(1))
-    if "peak_memory_mb" not in result and "memory_delta_overall_mb" in result:
-        result["peak_memory_mb"] = result["memory_delta_overall_mb"]
-    return result
-
-
-def parse_onnxruntime_perf_test(text: str) -> dict[str, Any]:
-    """Parse ``onnxruntime_perf_test`` output into milliseconds (P50 is the median).
-
-    Raises :class:`ValueError` when the average inference time is missing.
-    """
-    lines = _strip_prefixes(text)
-    lat: dict[str, float] = {}
-    result: dict[str, Any] = {"latency_ms": lat, "statistics": "mean, min/max and P50..P999 percentiles"}
-    for line in lines:
-        m = re.search(rf"Average inference time cost:\s*({_NUM})\s*ms", line)
-        if m:
-            lat["mean"] = _f(m.group(1))
-        m = re.search(rf"\b(Min|Max|P50|P90|P95|P99|P999) Latency:\s*({_NUM})\s*s", line)
-        if m:
-            key = {"Min": "min", "Max": "max", "P50": "median"}.get(m.group(1), m.group(1).lower())
-            lat[key] = _f(m.group(2)) * 1000.0
-        m = re.search(rf"Peak working set size:\s*({_NUM})\s*bytes", line)
-        if m:
-            result["peak_memory_mb"] = _f(m.group(1)) / 2**20
-        m = re.search(rf"Number of inferences per second:\s*({_NUM})", line)
-        if m:
-            result["throughput_per_s"] = _f(m.group(1))
-        m = re.search(rf"Session creation time cost:\s*({_NUM})\s*s", line)
-        if m:
-            result["init_ms"] = _f(m.group(1)) * 1000.0
-        m = re.search(rf"Total inference requests:\s*({_NUM})", line)
-        if m:
-            lat["count"] = int(_f(m.group(1)))
-    if "mean" not in lat:
-        raise ValueError("no 'Average inference time cost: X ms' line in onnxruntime_perf_test output")
-    return result
-
-
-def parse_executor_runner(text: str) -> dict[str, Any]:
-    """Parse ExecuTorch ``executor_runner`` output (milliseconds).
-
-    Raises :class:`ValueError` when the ``Model executed successfully N time(s) in X ms`` line is missing.
-    """
-    lines = _strip_prefixes(text)
-    total = None
-    for line in lines:
-        m = re.search(rf"Model executed successfully\s+(\d+)\s+time\(s\)\s+in\s+({_NUM})\s*ms", line)
-        if m:
-            total = (int(m.group(1)), _f(m.group(2)))
-    if total is None:
-        raise ValueError("no 'Model executed successfully N time(s) in X ms' line in executor_runner output")
-    iters = []
-    for line in lines:
-        m = re.search(rf"Iteration\s+\d+\s*(?:of\s+\d+)?\s*:\s*({_NUM})\s*ms", line)
-        if m:
-            iters.append(_f(m.group(1)))
-    n, total_ms = total
-    lat: dict[str, float] = {"mean": total_ms / max(n, 1), "count": n}
-    if iters:
-        lat.update(median=statistics.median(iters), min=min(iters), max=max(iters), mean=statistics.fmean(iters))
-        stats = "median/mean/min/max from per-iteration lines"
-    else:
-        stats = "mean only (total time / executions)"
-    return {"latency_ms": lat, "total_ms": total_ms, "statistics": stats}
-
-
-PARSERS = {"tflite": parse_benchmark_model, "onnxruntime": parse_onnxruntime_perf_test, "executorch": parse_executor_runner}
-
-
-def _unknown_runtime(runtime: str) -> DeviceError:
-    return DeviceError(f"unknown runtime '{runtime}' for a native tool (use {', '.join(RUNTIME_NAMES)})")
+def tool_module(runtime: str) -> ModuleType:
+    """The module of ``runtime``'s native tool (the runtime table's ``native_tool_module``):
+    ``command(tool, artifact, threads, warmup, runs)``, ``parse(text)`` and ``WARMUP_IN_RUNS``.
+    One-line :class:`DeviceError` for a name that is not a runtime."""
+    try:
+        spec = by_runtime(runtime)
+    except SscDeployError:
+        raise DeviceError(f"unknown runtime '{runtime}' for a native tool (use {', '.join(RUNTIME_NAMES)})") from None
+    return runtime_module(spec, "native_tool_module")
 
 
 def native_command(
     runtime: str, tool: str, artifact: str, threads: int, warmup: int, runs: int, pin_cores: str | None = None
 ) -> list[str]:
     """The documented command line of each tool (``pin_cores`` like ``"4-7"`` adds ``taskset -c``)."""
-    if runtime == "tflite":
-        argv = [
-            tool, f"--graph={artifact}", f"--num_threads={threads}", f"--warmup_runs={warmup}",
-            f"--num_runs={runs}", "--use_xnnpack=true", "--report_peak_memory_footprint=true",
-        ]
-    elif runtime == "onnxruntime":
-        argv = [tool, "-e", "cpu", "-m", "times", "-r", str(runs), "-x", str(threads), "-I", artifact]
-    elif runtime == "executorch":
-        # No warm-up flag: warm-up runs are added to the executions and reported in the result.
-        argv = [tool, f"--model_path={artifact}", f"--num_executions={runs}", f"--cpu_threads={threads}"]
-    else:
-        raise _unknown_runtime(runtime)
+    argv = tool_module(runtime).command(tool, artifact, threads, warmup, runs)
     if pin_cores:
         argv = ["taskset", "-c", str(pin_cores), *argv]
     return argv
@@ -227,12 +88,11 @@ def run_native(
     "tool": name, "statistics": what the tool gives, "command": ..., "raw": output}``.
     Raises :class:`DeviceError` (one line) on a missing/wrong-ABI tool, a failed run or unparseable output.
     """
-    if runtime not in PARSERS:
-        raise _unknown_runtime(runtime)
+    tool = tool_module(runtime)
     path = check_tool(tool_path, device.info().machine)
     staged = device.stage([path])[path]
     device.run_command(["chmod", "755", staged], timeout=30)
-    n = runs + warmup if runtime == "executorch" else runs
+    n = runs + warmup if tool.WARMUP_IN_RUNS else runs
     argv = native_command(runtime, staged, artifact_device_path, threads, warmup, n, pin_cores)
     rc, out, err = device.run_command(argv, timeout=timeout)
     text = out + ("\n" + err if err else "")
@@ -242,10 +102,10 @@ def run_native(
             raise DeviceError(f"{device.name}: cannot execute {path.name} (exit {rc}: {last.strip()}); is it built for this device's CPU?")
         raise DeviceError(f"{device.name}: {path.name} failed with exit code {rc}: {last.strip()}")
     try:
-        result = PARSERS[runtime](text)
+        result = tool.parse(text)
     except ValueError as exc:
         raise DeviceError(f"{device.name}: {path.name}: {exc}") from None
     result.update(source="native-tool", tool=path.name, command=shlex.join(argv), raw=text)
-    if runtime == "executorch":
+    if tool.WARMUP_IN_RUNS:
         result["warmup_included"] = warmup
     return result

@@ -7,11 +7,11 @@ File: ``<artifact>.manifest.json`` (e.g. ``ssc-net-1-9.onnx.manifest.json``). Sc
       "schema": "ssc-deploy-manifest/1",
       "file": "ssc-net-1-9.onnx",            # artifact file name, beside the manifest
       "sha256": "...", "bytes": 812345,       # of the artifact
-      "target": "onnx" | "executorch" | "tflite",
+      "target": TARGET,                       # a target name of the runtime table (ssc_deploy/runtimes.py)
       "precision": "fp32" | "int8" | "fp16",  # numeric precision of the file ("fp32" when absent)
-      "runtime": "onnxruntime" | "executorch" | "tflite",   # what runs it
+      "runtime": RUNTIME,                     # what runs it: that row's runtime name
       "runtime_version": "1.32.0",            # of the runtime the parity check used
-      "exporter": {"torch": "...", "onnx": "...", "opset": 17, ...},
+      "exporter": {"torch": "...", PACKAGE: "...", ...},   # versions of what wrote it (ONNX: and "opset": 17)
       "model": {"name", "family", "params", "macs", "lowering", "lowering_reason", "trained": bool},
                 # lowering_reason: why this lowering, e.g. "measured on this CPU (avx512) ..." (null: not recorded)
       "input": {"name", "shape": [1, 3, 32, 32], "dtype": "float32", "layout": "NCHW" | "NHWC",

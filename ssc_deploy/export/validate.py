@@ -12,7 +12,7 @@ from ssc_deploy.atomic import check_writable_dir
 from ssc_deploy.cpu_features import CpuFeatures, cpu_features
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.numeric import check_float, check_int
-from ssc_deploy.runtimes import TARGET_NAMES, by_target
+from ssc_deploy.runtimes import RUNTIME_TABLE, TARGET_NAMES, by_target
 
 from ssc_deploy.export.lowerings.selection.choice import CHOSEN_HERE
 from ssc_deploy.export.lowerings import get_lowering
@@ -23,17 +23,10 @@ from ssc_deploy.export.targets import TARGETS
 
 MIN_OPSET, MAX_OPSET = 13, 21
 FP32 = "fp32"
-# Why a target has no file of a precision (measured: benchmarks/int8-feasibility.md).
-NOT_EXPORTED = {
-    ("onnx", "fp16"): "onnxruntime's CPU provider has no fp16 conv kernels, so an fp16 file would run no faster",
-    ("executorch", "fp16"): "ExecuTorch 1.5.1 stores XNNPACK conv weights as fp32 (same size) and fp16 ran "
-                            "1.64x slower than fp32 on the CPU it was measured on (an AMD EPYC without "
-                            "AVX512-FP16)",
-}
-# The packages each target's int8 quantizer needs beyond its fp32 export: (module, distribution).
-QUANTIZER_PACKAGES = {"onnx": ("onnxruntime.quantization", "onnxruntime"),
-                      "executorch": ("torchao.quantization.pt2e", "torchao"),
-                      "tflite": ("ai_edge_quantizer", "ai-edge-quantizer")}
+# Why a target has no file of a precision, and the packages each target's int8 quantizer needs
+# beyond its fp32 export: (module, distribution); both are columns of the runtime table.
+NOT_EXPORTED = {(spec.target, precision): why for spec in RUNTIME_TABLE for precision, why in spec.not_exported}
+QUANTIZER_PACKAGES = {spec.target: spec.quantizer for spec in RUNTIME_TABLE}
 
 
 class ArtifactKey(NamedTuple):

@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ssc_deploy.runtimes import meant_for
+
 from ssc_deploy.export.lowerings import graph_passes as gp
 from ssc_deploy.export.lowerings.registry import register_lowering
 
@@ -94,11 +96,11 @@ register_lowering(
     "as dwconv, with each shuffle done in channel-last order (LiteRT cancels the permutes against its "
     "own NHWC transposes; onnxruntime's int8 U8S8 path gains only with it; on ExecuTorch the 5-D "
     "permute falls back to a portable kernel)",
-    runtimes=("tflite", "onnx"),
+    runtimes=meant_for("dwconv-nhwc"),
 )(pipeline("depthwise", shuffle="channel-last"))
 register_lowering(
     "dwconv-aligned",
     "shifts over a multiple of 4 channels as depthwise 3x3 convs (onnxruntime's NCHWc path takes them), "
     "the others as pad + slices",
-    runtimes=("onnx",),
+    runtimes=meant_for("dwconv-aligned"),
 )(pipeline("depthwise-aligned"))

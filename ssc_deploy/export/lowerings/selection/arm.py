@@ -7,8 +7,8 @@ candidate and counted on the emulated device
 keyed by profile, precision and the device's runtime version. fp32 candidates are the probe's;
 int8 candidates are the lowerings that keep the int8 chain whole (:data:`INT8_CANDIDATES`). With
 ``SSC_DEPLOY_MEASURE_LOWERINGS=0`` or ``--lowering fast-table`` the choice is :data:`KNOWN_FEWEST`.
-ExecuTorch has no instruction counts on the emulated device (no aarch64 ``executor_runner``),
-so its files keep the host's choice.
+Runtimes the emulated device does not count (the runtime table's ``emulated_counts``; ExecuTorch:
+no aarch64 ``executor_runner``) keep the host's choice.
 """
 
 from __future__ import annotations
@@ -18,32 +18,40 @@ import time
 from pathlib import Path
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.runtimes import RUNTIME_TABLE, by_target, runtime_module
 
 from ssc_deploy.export.lowerings.selection import cache as lowering_cache
 from ssc_deploy.export.lowerings.selection.cache import Measurement
 
-COUNTED_TARGETS = ("onnx", "tflite")  # the targets the emulated device runs and counts
+# The targets the emulated device runs and counts (the runtime table's emulated_counts).
+COUNTED_TARGETS = tuple(spec.target for spec in RUNTIME_TABLE if spec.emulated_counts)
 # The runtime table's int8_lowering of onnx and tflite (dwconv-nhwc) and ExecuTorch's (dwconv): depthwise
 # convs, which the quantizers keep in int8 end to end (pad + slice lowerings dequantize around the slices).
 INT8_CANDIDATES = ("dwconv", "dwconv-nhwc")
-NOT_COUNTED = "ExecuTorch has no instruction counts on arm64-emulated (no aarch64 executor_runner): the host's choice"
-# Instructions per inference counted 2026-12-02 on arm64-emulated (qemu 7.2 TCG plugin; aarch64 onnxruntime
-# 1.32.0 and LiteRT 2.3.0), the probe (ssc-net-1-9 @ 32 px, untrained, seed 0), 1 thread; KNOWN_FEWEST is
-# their minimum. Profiles without a row (neoverse-n1, max) take the host's choice.
-MEASURED: dict[str, dict[tuple[str, str], dict[str, float]]] = {
-    "cortex-a76": {
-        ("onnx", "fp32"): {"pad-slice": 25.97e6, "dwconv-aligned": 26.59e6, "dwconv": 29.27e6},
-        ("tflite", "fp32"): {"dwconv-nhwc": 32.88e6, "dwconv": 32.92e6, "pad-slice": 33.74e6},
-        ("onnx", "int8"): {"dwconv-nhwc": 24.88e6, "dwconv": 31.84e6},
-        ("tflite", "int8"): {"dwconv": 15.12e6, "dwconv-nhwc": 15.36e6},
-    },
-    "cortex-a53": {
-        ("onnx", "fp32"): {"pad-slice": 25.97e6, "dwconv-aligned": 26.61e6, "dwconv": 29.20e6},
-        ("tflite", "fp32"): {"pad-slice": 37.51e6, "dwconv-nhwc": 40.47e6, "dwconv": 40.50e6},
-        ("onnx", "int8"): {"dwconv-nhwc": 38.78e6, "dwconv": 45.49e6},
-        ("tflite", "int8"): {"dwconv": 30.58e6, "dwconv-nhwc": 30.83e6},
-    },
-}
+
+
+def not_counted(target: str) -> str:
+    """Why ``target``'s files keep the host's choice on arm64-emulated."""
+    spec = by_target(target)
+    return f"{spec.label} has no instruction counts on arm64-emulated (no aarch64 {spec.native_tool}): the host's choice"
+
+
+def _measured() -> dict[str, dict[tuple[str, str], dict[str, float]]]:
+    rows: dict[str, dict[tuple[str, str], dict[str, float]]] = {}
+    for spec in RUNTIME_TABLE:
+        if spec.arm_counts_module is None:
+            continue
+        for profile, precisions in runtime_module(spec, "arm_counts_module").INSTRUCTIONS.items():
+            for precision, counts in precisions.items():
+                rows.setdefault(profile, {})[spec.target, precision] = counts
+    return rows
+
+
+# Instructions per inference counted 2026-12-02 on arm64-emulated, the probe (ssc-net-1-9 @ 32 px), 1 thread:
+# profile -> (target, precision) -> lowering -> count, from each counted runtime's arm_counts module (where
+# the runtime versions are said); KNOWN_FEWEST is their minimum. Profiles without a row (neoverse-n1, max)
+# take the host's choice.
+MEASURED: dict[str, dict[tuple[str, str], dict[str, float]]] = _measured()
 KNOWN_FEWEST: dict[str, dict[tuple[str, str], str]] = {
     profile: {key: min(counts, key=counts.get) for key, counts in rows.items()} for profile, rows in MEASURED.items()
 }
@@ -83,7 +91,6 @@ def fewest_instructions(target: str, precision: str, profile: str) -> tuple[str,
     else counted now on the emulated device (and cached); one-line error when it is not set up."""
     from ssc_deploy.devices.arm_profiles import get_profile
     from ssc_deploy.devices.emulated import EmulatedArm64Device
-    from ssc_deploy.runtimes import by_target
 
     from ssc_deploy.export.lowerings.selection.probe import PROBE_VERSION
     from ssc_deploy.export.lowerings import available_lowerings
@@ -110,7 +117,6 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
     import torch
 
     from ssc_deploy.runtime_bench.insn_counts import count_artifacts
-    from ssc_deploy.runtimes import by_target
 
     from ssc_deploy.export.exporter import export_model
     from ssc_deploy.export.lowerings.selection.probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE, probe_description

@@ -37,13 +37,17 @@ CHOSEN_HERE = (FAST, FAST_TABLE, AUTO)  # --lowering values that are not lowerin
 MEASURE_ENV = "SSC_DEPLOY_MEASURE_LOWERINGS"  # "0": never measure, use KNOWN_FASTEST
 
 # The fastest fp32 lowering per vector ISA class and target, where one was measured: avx512 from
-# benchmarks/RESULTS.md (the runtime table's fastest_lowering); avx2 from issue 15 (AMD EPYC,
-# AVX2 only: dwconv 13.6 ms vs pad-slice 11.8 ms on ExecuTorch). Rows and targets not measured
-# take the runtime's default_lowering.
-KNOWN_FASTEST: dict[str, dict[str, str]] = {
-    "avx512": {spec.target: spec.fastest_lowering for spec in RUNTIME_TABLE},
-    "avx2": {"executorch": "pad-slice"},
-}
+# benchmarks/RESULTS.md (the runtime table's fastest_lowering), other classes from its isa_fastest
+# column (avx2: issue 15, an AMD EPYC). Rows and targets not measured take the runtime's default_lowering.
+def _known_fastest() -> dict[str, dict[str, str]]:
+    table = {"avx512": {spec.target: spec.fastest_lowering for spec in RUNTIME_TABLE}}
+    for spec in RUNTIME_TABLE:
+        for isa, lowering in spec.isa_fastest:
+            table.setdefault(isa, {})[spec.target] = lowering
+    return table
+
+
+KNOWN_FASTEST: dict[str, dict[str, str]] = _known_fastest()
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ def _medians(m: lowering_cache.Measurement) -> str:
 
 def arm_choice(target: str, precision: str, lowering: str, profile: str) -> LoweringChoice:
     """The ``fast``/``fast-table`` choice of ``target``'s ``precision`` files for emulated ARM ``profile``
-    (:mod:`ssc_deploy.export.lowerings.selection.arm`); ExecuTorch, not counted there, keeps the host's choice."""
+    (:mod:`ssc_deploy.export.lowerings.selection.arm`); a runtime not counted there keeps the host's choice."""
     from ssc_deploy.export.lowerings.selection import arm as arm_lowering
 
     def host(why: str) -> LoweringChoice:
@@ -132,7 +136,7 @@ def arm_choice(target: str, precision: str, lowering: str, profile: str) -> Lowe
         return LoweringChoice(chosen.lowering, f"for arm64-emulated:{profile}: {why}: {chosen.reason}")
 
     if target not in arm_lowering.COUNTED_TARGETS:
-        return host(arm_lowering.NOT_COUNTED)
+        return host(arm_lowering.not_counted(target))
     if lowering == FAST and measuring_enabled():
         low, reason = arm_lowering.fewest_instructions(target, precision, profile)
         return LoweringChoice(low, f"for arm64-emulated:{profile}: {reason}")

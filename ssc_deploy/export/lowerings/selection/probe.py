@@ -14,7 +14,7 @@ import os
 import time
 
 from ssc_deploy.cpu_features import cpu_features
-from ssc_deploy.runtimes import by_target
+from ssc_deploy.runtimes import RUNTIME_TABLE, by_target
 
 from ssc_deploy.export.lowerings.selection.cache import Measurement, now_utc
 
@@ -23,12 +23,9 @@ PROBE_MODEL = "ssc-net-1-9"
 PROBE_SIZE = 32
 PROBE_IMAGES = 4
 PROBE_ROUNDS = 15
-# Per target: the fp32 lowerings that won somewhere (benchmarks/RESULTS.md, issue 15) and pad-slice.
-QUICK_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "onnx": ("pad-slice", "dwconv", "dwconv-aligned"),
-    "executorch": ("pad-slice", "dwconv"),
-    "tflite": ("pad-slice", "dwconv", "dwconv-nhwc"),
-}
+# Per target: the fp32 lowerings that won somewhere (benchmarks/RESULTS.md, issue 15) and pad-slice
+# (the runtime table's probe_lowerings).
+QUICK_CANDIDATES: dict[str, tuple[str, ...]] = {spec.target: spec.probe_lowerings for spec in RUNTIME_TABLE}
 
 
 def probe_description() -> str:

@@ -152,12 +152,13 @@ def chain_check(path: Path, work: Path) -> dict[str, int]:
     """Counts of the graph onnxruntime optimizes ``path`` into (1 thread, as the export runs it)."""
     import onnx
 
-    from ssc_deploy.sessions import ONNX_OPTIMIZED_GRAPH, load_runner
+    from ssc_deploy.export.targets.onnx.session import OPTIMIZED_GRAPH
+    from ssc_deploy.sessions import load_runner
 
     profile = work / "profile"
     profile.mkdir()
     load_runner("onnxruntime", path, profile_dir=profile).end_profile()
-    ops = [n.op_type for n in onnx.load(str(profile / ONNX_OPTIMIZED_GRAPH)).graph.node]
+    ops = [n.op_type for n in onnx.load(str(profile / OPTIMIZED_GRAPH)).graph.node]
     return {"float_compute_ops": sum(op in FLOAT_COMPUTE_OPS for op in ops),
             "quantize_ops": ops.count("QuantizeLinear"), "dequantize_ops": ops.count("DequantizeLinear"),
             "int8_compute_ops": sum(op.startswith("QLinear") or op in ("QGemm", "ConvInteger", "MatMulInteger")

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ssc_deploy.sessions import tflite_interpreter
+from ssc_deploy.export.targets.tflite.session import tflite_interpreter
 
 from ssc_deploy.export.quantize.layers import run_order
 

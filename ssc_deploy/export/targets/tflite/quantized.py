@@ -29,7 +29,7 @@ from torch import nn
 
 from ssc_deploy.atomic import write_bytes_atomic
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.sessions import tflite_interpreter
+from ssc_deploy.export.targets.tflite.session import tflite_interpreter
 
 from ssc_deploy.export.targets.common import TargetExport, version_of
 from ssc_deploy.export.quantize.layers import check_keep_float, quantizable_layers

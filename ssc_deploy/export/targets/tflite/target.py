@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ssc_deploy.runtimes import by_target
-from ssc_deploy.sessions import load_runner, run_each, tflite_interpreter
+from ssc_deploy.sessions import load_runner, run_each
+from ssc_deploy.export.targets.tflite.session import tflite_interpreter
 
 from ssc_deploy.export.targets.common import TargetExport, histogram, require, version_of
 
