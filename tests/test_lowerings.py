@@ -230,8 +230,11 @@ def test_cli_export_with_auto_lowering_records_the_winner(tmp_path):
                "--out", str(tmp_path), "--n-verify", "2", "--no-progress"])
     assert rc == 0
     manifest = json.loads(next(tmp_path.glob("*.json")).read_text())
-    assert manifest["model"]["lowering"] in {"pad-slice", "dwconv", "dwconv-aligned"}
-    assert manifest["parity"]
+    from ssc_deploy.export.lowerings.selection.autotune import candidate_lowerings
+
+    # whichever candidate measured fastest: dwconv-nhwc is one of onnx's candidates too
+    assert manifest["model"]["lowering"] in candidate_lowerings("onnx")
+    assert "pad-slice-foldshuffle" not in candidate_lowerings("onnx") and manifest["parity"]
 
 
 def test_cli_rejects_an_unknown_lowering_in_one_line(tmp_path, capsys):
