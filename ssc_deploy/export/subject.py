@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
 from .manifest import SourceInfo
 
@@ -136,7 +136,7 @@ def _num_logits(model: nn.Module, example: torch.Tensor) -> int:
         with torch.no_grad(), eval_mode(model):
             out = model(example)
     except Exception as err:  # noqa: BLE001 - a module that cannot run its example is one line
-        first = (str(err).strip().splitlines() or [""])[0][:300]
+        first = one_line(err)
         raise SscDeployError(f"the model fails on example_input ({type(err).__name__}: {first})") from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -16,7 +16,7 @@ import numpy as np
 
 from ssc_deploy.accuracy_stats import format_p, significant
 from ssc_deploy.display import md_cell, shown
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
 from .rows import PREDICTIONS
 
@@ -122,7 +122,7 @@ def _grid(rows, facts, result, out_dir: Path | None) -> list[str]:
         images = load_dataset((result.get("settings") or {}).get("data") or DEFAULT_DATA, "test").images
         _draw(items, facts, images, out_dir / GRID_FILE)
     except (SscDeployError, ImportError, OSError, IndexError) as err:
-        return head + [f"(picture grid not drawn: {md_cell(str(err).splitlines()[0] if str(err) else type(err).__name__)})", ""]
+        return head + [f"(picture grid not drawn: {md_cell(one_line(err))})", ""]
     return head + ["Each picture: the true class, PyTorch fp32's (right) and the int8 file's (wrong) prediction.", "",
                    f"![images that flip]({GRID_FILE})", ""]
 

@@ -6,14 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
 from ssc_deploy.runtimes import by_runtime
 
 from .insn_counts import add_instruction_counts
 from .model_under_test import Artifact, Model
 from .native_jobs import run_native_job
-from .rows import base_row, one_line, row_from_result
+
+from .rows import base_row, row_from_result
 from .settings import BenchSettings
 
 ProgressFn = Callable[[str], None]

@@ -21,12 +21,6 @@ FIGURES = ("runtime_version", "load_ms", "import_ms", "throughput_ips", "peak_rs
            "warmup", "model_rss_mb", "planned_activation_bytes")
 
 
-def one_line(err: BaseException) -> str:
-    """The first line of an exception's text (its type name when it has none), at most 300 characters."""
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:300]
-
-
 def base_row(job: Job, device_info: dict[str, Any]) -> dict[str, Any]:
     """A job's row before it runs: what is known without measuring, status ``failed`` until it passes."""
     m = job.model

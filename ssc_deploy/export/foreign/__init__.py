@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.models import layers
 
 from .graph import program_graph, trace_module
@@ -63,7 +63,7 @@ def foreign_rewrite(model: nn.Module, example: torch.Tensor) -> ForeignRewrite:
     except Exception as err:  # noqa: BLE001 - a graph the rewrite cannot read exports as before, said so
         if os.environ.get("SSC_DEPLOY_DEBUG"):
             raise
-        first = (str(err).strip().splitlines() or [""])[0][:200]
+        first = one_line(err)
         return ForeignRewrite(model, ForeignReport(untraced=f"the graph rewrite failed ({type(err).__name__}: {first})"))
     finally:
         model.train(was_training)
