@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.models.modes import eval_mode
 
 from .foreign import ForeignReport, foreign_rewrite
 from .lowering_choice import choose_lowerings
 from .rewrite import deployment_rewrite
-from .subject import eval_mode
 from .verify import compare
 
 REWRITE_ATOL = 1e-5  # the rewrite (BN folding, lowering) is exact up to float rounding

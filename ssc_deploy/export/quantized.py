@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.models.modes import eval_mode
 
 from ._common import TargetExport
 from .lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
@@ -26,7 +27,7 @@ from .lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_co
 from .quantize.calibration import CalibrationSet, calibration_images
 from .quantize.gate import GateSet, gate_set
 from .quantize.layers import DEFAULT_WEIGHTS, WEIGHT_MODES, check_keep_float, per_tensor_layers
-from .subject import ExportSubject, eval_mode
+from .subject import ExportSubject
 from .validate import ExportOptions
 from .verify import compare
 

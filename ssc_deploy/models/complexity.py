@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layer_calls import layer_calls
 from .layers import MaskedConv2d
 
 
@@ -115,30 +116,10 @@ def count_params(model: nn.Module) -> int:
 def output_shapes(model: nn.Module, in_size: int = 32, in_channels: int = 3) -> dict[str, tuple[int, ...]]:
     """Output shape of every Conv2d and Linear for one 1 x in_channels x in_size x in_size input.
 
-    Runs the model with its parameters and buffers swapped for PyTorch ``meta`` tensors
-    (``torch.func.functional_call``): shapes only, no arithmetic, the model is untouched.
+    Shapes only (``meta`` tensors, see :func:`layer_calls`): no arithmetic, the model is untouched.
     """
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-
-    def record(name: str):
-        return lambda _module, _inputs, out: shapes.__setitem__(name, tuple(out.shape))
-
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            handles.append(m.register_forward_hook(record(name)))
-    tensors = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
-    tensors.update({n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()})
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            torch.func.functional_call(model, tensors, (torch.empty(1, in_channels, in_size, in_size, device="meta"),))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return shapes
+    example = torch.empty(1, in_channels, in_size, in_size, device="meta")
+    return {call.name: call.out_shape for call in layer_calls(model, example, shapes_only=True)}
 
 
 def layer_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
@@ -171,6 +152,16 @@ def count_macs(model: nn.Module, in_size: int = 32, in_channels: int = 3) -> int
     shapes = output_shapes(model, in_size, in_channels)
     modules = dict(model.named_modules())
     return sum(layer_macs(modules[name], shape) for name, shape in shapes.items())
+
+
+def net_complexity(model: nn.Module, in_size: int, in_channels: int = 3) -> tuple[int, int | None]:
+    """(parameters, MACs) of ``model`` on square ``in_size`` inputs; MACs None when the counter
+    cannot run the module (they are informative: a module the counter cannot trace still exports)."""
+    params = count_params(model)
+    try:
+        return params, int(count_macs(model, in_size=in_size, in_channels=in_channels))
+    except Exception:  # noqa: BLE001 - see the docstring
+        return params, None
 
 
 def model_summary(name: str, num_classes: int = 10, in_size: int = 32) -> dict:

@@ -102,6 +102,14 @@ def model_family(name: str) -> str:
     return _lookup(name)[0].family
 
 
+def known_family(name: str) -> str | None:
+    """The family of a zoo name; None for a name the zoo does not know."""
+    try:
+        return model_family(name)
+    except SscDeployError:
+        return None
+
+
 def list_models() -> list[str]:
     """Every concrete name the zoo offers (parameterised families by their examples)."""
     names: list[str] = []

@@ -35,6 +35,7 @@ from ssc_deploy.data import DEFAULT_DATA, DEFAULT_MEAN, DEFAULT_STD, ImageSet, l
 from ssc_deploy.data.transforms import Augment, augmentation_for, resize_uint8, to_normalized_float
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.models import create_model, model_family
+from ssc_deploy.models.modes import eval_mode
 
 from .config import TrainConfig, require_model
 from .recipe import Recipe, default_recipe
@@ -137,21 +138,19 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
              d: _Dist | None = None) -> dict[str, float]:
     """Test loss, top-1 and top-5 accuracy (summed over ranks when distributed)."""
     d = d or _Dist()
-    was_training = model.training
-    model.eval()
     idx = torch.arange(d.rank, len(labels), d.world_size)
     totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
-    for part in idx.split(EVAL_BATCH):
-        x = to_normalized_float(images[part], mean, std).to(device)
-        y = labels[part].to(device)
-        out = model(x)
-        totals += torch.tensor([float(F.cross_entropy(out, y, reduction="sum")), _topk_correct(out, y, 1),
-                                _topk_correct(out, y, 5), len(part)], dtype=torch.float64)
+    with eval_mode(model):
+        for part in idx.split(EVAL_BATCH):
+            x = to_normalized_float(images[part], mean, std).to(device)
+            y = labels[part].to(device)
+            out = model(x)
+            totals += torch.tensor([float(F.cross_entropy(out, y, reduction="sum")), _topk_correct(out, y, 1),
+                                    _topk_correct(out, y, 5), len(part)], dtype=torch.float64)
     if d.enabled:
         t = totals.to(device) if d.backend == "nccl" else totals
         dist.all_reduce(t)
         totals = t.cpu()
-    model.train(was_training)
     n = max(float(totals[3]), 1.0)
     return {"test_loss": float(totals[0]) / n, "test_top1": float(totals[1]) / n, "test_top5": float(totals[2]) / n}
 
