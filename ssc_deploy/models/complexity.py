@@ -90,11 +90,21 @@ def _graph_macs(gm: torch.fx.GraphModule, in_size: int, in_channels: int) -> int
     return _graph_counts(gm, in_size, in_channels)[0]
 
 
+def estimate_outputs(shapes: dict[str, tuple[int, ...]], modules: dict[str, nn.Module]) -> tuple[int, int]:
+    """(dense MACs, float32 output bytes) of the convs and linears with these output shapes."""
+    macs = act = 0
+    for name, shape in shapes.items():
+        elements = 1
+        for d in shape:
+            elements *= d
+        act += 4 * elements
+        macs += layer_macs(modules[name], shape, dense=True)
+    return macs, act
+
+
 def size_estimate(model: nn.Module, in_size: int, in_channels: int = 3) -> tuple[int, int, int]:
     """(parameters, dense MACs, float32 conv/linear output bytes) of one image through ``model``,
     from shapes alone (``meta`` tensors): nothing the size of an activation is allocated."""
-    from .budget import estimate_outputs
-
     if _is_program_graph(model):
         return (_graph_params(model), *_graph_counts(model, in_size, in_channels))
     macs, act = estimate_outputs(output_shapes(model, in_size, in_channels), dict(model.named_modules()))
@@ -122,9 +132,10 @@ def output_shapes(model: nn.Module, in_size: int = 32, in_channels: int = 3) -> 
     return {call.name: call.out_shape for call in layer_calls(model, example, shapes_only=True)}
 
 
-def layer_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
-    """MACs of one Conv2d / Linear producing ``out_shape`` (batch 1)."""
-    if isinstance(module, MaskedConv2d):
+def layer_macs(module: nn.Module, out_shape: tuple[int, ...], dense: bool = False) -> int:
+    """MACs of one Conv2d / Linear producing ``out_shape`` (batch 1); a MaskedConv2d counts only
+    its kept connections unless ``dense`` (then its full kernel: an upper bound)."""
+    if isinstance(module, MaskedConv2d) and not dense:
         return int(out_shape[-2] * out_shape[-1] * module.mask.sum().item())
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
@@ -163,20 +174,3 @@ def net_complexity(model: nn.Module, in_size: int, in_channels: int = 3) -> tupl
     except Exception:  # noqa: BLE001 - see the docstring
         return params, None
 
-
-def model_summary(name: str, num_classes: int = 10, in_size: int = 32) -> dict:
-    """Name, family, parameters, MACs and description of one registered model, as plain data."""
-    from .registry import create_model, model_family, registry_entries
-
-    family = model_family(name)
-    description = next((e.description for e in registry_entries() if e.family == family), "")
-    model = create_model(name, num_classes=num_classes, in_size=in_size)
-    return {
-        "name": model.model_name,
-        "family": family,
-        "params": count_params(model),
-        "macs": count_macs(model, in_size),
-        "num_classes": num_classes,
-        "in_size": in_size,
-        "description": description,
-    }

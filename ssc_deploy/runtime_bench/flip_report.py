@@ -18,6 +18,7 @@ from ssc_deploy.accuracy_stats import format_p, significant
 from ssc_deploy.display import md_cell, shown
 from ssc_deploy.errors import SscDeployError, one_line
 
+from .plots import pyplot, save_png
 from .rows import PREDICTIONS
 
 GRID_FILE = "flips_int8.png"
@@ -134,11 +135,7 @@ def _name(classes: list[str] | None, i: int) -> str:
 
 
 def _draw(items, facts, images: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shown_items = [(r, lost[:GRID_PER_ARTIFACT]) for r, lost in items if lost]
     cols = max(len(lost) for _, lost in shown_items)
     fig, axes = plt.subplots(len(shown_items), cols, figsize=(1.7 * cols, 2.1 * len(shown_items)), squeeze=False)
@@ -157,7 +154,5 @@ def _draw(items, facts, images: np.ndarray, path: Path) -> None:
                          transform=row_axes[0].transAxes, ha="right", va="center", fontsize=7)
     fig.suptitle("Test images the int8 file gets wrong and PyTorch fp32 gets right", fontsize=9,
                  y=1.0 + 0.3 / len(shown_items))  # above the three-line titles
-    from .report import _save  # the report's atomic PNG writer (imported here: report imports this module)
-
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

@@ -9,7 +9,7 @@ from ssc_deploy.accuracy_stats import describe_flips, gate_fails, mcnemar_p, top
 from .precision import DEFAULT_PRECISION, gate_alpha, max_drop, scheme
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .model_under_test import Job
 
 # Verification: an artifact whose top-1 agrees with PyTorch on fewer images than this fails the row.
 MIN_TOP1_AGREEMENT = 0.99
