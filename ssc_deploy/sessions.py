@@ -9,7 +9,7 @@ benchmark scripts all load through :func:`load_runner`, so they run the same ses
   the program kept alive as long as its method (the method runs out of the program's memory);
 - LiteRT: ``num_threads=threads`` with the default delegates (XNNPACK).
 
-The standalone device runner (``runtime_bench/device_runner.py``) keeps its own loaders, since
+The standalone device runner (``devices/runner/device_runner.py``) keeps its own loaders, since
 it must import nothing from this package. Torch-free at import: each runtime is imported when
 a file of it is loaded.
 """

@@ -13,7 +13,7 @@ import pytest
 
 from ssc_deploy.devices import DeviceError, resolve_device
 from ssc_deploy.devices.host import RUNNER, HostDevice, parse_runner_output
-from ssc_deploy.runtime_bench.device_runner import summarize_latency
+from ssc_deploy.devices.runner.device_runner import summarize_latency
 
 KEYS = {"ok", "runtime", "runtime_version", "threads", "load_ms", "latency_ms", "runs", "warmup", "throughput_ips",
         "peak_rss_mb", "top1", "top5", "n_eval", "parity", "machine", "python"}

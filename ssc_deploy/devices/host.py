@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ from ssc_deploy.runtimes import dist_pairs
 
 from .base import Device, DeviceError, DeviceInfo
 
-RUNNER = Path(__file__).resolve().parent.parent / "runtime_bench" / "device_runner.py"
+# The standalone runner (package data: ssc_deploy/devices/runner/), copied to devices as these files, side by side.
+RUNNER_DIR = Path(str(resources.files("ssc_deploy.devices") / "runner"))
+RUNNER = RUNNER_DIR / "device_runner.py"
+RUNNER_FILES = (RUNNER, RUNNER_DIR / "runner_support.py")  # the runner imports runner_support as a sibling
 
 
 def _dist_version(dist: str) -> str:

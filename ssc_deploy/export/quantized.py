@@ -32,7 +32,6 @@ from .validate import ExportOptions
 from .verify import compare
 
 INT8 = "int8"
-INT8_REASON = "int8: the runtime table's int8_lowering, which keeps the int8 chain whole on this runtime"
 # ExecuTorch 1.5.1: SSC-Net-1-9 with per-tensor grouped convs was 382760 bytes against 267688 per-channel,
 # about 4 more bytes per grouped-conv weight (as if XNNPACK kept those weights in float32), so its weights
 # stay per channel.
