@@ -30,6 +30,13 @@ def one_line(err: BaseException | str, limit: int = ONE_LINE_LIMIT) -> str:
     return text.splitlines()[0][:limit]
 
 
+def last_line(text: str, default: str) -> str:
+    """The last non-empty line of a tool's output (where its error usually is), stripped and at most
+    :data:`ONE_LINE_LIMIT` characters; ``default`` when there is none."""
+    line = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), default)
+    return line[:ONE_LINE_LIMIT]
+
+
 def missing_package(package: str, extra: str) -> SscDeployError:
     """The error for a runtime package that is not installed, naming the extra that brings it."""
     return SscDeployError(

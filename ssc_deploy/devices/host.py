@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ssc_deploy.errors import last_line
 from ssc_deploy.runtimes import dist_pairs
 
 from .base import Device, DeviceError, DeviceInfo
@@ -122,7 +123,7 @@ class HostDevice(Device):
             raise DeviceError(f"host: could not start {self.python}: {err.strerror}") from None
         result = parse_runner_output(proc.stdout)
         if result is None:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            tail = last_line(proc.stderr, "no output")
             raise DeviceError(f"host: the runner exited with code {proc.returncode} and no result ({tail})")
         return result
 

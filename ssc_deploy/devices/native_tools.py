@@ -19,6 +19,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ssc_deploy.errors import last_line
 from ssc_deploy.runtimes import RUNTIME_NAMES
 
 from .base import DeviceError
@@ -237,7 +238,7 @@ def run_native(
     rc, out, err = device.run_command(argv, timeout=timeout)
     text = out + ("\n" + err if err else "")
     if rc != 0:
-        last = next((ln for ln in reversed(text.strip().splitlines()) if ln.strip()), "no output")
+        last = last_line(text, "no output")
         if rc in (126, 127) or "exec format error" in text.lower() or "not found" in last.lower():
             raise DeviceError(f"{device.name}: cannot execute {path.name} (exit {rc}: {last.strip()}); is it built for this device's CPU?")
         raise DeviceError(f"{device.name}: {path.name} failed with exit code {rc}: {last.strip()}")

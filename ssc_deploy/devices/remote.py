@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ssc_deploy.errors import last_line
+
 from .base import Device, DeviceError
 from .host import RUNNER, RUNNER_FILES
 from .host import parse_runner_output as last_json_object
@@ -19,7 +21,7 @@ def parse_runner_output(device: str, stdout: str, stderr: str, rc: int) -> dict[
     result = last_json_object(stdout)
     if result is not None:
         return result
-    detail = next((ln.strip() for ln in reversed((stderr or stdout).splitlines()) if ln.strip()), "no output")
+    detail = last_line(stderr or stdout, "no output")
     raise DeviceError(f"{device}: the device runner exited with code {rc} without a JSON result: {detail}")
 
 

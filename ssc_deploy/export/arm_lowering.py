@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, last_line
 
 from . import lowering_cache
 from .lowering_cache import Measurement
@@ -146,7 +146,7 @@ def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str
                            str(out_dir), *lowerings], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         said = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-        last = next((ln for ln in reversed(proc.stderr.splitlines()) if ln.strip()), f"exit {proc.returncode}")
+        last = last_line(proc.stderr, f"exit {proc.returncode}")
         raise SscDeployError(f"exporting the ARM probe's {target} {precision} files failed: "
                              f"{said[-1].removeprefix('error: ') if said else last}")
     return [Path(p) for p in json.loads(proc.stdout.strip().splitlines()[-1])]
