@@ -139,11 +139,15 @@ def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str
     :mod:`.arm_probe_worker` in a child process (why a child: its docstring)."""
     import ssc_deploy
 
+    from .lowering_probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE
+
     env = dict(os.environ)
     root = str(Path(ssc_deploy.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run([sys.executable, "-m", "ssc_deploy.export.arm_probe_worker", target, precision,
-                           str(out_dir), *lowerings], capture_output=True, text=True, env=env)
+    argv = ["--target", target, "--precision", precision, "--out", str(out_dir), "--model", PROBE_MODEL,
+            "--in-size", str(PROBE_SIZE), "--n-verify", str(PROBE_IMAGES), "--calib", str(PROBE_CALIB), *lowerings]
+    proc = subprocess.run([sys.executable, "-m", "ssc_deploy.export.arm_probe_worker", *argv],
+                          capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         said = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
         last = last_line(proc.stderr, f"exit {proc.returncode}")
@@ -156,6 +160,9 @@ def _cpu_seconds() -> float:
     """CPU seconds of this process and its finished children (the probe export runs in one)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+PROBE_CALIB = 16  # calibration images of the probe's int8 files (their accuracy is not what is counted)
 
 
 def _figures(counts: dict[str, float]) -> str:
