@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from ssc_deploy.devices.host import RUNNER  # the standalone device runner the package ships
 from ssc_deploy.runtimes import by_target
 
 MODELS = ("ssc-net-1-9", "ssc-net-2-9", "ssc-net-3-9", "mobilenetv2", "igcv3-d-0.7x")
@@ -48,7 +49,6 @@ DATA = "digits"
 X86 = "x86 (qemu-x86_64 -cpu max)"
 X86_NOTE = ("x86 counts: qemu 7.2's x86 'max' CPU has AVX2 and FMA but no AVX-512, so the runtimes take their AVX2 "
             "kernels there while the host's times come from its AVX-512 ones: part of the prediction error is that.")
-RUNNER = Path(__file__).resolve().parents[1] / "ssc_deploy" / "runtime_bench" / "device_runner.py"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ssc_deploy.atomic import atomic_path
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
 FORMAT = "ssc-deploy-checkpoint"
 FORMAT_VERSION = 1
@@ -194,7 +194,7 @@ def _safe_torch_load(path: Path) -> Any:
         detail = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), None)
         if detail:
             raise SscDeployError(f"{path}: not a readable checkpoint (the safe loader stopped at: {detail})") from None
-        first = text.splitlines()[0] if text else type(err).__name__
+        first = one_line(err)
         if isinstance(err, pickle.UnpicklingError):
             raise SscDeployError(f"{path}: not a readable checkpoint ({first})") from None
         raise SscDeployError(f"{path}: truncated or not a PyTorch checkpoint ({first})") from None

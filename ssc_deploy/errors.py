@@ -16,6 +16,27 @@ class SscDeployError(Exception):
             self.exit_code = exit_code
 
 
+ONE_LINE_LIMIT = 300  # characters of an exception's first line that a one-line message keeps
+
+
+def one_line(err: BaseException | str, limit: int = ONE_LINE_LIMIT) -> str:
+    """The first non-empty line of an exception's text, at most ``limit`` characters.
+
+    An exception with no text gives its type name; an empty string gives ``""``.
+    """
+    text = err.strip() if isinstance(err, str) else str(err).strip()
+    if not text:
+        return "" if isinstance(err, str) else type(err).__name__
+    return text.splitlines()[0][:limit]
+
+
+def last_line(text: str, default: str) -> str:
+    """The last non-empty line of a tool's output (where its error usually is), stripped and at most
+    :data:`ONE_LINE_LIMIT` characters; ``default`` when there is none."""
+    line = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), default)
+    return line[:ONE_LINE_LIMIT]
+
+
 def missing_package(package: str, extra: str) -> SscDeployError:
     """The error for a runtime package that is not installed, naming the extra that brings it."""
     return SscDeployError(

@@ -171,19 +171,20 @@ _XNNPACK_DW = "Convolution (NHWC, F32) DWConv"
 _XNNPACK_IGEMM = "Convolution (NHWC, F32) IGEMM"
 
 
-def layer_macs(model, example) -> list[tuple[str, str, float]]:
+def layer_classes(model, example) -> list[tuple[str, str, float]]:
     """(XNNPACK op class, layer kind, MACs) of every conv and linear layer of ``model``, in execution order."""
-    import torch
     from torch import nn
 
-    found: list[tuple[str, str, float]] = []
+    from ssc_deploy.models.complexity import layer_macs
+    from ssc_deploy.models.layer_calls import layer_calls
 
-    def hook(mod, inputs, output) -> None:
+    found: list[tuple[str, str, float]] = []
+    for call in layer_calls(model, example):
+        mod, macs = call.module, float(layer_macs(call.module, call.out_shape))
         if isinstance(mod, nn.Linear):
-            found.append((_XNNPACK_FC, "linear", float(mod.in_features * mod.out_features * output.shape[0])))
-            return
+            found.append((_XNNPACK_FC, "linear", macs))
+            continue
         kh, kw = mod.kernel_size
-        macs = float(output[0].numel() * kh * kw * mod.in_channels // mod.groups)
         stride = "" if tuple(mod.stride) == (1, 1) else f" stride {mod.stride[0]}"
         if mod.groups == mod.in_channels == mod.out_channels and mod.groups > 1:
             xnn, kind = _XNNPACK_DW, f"depthwise {kh}x{kw}{stride}"
@@ -194,14 +195,6 @@ def layer_macs(model, example) -> list[tuple[str, str, float]]:
         else:
             xnn, kind = _XNNPACK_IGEMM, f"dense {kh}x{kw}{stride}"
         found.append((xnn, kind, macs))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
     return found
 
 
@@ -212,7 +205,7 @@ def attribute_macs(profile: OpProfile, model, example) -> bool:
     that kind; a class is matched only where the counts agree (returns whether all were).
     """
     layers: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for xnn, kind, macs in layer_macs(model, example):
+    for xnn, kind, macs in layer_classes(model, example):
         layers[xnn].append((kind, macs))
     ops: dict[str, list[Op]] = defaultdict(list)
     for op in profile.ops:

@@ -6,7 +6,7 @@ runtime reads it here; code that differs per runtime lives in the runtime's fold
 (``ssc_deploy/export/targets/<target>/``) and a column names the module. Outside this table,
 the standalone runner and those folders no module spells a runtime name
 (``tests/test_runtime_names.py``). The standalone device runner
-(``runtime_bench/device_runner.py``) keeps its own copy of the runtime names, since it must
+(``devices/runner/``) keeps its own copy of the runtime names, since it must
 import nothing from this package; a test asserts the two agree.
 
 >>> from ssc_deploy.runtimes import by_target, by_runtime, by_suffix

@@ -5,7 +5,7 @@ benchmark scripts all load through :func:`load_runner`, so they run the same ses
 runtime loads a file is its folder's ``session.py`` (the runtime table's ``session_module``:
 threads, spinning workers, delegates, profiling, in ``ssc_deploy/export/targets/<target>/``).
 
-The standalone device runner (``runtime_bench/device_runner.py``) keeps its own loaders, since
+The standalone device runner (``devices/runner/device_runner.py``) keeps its own loaders, since
 it must import nothing from this package. Torch-free at import: each runtime is imported when
 a file of it is loaded.
 """

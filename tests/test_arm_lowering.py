@@ -96,3 +96,14 @@ def test_counts_on_cortex_a76_and_caches(tmp_path, monkeypatch):
     assert set(entry["instructions"]) == set(INT8_CANDIDATES) and entry["probe"] == probe_description()
     assert entry["best"] == min(entry["instructions"], key=entry["instructions"].get)
     assert entry["cpu"].startswith("cortex-a76 (") and "asimddp" in entry["vector_flags"]
+
+
+def test_the_probe_files_come_from_a_child_process_and_its_error_is_one_line(tmp_path):
+    from ssc_deploy.errors import SscDeployError
+    from ssc_deploy.export.lowerings.selection.arm import probe_files
+
+    (path,) = probe_files("onnx", "fp32", tmp_path, ("pad-slice",))
+    assert path == tmp_path / "pad-slice" / "ssc-net-1-9.onnx" and path.stat().st_size > 0
+    assert json.loads(path.with_name(path.name + ".manifest.json").read_text())["model"]["lowering"] == "pad-slice"
+    with pytest.raises(SscDeployError, match=r"^exporting the ARM probe's onnx fp32 files failed: unknown lowering 'x'"):
+        probe_files("onnx", "fp32", tmp_path / "bad", ("x",))

@@ -17,7 +17,7 @@ from ssc_deploy.devices.arm_profiles import DEFAULT_PROFILE, PROFILES, get_profi
 from ssc_deploy.devices.emulated import EmulatedArm64Device, emulated_status
 from ssc_deploy.errors import SscDeployError
 
-RUNNER = Path(__file__).resolve().parent.parent / "ssc_deploy" / "runtime_bench" / "device_runner.py"
+from ssc_deploy.devices.host import RUNNER  # noqa: E402 - the runner the package ships
 STATUS = emulated_status()
 needs_emulation = pytest.mark.skipif(
     STATUS.state != "ready",

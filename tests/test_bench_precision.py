@@ -19,7 +19,7 @@ from ssc_deploy.cli import main
 from ssc_deploy.devices.base import DeviceInfo
 from ssc_deploy.devices.host import HostDevice
 from ssc_deploy.models import list_models, register_model
-from ssc_deploy.runtime_bench import store
+from ssc_deploy.runtime_bench import store, store_compare
 from ssc_deploy.runtime_bench.harness import BenchSettings, run_bench
 from ssc_deploy.runtime_bench.table import print_result
 
@@ -259,7 +259,7 @@ def test_a_schema_1_store_is_read_as_fp32_and_migrated_when_appended_to(tmp_path
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(store.SCHEMA_VERSION)
         assert conn.execute("SELECT run_id, precision FROM rows ORDER BY id").fetchall() == [
             (1, "fp32"), (2, "fp32"), (2, "int8")]
-    comp = store.compare_runs(1, 2, db)
+    comp = store_compare.compare_runs(1, 2, db)
     same = next(c for c in comp if c["precision"] == "fp32")
     assert same["in_a"] and same["in_b"] and same["latency_ratio"] == pytest.approx(2.1 / 2.0)
     assert next(c for c in comp if c["precision"] == "int8")["in_a"] is False

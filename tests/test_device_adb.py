@@ -26,7 +26,7 @@ from support.fake_tools import build_fake_benchmark_model, tiny_inputs, tiny_onn
 
 needs_adb = pytest.mark.skipif(adb_unavailable() is not None, reason=adb_unavailable() or "")
 
-RUNNER = Path(__file__).resolve().parent.parent / "ssc_deploy" / "runtime_bench" / "device_runner.py"
+from ssc_deploy.devices.host import RUNNER  # noqa: E402 - the runner the package ships
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from ssc_deploy.devices import resolve_device
 from ssc_deploy.devices.base import DeviceError
 from ssc_deploy.devices.emulated import EmulatedArm64Device, emulated_status
 
-RUNNER = Path(__file__).resolve().parent.parent / "ssc_deploy" / "runtime_bench" / "device_runner.py"
+from ssc_deploy.devices.host import RUNNER  # noqa: E402 - the runner the package ships
 STATUS = emulated_status()
 needs_emulation = pytest.mark.skipif(
     STATUS.state != "ready",

@@ -17,7 +17,7 @@ from ssc_deploy.errors import SscDeployError
 from support.fake_tools import tiny_inputs, tiny_onnx
 from support.sshd import free_port, sshd_unavailable, start_sshd
 
-RUNNER = Path(__file__).resolve().parent.parent / "ssc_deploy" / "runtime_bench" / "device_runner.py"
+from ssc_deploy.devices.host import RUNNER  # noqa: E402 - the runner the package ships
 
 
 @pytest.fixture(scope="module")

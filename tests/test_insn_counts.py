@@ -167,8 +167,10 @@ def test_the_store_keeps_the_instruction_column_and_migrates_a_schema_2_store(tm
 
 
 def test_the_plugin_source_ships_with_the_package():
+    import tomllib
+
     text = Path(__file__).resolve().parent.parent.joinpath("pyproject.toml").read_text()
-    assert '"ssc_deploy.devices" = ["qemu_insn_plugin.c"]' in text
+    assert "qemu_insn_plugin.c" in tomllib.loads(text)["tool"]["setuptools"]["package-data"]["ssc_deploy.devices"]
 
 
 def test_the_quickstart_says_how_to_get_arm_figures_when_the_device_is_not_set_up(tmp_path, monkeypatch):

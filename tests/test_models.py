@@ -12,7 +12,8 @@ from torch import nn
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.models import create_model, list_models, model_family, registry_entries
-from ssc_deploy.models.complexity import count_macs, count_params, model_summary, output_shapes
+from ssc_deploy.models.complexity import count_macs, count_params, output_shapes
+from ssc_deploy.models.registry import model_summary
 from ssc_deploy.models.layers import ChannelShuffle, MaskedConv2d, Shift, random_channel_mask
 from ssc_deploy.models.ssc_net import C, SSCModule
 

@@ -13,7 +13,7 @@ from ssc_deploy.cli import main as cli_main
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export.lowerings.selection.autotune import export_to
 from ssc_deploy.quiet import quiet_native
-from ssc_deploy.op_profile import attribute_macs, layer_macs, profile_file
+from ssc_deploy.op_profile import attribute_macs, layer_classes, profile_file
 
 SIDE = 16
 
@@ -84,7 +84,7 @@ def test_executorch_profile_names_every_xnnpack_op_and_their_macs(tmp_path: Path
     assert by_class["Convolution (NHWC, F32) DWConv: depthwise 3x3"] == EXPECTED_MACS["depthwise"]
     assert by_class["Fully Connected (NC, F32) GEMM: dense 1x1"] == EXPECTED_MACS["dense"]
     assert by_class["Fully Connected (NC, F32) GEMM: linear"] == EXPECTED_MACS["fc"]
-    assert sum(m for _, _, m in layer_macs(net, x)) == sum(EXPECTED_MACS.values())
+    assert sum(m for _, _, m in layer_classes(net, x)) == sum(EXPECTED_MACS.values())
 
 
 def test_executorch_profile_shows_a_portable_fallback(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from ssc_deploy.devices import DeviceError, resolve_device
 from ssc_deploy.devices.host import RUNNER, HostDevice, parse_runner_output
-from ssc_deploy.runtime_bench.device_runner import summarize_latency
+from ssc_deploy.devices.runner.device_runner import summarize_latency
 
 KEYS = {"ok", "runtime", "runtime_version", "threads", "load_ms", "latency_ms", "runs", "warmup", "throughput_ips",
         "peak_rss_mb", "top1", "top5", "n_eval", "parity", "machine", "python"}
@@ -204,3 +204,19 @@ def test_parse_runner_output_takes_the_last_line_only():
     assert parse_runner_output('noise\n{"ok": true}\n') == {"ok": True}
     assert parse_runner_output('{"ok": true}\ntrailing noise') is None
     assert parse_runner_output("") is None
+
+
+def test_the_runner_files_ship_with_the_package():
+    """pyproject's package data takes every file of the runner's folder (it is not a Python package)."""
+    import fnmatch
+    import tomllib
+
+    from ssc_deploy.devices.host import RUNNER_DIR, RUNNER_FILES
+
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    patterns = tomllib.loads(text)["tool"]["setuptools"]["package-data"]["ssc_deploy.devices"]
+    shipped = [f for f in RUNNER_DIR.iterdir() if f.suffix == ".py"]
+    assert sorted(shipped) == sorted(RUNNER_FILES) and all(f.is_file() for f in RUNNER_FILES)
+    for f in shipped:
+        assert any(fnmatch.fnmatch(f"runner/{f.name}", pat) for pat in patterns), f.name
+

@@ -24,7 +24,7 @@ NAMES = frozenset(TARGET_NAMES + RUNTIME_NAMES)
 QUOTED = re.compile(r"""(["'])(%s)\1""" % "|".join(sorted(map(re.escape, NAMES), key=len, reverse=True)))
 # Where the names may be spelled: the table, the runner that must import nothing of this package,
 # and each runtime's own folder.
-ALLOWED = ("runtimes.py", "runtime_bench/device_runner.py", *(f"export/targets/{t}/" for t in TARGET_NAMES))
+ALLOWED = ("runtimes.py", "devices/runner/", *(f"export/targets/{t}/" for t in TARGET_NAMES))
 # Files still spelling names, owned by another change of issue 21 (option objects: validate.py below
 # its per-runtime dicts, exporter.py, cli/export_cmd.py, quantize/prepare.py) or left for the lead.
 REMAINING = (

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.runtime_bench import device_runner
+from ssc_deploy.devices.runner import device_runner
 from ssc_deploy.runtimes import (
     RUNTIME_NAMES,
     RUNTIME_TABLE,

@@ -11,7 +11,7 @@ import pytest
 
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.runtime_bench import store
+from ssc_deploy.runtime_bench import store, store_compare
 from tests.support.stores import SCHEMA_2_ROWS
 
 
@@ -54,7 +54,7 @@ def test_compare_flags_slowdowns_and_accuracy_drops(tmp_path):
     b = store.save_run(_result([_row(lat=2.1), _row(runtime="tflite", lat=3.5), _row(model="igcv3-d-0.7x", top1=0.90),
                                 _row(device="arm64-emulated", emulated=True, lat=200.0),
                                 _row(model="new-net")]), db)
-    comp = {(c["device"], c["model"], c["runtime"]): c for c in store.compare_runs(a, b, db)}
+    comp = {(c["device"], c["model"], c["runtime"]): c for c in store_compare.compare_runs(a, b, db)}
     assert comp[("host", "ssc-net-1-9", "onnxruntime")]["regression"] is False  # 5% slower: noise
     slow = comp[("host", "ssc-net-1-9", "tflite")]
     assert slow["regression"] and slow["latency_ratio"] == pytest.approx(3.5 / 3.0) and "17% slower" in slow["reasons"]

@@ -27,7 +27,7 @@ def models_command(
     from rich.table import Table
 
     from ssc_deploy.models import list_models
-    from ssc_deploy.models.complexity import model_summary
+    from ssc_deploy.models.registry import model_summary
     from ssc_deploy.models.registry import check_size
 
     check_size(num_classes, in_size)

@@ -153,7 +153,7 @@ def _preflight(config: TrainConfig) -> None:
     """Catch bad input in this process, before torchrun starts ranks that would each fail."""
     from ssc_deploy.checkpoint import load_checkpoint
     from ssc_deploy.data import load_dataset
-    from ssc_deploy.train.trainer import prepare_run
+    from ssc_deploy.train.prepare import prepare_run
 
     resolved, _, _ = prepare_run(config)
     load_dataset(resolved.data, "test", size=resolved.in_size)

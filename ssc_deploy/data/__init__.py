@@ -15,49 +15,20 @@ Pickled batch files (CIFAR, ImageNet32) are read with a restricted unpickler
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ssc_deploy.errors import SscDeployError
+
+from .image_set import ImageSet
+from .resize import resize_bilinear
 
 DEFAULT_DATA = "digits"
 # Statistics of the default data; other data sets compute their own.
 DEFAULT_MEAN = (0.3054, 0.3054, 0.3054)
 DEFAULT_STD = (0.3237, 0.3237, 0.3237)
 
-
-@dataclass
-class ImageSet:
-    """Images ``(N, H, W, 3)`` uint8 and labels ``(N,)`` int64, with class names."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    classes: list[str]
-    name: str
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def size(self) -> int:
-        return int(self.images.shape[1])
-
-    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per-channel mean and std of the images scaled to [0, 1]."""
-        # Summed in chunks so a large set (ImageNet32: 1.28 M images) never becomes one float array.
-        flat = self.images.reshape(-1, 3)
-        total = np.zeros(3)
-        total_sq = np.zeros(3)
-        step = 1 << 22
-        for start in range(0, flat.shape[0], step):
-            chunk = flat[start : start + step].astype(np.float64) / 255.0
-            total += chunk.sum(0)
-            total_sq += np.square(chunk).sum(0)
-        n = max(flat.shape[0], 1)
-        mean = total / n
-        std = np.sqrt(np.maximum(total_sq / n - np.square(mean), 0.0))
-        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+__all__ = ["DEFAULT_DATA", "DEFAULT_MEAN", "DEFAULT_STD", "ImageSet", "eval_batch", "load_dataset", "normalize",
+           "parse_spec", "resize_bilinear"]
 
 
 def _loaders():
@@ -120,20 +91,3 @@ def eval_batch(spec: str | None, n: int, mean, std, in_size: int = 32) -> tuple[
     ds = load_dataset(spec or DEFAULT_DATA, "test")
     n = min(n, len(ds)) if n > 0 else len(ds)
     return normalize(ds.images[:n], mean, std, in_size), ds.labels[:n].astype(np.int64)
-
-
-def resize_bilinear(x: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of ``(N, H, W, C)`` float images to ``size`` x ``size`` (half-pixel centres)."""
-    n, h, w, c = x.shape
-
-    def axis(src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = (np.arange(size) + 0.5) * src / size - 0.5
-        pos = np.clip(pos, 0, src - 1)
-        lo = np.floor(pos).astype(int)
-        hi = np.minimum(lo + 1, src - 1)
-        return lo, hi, (pos - lo).astype(np.float32)
-
-    y0, y1, fy = axis(h)
-    x0, x1, fx = axis(w)
-    rows = x[:, y0] * (1 - fy)[None, :, None, None] + x[:, y1] * fy[None, :, None, None]
-    return rows[:, :, x0] * (1 - fx)[None, None, :, None] + rows[:, :, x1] * fx[None, None, :, None]

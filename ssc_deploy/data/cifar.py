@@ -19,7 +19,7 @@ import numpy as np
 from ssc_deploy.atomic import atomic_path
 from ssc_deploy.errors import SscDeployError
 
-from . import ImageSet
+from .image_set import ImageSet
 from .safe_pickle import as_str, get_key, load_pickle
 
 

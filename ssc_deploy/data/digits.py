@@ -12,7 +12,8 @@ import numpy as np
 
 from ssc_deploy.errors import missing_package
 
-from . import ImageSet, resize_bilinear
+from .image_set import ImageSet
+from .resize import resize_bilinear
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0

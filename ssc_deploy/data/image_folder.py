@@ -14,7 +14,7 @@ import numpy as np
 
 from ssc_deploy.errors import SscDeployError, missing_package
 
-from . import ImageSet
+from .image_set import ImageSet
 
 DEFAULT_SIZE = 32
 

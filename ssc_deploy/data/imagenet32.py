@@ -17,7 +17,7 @@ import numpy as np
 
 from ssc_deploy.errors import SscDeployError
 
-from . import ImageSet
+from .image_set import ImageSet
 from .cifar import labels_array, rows_to_nhwc
 from .safe_pickle import get_key, load_pickle
 

@@ -11,7 +11,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
 # What numpy arrays (and the bytes in protocol-2 pickles written by Python 3) need.
 _ALLOWED = {
@@ -49,7 +49,7 @@ def load_pickle(path: Path) -> Any:
             raise SscDeployError(f"{path}: refused: the pickle holds code or objects other than data ({err})") from None
         raise SscDeployError(f"{path}: not a readable pickle batch file ({err})") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, OSError, MemoryError) as err:
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        msg = one_line(err)
         raise SscDeployError(f"{path}: truncated or not a pickle batch file ({msg})") from None
 
 

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, last_line
 
 from .base import DeviceError
 from .remote import run_local
@@ -81,7 +81,7 @@ def list_devices(timeout: float = 30.0) -> list[AdbDeviceEntry]:
     """The devices the adb server knows, with their state (starts the adb server if needed)."""
     rc, out, err = run_local([adb_executable(), "devices", "-l"], timeout, "adb devices")
     if rc != 0:
-        raise SscDeployError(f"'adb devices' failed: {(err or out).strip().splitlines()[-1] if (err or out).strip() else rc}")
+        raise SscDeployError(f"'adb devices' failed: {last_line(err or out, str(rc))}")
     return parse_devices_l(out)
 
 
@@ -141,7 +141,7 @@ class AdbClient:
             if "no space" in text.lower():
                 raise DeviceError(f"{self.label}: no space left on the device while pushing {Path(local).name} to {remote}")
             fault = classify_adb_error(text)
-            detail = fault or (text.splitlines()[-1] if text else f"exit {rc}")
+            detail = fault or last_line(text, f"exit {rc}")
             raise DeviceError(f"{self.label}: cannot push {Path(local).name} to {remote}: {detail}")
 
     def pull(self, remote: str, local: Path, timeout: float) -> None:
@@ -149,7 +149,7 @@ class AdbClient:
         rc, out, err = self._run(["pull", remote, str(local)], timeout, f"pulling {remote}")
         if rc != 0:
             text = (err + out).strip()
-            detail = classify_adb_error(text) or (text.splitlines()[-1] if text else f"exit {rc}")
+            detail = classify_adb_error(text) or last_line(text, f"exit {rc}")
             raise DeviceError(f"{self.label}: cannot pull {remote}: {detail}")
 
 

@@ -2,7 +2,7 @@
 
 The benchmark harness talks to devices only through this interface, so host and
 device measurements share one code path: the harness stages files, then runs the
-standalone device runner (``ssc_deploy/runtime_bench/device_runner.py``, numpy + one
+standalone device runner (``ssc_deploy/devices/runner/device_runner.py``, numpy + one
 runtime, no torch, no ssc_deploy import) with command-line arguments; the runner prints
 one JSON object on its last stdout line, which :meth:`Device.run_runner` returns parsed.
 """

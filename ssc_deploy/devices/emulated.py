@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssc_deploy.atomic import write_text_atomic
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, last_line
 from ssc_deploy.runtimes import RUNTIME_TABLE, by_runtime
 
 from .arm_profiles import DEFAULT_PROFILE, DEVICE, ArmProfile, get_profile
@@ -165,7 +165,7 @@ def _run_step(argv: list[str], what: str, timeout: float = 1800, log: Path | Non
         with open(log, "a") as fh:
             fh.write(f"$ {shlex.join(argv)}\n{proc.stdout}\n{proc.stderr}\n")
     if proc.returncode != 0:
-        last = next((ln for ln in reversed((proc.stderr or proc.stdout).splitlines()) if ln.strip()), "no output")
+        last = last_line(proc.stderr or proc.stdout, "no output")
         raise SscDeployError(f"{what} failed (exit {proc.returncode}): {last.strip()}" + (f"; log: {log}" if log else ""))
 
 
@@ -294,7 +294,7 @@ def setup_rootfs(
         raise SscDeployError(str(exc)) from None
     lines = out.strip().splitlines()
     if rc != 0 or not lines:
-        last = next((ln for ln in reversed(err.splitlines()) if ln.strip()), f"exit {rc}")
+        last = last_line(err, f"exit {rc}")
         raise SscDeployError(f"the arm64 rootfs was built but its runtimes do not start: {last.strip()}")
     try:
         meta = json.loads(lines[-1])

@@ -13,14 +13,19 @@ import platform
 import subprocess
 import sys
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ssc_deploy.errors import last_line
 from ssc_deploy.runtimes import dist_pairs
 
 from .base import Device, DeviceError, DeviceInfo
 
-RUNNER = Path(__file__).resolve().parent.parent / "runtime_bench" / "device_runner.py"
+# The standalone runner (package data: ssc_deploy/devices/runner/), copied to devices as these files, side by side.
+RUNNER_DIR = Path(str(resources.files("ssc_deploy.devices") / "runner"))
+RUNNER = RUNNER_DIR / "device_runner.py"
+RUNNER_FILES = (RUNNER, RUNNER_DIR / "runner_support.py")  # the runner imports runner_support as a sibling
 
 
 def _dist_version(dist: str) -> str:
@@ -118,7 +123,7 @@ class HostDevice(Device):
             raise DeviceError(f"host: could not start {self.python}: {err.strerror}") from None
         result = parse_runner_output(proc.stdout)
         if result is None:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]
+            tail = last_line(proc.stderr, "no output")
             raise DeviceError(f"host: the runner exited with code {proc.returncode} and no result ({tail})")
         return result
 

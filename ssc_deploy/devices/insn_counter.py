@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ssc_deploy.atomic import atomic_path
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, last_line
 
 from .arm_profiles import ArmProfile
 from .base import DeviceError
@@ -58,7 +58,7 @@ def install_qemu_user() -> None:
         subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, env=env)
         proc = subprocess.run(install, capture_output=True, text=True, env=env)
     if proc.returncode != 0 or shutil.which(QEMU) is None:
-        last = next((ln for ln in reversed(proc.stderr.splitlines()) if ln.strip()), f"exit {proc.returncode}")
+        last = last_line(proc.stderr, f"exit {proc.returncode}")
         raise SscDeployError(f"cannot install {QEMU_PACKAGE} (for instruction counts): {last.strip()}")
 
 
@@ -115,6 +115,6 @@ def counted_run(root: Path, cache: Path, profile: ArmProfile, cpuinfo: Path, arg
                                        timeout, what)
         counts = parse_counts(out.read_text()) if out.is_file() else {}
     if "insns" not in counts:
-        last = next((ln.strip() for ln in reversed(stderr.splitlines()) if ln.strip()), f"exit {rc}")
+        last = last_line(stderr, f"exit {rc}")
         raise DeviceError(f"{what}: the instruction counter wrote no figure: {last}")
     return rc, stdout, stderr, counts

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, last_line
 from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime, runtime_module
 
 from .base import DeviceError
@@ -97,7 +97,7 @@ def run_native(
     rc, out, err = device.run_command(argv, timeout=timeout)
     text = out + ("\n" + err if err else "")
     if rc != 0:
-        last = next((ln for ln in reversed(text.strip().splitlines()) if ln.strip()), "no output")
+        last = last_line(text, "no output")
         if rc in (126, 127) or "exec format error" in text.lower() or "not found" in last.lower():
             raise DeviceError(f"{device.name}: cannot execute {path.name} (exit {rc}: {last.strip()}); is it built for this device's CPU?")
         raise DeviceError(f"{device.name}: {path.name} failed with exit code {rc}: {last.strip()}")

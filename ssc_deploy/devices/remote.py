@@ -10,19 +10,18 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ssc_deploy.errors import last_line
+
 from .base import Device, DeviceError
-from .host import RUNNER
+from .host import RUNNER, RUNNER_FILES
 from .host import parse_runner_output as last_json_object
-
-RUNNER_NAME = RUNNER.name
-
 
 def parse_runner_output(device: str, stdout: str, stderr: str, rc: int) -> dict[str, Any]:
     """The JSON object on the runner's last non-empty stdout line, or a one-line :class:`DeviceError`."""
     result = last_json_object(stdout)
     if result is not None:
         return result
-    detail = next((ln.strip() for ln in reversed((stderr or stdout).splitlines()) if ln.strip()), "no output")
+    detail = last_line(stderr or stdout, "no output")
     raise DeviceError(f"{device}: the device runner exited with code {rc} without a JSON result: {detail}")
 
 
@@ -120,14 +119,18 @@ class ShellDevice(Device):
         return out
 
     def runner_device_path(self) -> str:
-        """Where the device runner is on the device (staged from the package when not staged yet)."""
-        for local, remote in self._staged.items():
-            if local.name == RUNNER_NAME:
-                return remote
-        runner = RUNNER
-        if not runner.is_file():
-            raise DeviceError(f"{self.name}: the device runner {runner} is missing from the package")
-        return self.stage([runner])[runner]
+        """Where the device runner is on the device; its files not staged yet are staged from the package
+        first, under their own names in the one work directory (the runner imports its helper as a sibling)."""
+        staged = {Path(remote).name: remote for remote in self._staged.values()}
+        missing = [f for f in RUNNER_FILES if f.name not in staged]
+        for f in missing:
+            if not f.is_file():
+                raise DeviceError(f"{self.name}: the device runner's {f} is missing from the package")
+        staged.update((Path(remote).name, remote) for remote in self.stage(missing).values())
+        for f in RUNNER_FILES:
+            if f.name not in staged:  # the name was taken by another file: staged under another one
+                raise DeviceError(f"{self.name}: cannot stage the device runner's {f.name}: another staged file has its name")
+        return staged[RUNNER.name]
 
     def run_runner(self, args: list[str], timeout: float) -> dict[str, Any]:
         """Run ``python3 device_runner.py ARGS`` on the device and return its JSON result."""

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, last_line
 
 from .android import info_script, parse_info
 from .base import DeviceError, DeviceInfo
@@ -121,7 +121,7 @@ class SshDevice(ShellDevice):
             raise DeviceError(f"{self.name}: '{command[:60]}' timed out after {timeout:g} s (board gone or hung?)") from None
         out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
         if proc.returncode == 255:  # ssh itself failed: unreachable, refused, key rejected, connection lost
-            last = next((ln.strip() for ln in reversed(err.splitlines()) if ln.strip()), "connection failed")
+            last = last_line(err, "connection failed")
             raise DeviceError(f"{self.name}: ssh failed: {last}")
         return proc.returncode, out, err
 
@@ -136,7 +136,7 @@ class SshDevice(ShellDevice):
             text = (err or out).strip()
             if "no space" in text.lower():
                 raise DeviceError(f"{self.name}: no space left on the board while copying {local.name} to {remote}")
-            raise DeviceError(f"{self.name}: cannot copy {local.name} to {remote}: {text.splitlines()[-1] if text else f'exit {rc}'}")
+            raise DeviceError(f"{self.name}: cannot copy {local.name} to {remote}: {last_line(text, f'exit {rc}')}")
 
     def _make_work_dir(self) -> str:
         rc, out, err = self._exec("mktemp -d /tmp/ssc-deploy.XXXXXX", self.command_timeout)

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.models.modes import eval_mode
 
 from ssc_deploy.export.foreign import ForeignReport, foreign_rewrite
 from ssc_deploy.export.lowerings.selection.choice import choose_lowerings
 from ssc_deploy.export.rewrite import deployment_rewrite
-from ssc_deploy.export.subject import eval_mode
 from ssc_deploy.export.verify import compare
 
 REWRITE_ATOL = 1e-5  # the rewrite (BN folding, lowering) is exact up to float rounding

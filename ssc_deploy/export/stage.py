@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from ssc_deploy import __version__
 from ssc_deploy.atomic import check_free_space
 from ssc_deploy.checkpoint import sha256_file
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.runtimes import by_target
 
 from ssc_deploy.export.targets.common import TargetExport
@@ -108,7 +108,7 @@ def _one_line(key: ArtifactKey) -> Iterator[None]:
     except Exception as err:  # noqa: BLE001 - converter failures become one line
         if os.environ.get("SSC_DEPLOY_DEBUG"):
             raise
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        first = one_line(err)
         raise SscDeployError(f"{key}: export failed ({type(err).__name__}: {first}); no artifact was written") from None
 
 

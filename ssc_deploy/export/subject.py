@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
+from ssc_deploy.models.complexity import net_complexity
+from ssc_deploy.models.modes import eval_mode
+from ssc_deploy.models.registry import known_family
 
 from ssc_deploy.export.manifest import SourceInfo
 
@@ -37,17 +39,6 @@ class ExportSubject:
     def in_size(self) -> int:
         """Input height and width in pixels."""
         return int(self.example.shape[-1])
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in eval mode for the duration; its training flag is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def describe_module(
@@ -81,8 +72,8 @@ def describe_module(
     classes = _check_class_names(class_names, num_classes)
     mean, std = check_mean_std(DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std,
                                CHANNELS, "export_module")
-    params, macs = _complexity(model, example.shape[-1])
-    return ExportSubject(model=model, example=example, name=name, family=_family(zoo_name or name),
+    params, macs = net_complexity(model, example.shape[-1], CHANNELS)
+    return ExportSubject(model=model, example=example, name=name, family=known_family(zoo_name or name),
                          classes=classes, mean=mean, std=std, trained=bool(trained), source=source or SourceInfo(),
                          source_data=source_data, params=params, macs=macs)
 
@@ -136,29 +127,9 @@ def _num_logits(model: nn.Module, example: torch.Tensor) -> int:
         with torch.no_grad(), eval_mode(model):
             out = model(example)
     except Exception as err:  # noqa: BLE001 - a module that cannot run its example is one line
-        first = (str(err).strip().splitlines() or [""])[0][:300]
+        first = one_line(err)
         raise SscDeployError(f"the model fails on example_input ({type(err).__name__}: {first})") from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise SscDeployError(f"the model must return (1, num_classes) logits for example_input, got {got}")
     return int(out.shape[1])
-
-
-def _complexity(model: nn.Module, in_size: int) -> tuple[int, int | None]:
-    """Parameters and MACs; MACs None when the counter cannot trace the module."""
-    from ssc_deploy.models.complexity import count_macs, count_params
-
-    params = count_params(model)
-    try:
-        return params, int(count_macs(model, in_size=in_size, in_channels=CHANNELS))
-    except Exception:  # noqa: BLE001 - MACs are informative; a module the counter cannot run has none
-        return params, None
-
-
-def _family(name: str) -> str | None:
-    from ssc_deploy.models import model_family
-
-    try:
-        return model_family(name)
-    except SscDeployError:
-        return None

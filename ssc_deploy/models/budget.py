@@ -26,29 +26,12 @@ class SizeEstimate:
     activation_bytes: int
 
 
-def estimate_outputs(shapes: dict[str, tuple[int, ...]], modules: dict[str, Any]) -> tuple[int, int]:
-    """(dense MACs, float32 output bytes) of the convs and linears with these output shapes."""
-    from torch import nn
-
-    macs = act = 0
-    for name, shape in shapes.items():
-        m, elements = modules[name], 1
-        for d in shape:
-            elements *= d
-        act += 4 * elements
-        if isinstance(m, nn.Conv2d):
-            macs += elements * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, nn.Linear):
-            macs += elements * m.in_features
-    return macs, act
-
-
 @functools.lru_cache(maxsize=64)
 def _estimate(builder: Callable[..., Any], groups: tuple[tuple[str, str], ...], num_classes: int,
               in_size: int) -> SizeEstimate:
     import torch
 
-    from .complexity import output_shapes
+    from .complexity import estimate_outputs, output_shapes
 
     with torch.device("meta"):
         net = builder(num_classes=num_classes, in_size=in_size, **dict(groups))

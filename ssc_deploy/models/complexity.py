@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layer_calls import layer_calls
 from .layers import MaskedConv2d
 
 
@@ -89,11 +90,21 @@ def _graph_macs(gm: torch.fx.GraphModule, in_size: int, in_channels: int) -> int
     return _graph_counts(gm, in_size, in_channels)[0]
 
 
+def estimate_outputs(shapes: dict[str, tuple[int, ...]], modules: dict[str, nn.Module]) -> tuple[int, int]:
+    """(dense MACs, float32 output bytes) of the convs and linears with these output shapes."""
+    macs = act = 0
+    for name, shape in shapes.items():
+        elements = 1
+        for d in shape:
+            elements *= d
+        act += 4 * elements
+        macs += layer_macs(modules[name], shape, dense=True)
+    return macs, act
+
+
 def size_estimate(model: nn.Module, in_size: int, in_channels: int = 3) -> tuple[int, int, int]:
     """(parameters, dense MACs, float32 conv/linear output bytes) of one image through ``model``,
     from shapes alone (``meta`` tensors): nothing the size of an activation is allocated."""
-    from .budget import estimate_outputs
-
     if _is_program_graph(model):
         return (_graph_params(model), *_graph_counts(model, in_size, in_channels))
     macs, act = estimate_outputs(output_shapes(model, in_size, in_channels), dict(model.named_modules()))
@@ -115,35 +126,16 @@ def count_params(model: nn.Module) -> int:
 def output_shapes(model: nn.Module, in_size: int = 32, in_channels: int = 3) -> dict[str, tuple[int, ...]]:
     """Output shape of every Conv2d and Linear for one 1 x in_channels x in_size x in_size input.
 
-    Runs the model with its parameters and buffers swapped for PyTorch ``meta`` tensors
-    (``torch.func.functional_call``): shapes only, no arithmetic, the model is untouched.
+    Shapes only (``meta`` tensors, see :func:`layer_calls`): no arithmetic, the model is untouched.
     """
-    shapes: dict[str, tuple[int, ...]] = {}
-    handles = []
-
-    def record(name: str):
-        return lambda _module, _inputs, out: shapes.__setitem__(name, tuple(out.shape))
-
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            handles.append(m.register_forward_hook(record(name)))
-    tensors = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
-    tensors.update({n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()})
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            torch.func.functional_call(model, tensors, (torch.empty(1, in_channels, in_size, in_size, device="meta"),))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return shapes
+    example = torch.empty(1, in_channels, in_size, in_size, device="meta")
+    return {call.name: call.out_shape for call in layer_calls(model, example, shapes_only=True)}
 
 
-def layer_macs(module: nn.Module, out_shape: tuple[int, ...]) -> int:
-    """MACs of one Conv2d / Linear producing ``out_shape`` (batch 1)."""
-    if isinstance(module, MaskedConv2d):
+def layer_macs(module: nn.Module, out_shape: tuple[int, ...], dense: bool = False) -> int:
+    """MACs of one Conv2d / Linear producing ``out_shape`` (batch 1); a MaskedConv2d counts only
+    its kept connections unless ``dense`` (then its full kernel: an upper bound)."""
+    if isinstance(module, MaskedConv2d) and not dense:
         return int(out_shape[-2] * out_shape[-1] * module.mask.sum().item())
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
@@ -173,19 +165,12 @@ def count_macs(model: nn.Module, in_size: int = 32, in_channels: int = 3) -> int
     return sum(layer_macs(modules[name], shape) for name, shape in shapes.items())
 
 
-def model_summary(name: str, num_classes: int = 10, in_size: int = 32) -> dict:
-    """Name, family, parameters, MACs and description of one registered model, as plain data."""
-    from .registry import create_model, model_family, registry_entries
+def net_complexity(model: nn.Module, in_size: int, in_channels: int = 3) -> tuple[int, int | None]:
+    """(parameters, MACs) of ``model`` on square ``in_size`` inputs; MACs None when the counter
+    cannot run the module (they are informative: a module the counter cannot trace still exports)."""
+    params = count_params(model)
+    try:
+        return params, int(count_macs(model, in_size=in_size, in_channels=in_channels))
+    except Exception:  # noqa: BLE001 - see the docstring
+        return params, None
 
-    family = model_family(name)
-    description = next((e.description for e in registry_entries() if e.family == family), "")
-    model = create_model(name, num_classes=num_classes, in_size=in_size)
-    return {
-        "name": model.model_name,
-        "family": family,
-        "params": count_params(model),
-        "macs": count_macs(model, in_size),
-        "num_classes": num_classes,
-        "in_size": in_size,
-        "description": description,
-    }

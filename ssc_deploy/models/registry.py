@@ -102,6 +102,32 @@ def model_family(name: str) -> str:
     return _lookup(name)[0].family
 
 
+def known_family(name: str) -> str | None:
+    """The family of a zoo name; None for a name the zoo does not know."""
+    try:
+        return model_family(name)
+    except SscDeployError:
+        return None
+
+
+def model_summary(name: str, num_classes: int = 10, in_size: int = 32) -> dict:
+    """Name, family, parameters, MACs and description of one registered model, as plain data."""
+    from .complexity import count_macs, count_params
+
+    family = model_family(name)
+    description = next((e.description for e in registry_entries() if e.family == family), "")
+    model = create_model(name, num_classes=num_classes, in_size=in_size)
+    return {
+        "name": model.model_name,
+        "family": family,
+        "params": count_params(model),
+        "macs": count_macs(model, in_size),
+        "num_classes": num_classes,
+        "in_size": in_size,
+        "description": description,
+    }
+
+
 def list_models() -> list[str]:
     """Every concrete name the zoo offers (parameterised families by their examples)."""
     names: list[str] = []

@@ -86,16 +86,21 @@ def check_blocks_expansion(family: str, blocks: int, expansion: int) -> None:
         raise SscDeployError(f"{family} needs an expansion of at least 1, got e={expansion}")
 
 
-def resnet(blocks: int, expansion: int = 9, num_classes: int = 10, in_size: int = 32) -> CifarResNet:
-    """ResNet-``blocks``-``expansion``: inner width round(e*w/9); ResNet-9-9 is ResNet-56."""
-    check_blocks_expansion("ResNet", blocks, expansion)
-
-    def block(cin: int, cout: int, stride: int) -> BasicBlock:
-        return BasicBlock(cin, cout, stride, max(1, round(expansion * cout / 9)))
-
+def expanded_resnet(family: str, block, blocks: int, expansion: int, num_classes: int, in_size: int) -> CifarResNet:
+    """The CIFAR ResNet layout with ``block(cin, cout, stride)`` as its blocks, ``blocks`` a stage,
+    tagged with its ``expansion`` (checked first, one-line error naming ``family``)."""
+    check_blocks_expansion(family, blocks, expansion)
     net = CifarResNet(block, blocks, num_classes=num_classes, in_size=in_size)
     net.expansion = expansion
     return net
+
+
+def resnet(blocks: int, expansion: int = 9, num_classes: int = 10, in_size: int = 32) -> CifarResNet:
+    """ResNet-``blocks``-``expansion``: inner width round(e*w/9); ResNet-9-9 is ResNet-56."""
+    def block(cin: int, cout: int, stride: int) -> BasicBlock:
+        return BasicBlock(cin, cout, stride, max(1, round(expansion * cout / 9)))
+
+    return expanded_resnet("ResNet", block, blocks, expansion, num_classes, in_size)
 
 
 @register_model(

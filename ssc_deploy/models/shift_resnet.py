@@ -16,7 +16,7 @@ from torch import nn
 
 from .layers import Shift, conv_bn, shiftnet_offsets
 from .registry import register_model
-from .resnet import CifarResNet, check_blocks_expansion
+from .resnet import CifarResNet, expanded_resnet
 
 
 class ShiftBlock(nn.Module):
@@ -37,14 +37,8 @@ class ShiftBlock(nn.Module):
 
 def shift_resnet(blocks: int, expansion: int, num_classes: int = 10, in_size: int = 32) -> CifarResNet:
     """ShiftResNet-``blocks``-``expansion`` (ShiftResNet-9-e is ShiftResNet-56)."""
-    check_blocks_expansion("ShiftResNet", blocks, expansion)
-
-    def block(cin: int, cout: int, stride: int) -> ShiftBlock:
-        return ShiftBlock(cin, cout, stride, expansion)
-
-    net = CifarResNet(block, blocks, num_classes=num_classes, in_size=in_size)
-    net.expansion = expansion
-    return net
+    return expanded_resnet("ShiftResNet", lambda cin, cout, stride: ShiftBlock(cin, cout, stride, expansion),
+                           blocks, expansion, num_classes, in_size)
 
 
 @register_model(

@@ -106,7 +106,7 @@ def _solo_probe(model_name: str, data: str, counts: Sequence[int]) -> tuple[dict
 
 def _concurrent_probe(models: Sequence[str], data: str) -> dict[str, float]:
     """1-thread step seconds of every model, all timed at once in their own processes."""
-    from ssc_deploy.errors import SscDeployError
+    from ssc_deploy.errors import SscDeployError, last_line
 
     procs = {m: subprocess.Popen([sys.executable, "-m", "ssc_deploy.pipeline.probe_worker", m, data],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in models}
@@ -114,7 +114,7 @@ def _concurrent_probe(models: Sequence[str], data: str) -> dict[str, float]:
     for m, p in procs.items():
         out, err = p.communicate()
         if p.returncode != 0:
-            raise SscDeployError(f"the parallel probe of {m} failed: {(err.strip().splitlines() or ['?'])[-1]}")
+            raise SscDeployError(f"the parallel probe of {m} failed: {last_line(err, '?')}")
         seconds[m] = float(json.loads(out.strip().splitlines()[-1])["seconds"])
     return seconds
 

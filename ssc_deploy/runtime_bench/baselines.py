@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .model_under_test import Model
-from .sources import family_of, net_complexity
+from .sources import family_of
 
 
 def untrained_baseline(name: str, like: Model) -> Model:
@@ -12,6 +12,7 @@ def untrained_baseline(name: str, like: Model) -> Model:
 
     from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD
     from ssc_deploy.models import create_model
+    from ssc_deploy.models.complexity import net_complexity
 
     classes = list(like.classes or [str(i) for i in range(10)])
     shape = list(like.input_shape or [3, 32, 32])

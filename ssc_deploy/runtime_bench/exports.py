@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.runtimes import by_runtime, by_target
 
 from .jobs import job_precisions
 from .model_under_test import Artifact, Model
-from .rows import one_line
 
 
 def _export(model: Model, runtimes: list[str], precision: str, out_dir: Path, lowering: str,

@@ -16,8 +16,9 @@ import numpy as np
 
 from ssc_deploy.accuracy_stats import format_p, significant
 from ssc_deploy.display import md_cell, shown
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
+from .plots import pyplot, save_png
 from .rows import PREDICTIONS
 
 GRID_FILE = "flips_int8.png"
@@ -122,7 +123,7 @@ def _grid(rows, facts, result, out_dir: Path | None) -> list[str]:
         images = load_dataset((result.get("settings") or {}).get("data") or DEFAULT_DATA, "test").images
         _draw(items, facts, images, out_dir / GRID_FILE)
     except (SscDeployError, ImportError, OSError, IndexError) as err:
-        return head + [f"(picture grid not drawn: {md_cell(str(err).splitlines()[0] if str(err) else type(err).__name__)})", ""]
+        return head + [f"(picture grid not drawn: {md_cell(one_line(err))})", ""]
     return head + ["Each picture: the true class, PyTorch fp32's (right) and the int8 file's (wrong) prediction.", "",
                    f"![images that flip]({GRID_FILE})", ""]
 
@@ -134,11 +135,7 @@ def _name(classes: list[str] | None, i: int) -> str:
 
 
 def _draw(items, facts, images: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shown_items = [(r, lost[:GRID_PER_ARTIFACT]) for r, lost in items if lost]
     cols = max(len(lost) for _, lost in shown_items)
     fig, axes = plt.subplots(len(shown_items), cols, figsize=(1.7 * cols, 2.1 * len(shown_items)), squeeze=False)
@@ -157,7 +154,5 @@ def _draw(items, facts, images: np.ndarray, path: Path) -> None:
                          transform=row_axes[0].transAxes, ha="right", va="center", fontsize=7)
     fig.suptitle("Test images the int8 file gets wrong and PyTorch fp32 gets right", fontsize=9,
                  y=1.0 + 0.3 / len(shown_items))  # above the three-line titles
-    from .report import _save  # the report's atomic PNG writer (imported here: report imports this module)
-
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ssc_deploy.errors import SscDeployError
-
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.runtimes import by_runtime
 
 from .insn_counts import add_instruction_counts
-from .model_under_test import Artifact, Model
+from .model_under_test import Job, Model
 from .native_jobs import run_native_job
-from .rows import base_row, one_line, row_from_result
+from .rows import base_row, row_from_result
 from .settings import BenchSettings
 
 ProgressFn = Callable[[str], None]
-
-
-@dataclass
-class Job:
-    """One measurement: a model's artifact for one runtime and precision at one thread count, by one source."""
-
-    model: Model
-    runtime: str
-    threads: int
-    source: str = "device-runner"  # or "native-tool"
-    precision: str = "fp32"
-
-    @property
-    def artifact(self) -> Artifact | None:
-        """The file this job measures (None when it could not be exported)."""
-        return self.model.artifacts.get((self.runtime, self.precision))
 
 
 def plan_jobs(models: list[Model], runtimes: list[str], settings: BenchSettings) -> list[Job]:

@@ -1,4 +1,5 @@
-"""A model under test: its artifacts (one per runtime and precision), its evaluation inputs and what is known of it."""
+"""A model under test: its artifacts (one per runtime and precision), its evaluation inputs and what is known of
+it; and a job, one measurement of one of its artifacts."""
 
 from __future__ import annotations
 
@@ -89,3 +90,19 @@ class Model:
             "artifacts": {rt if p == "fp32" else f"{rt}:{p}": str(a.path) for (rt, p), a in self.artifacts.items()},
             "notes": self.notes,
         }
+
+
+@dataclass
+class Job:
+    """One measurement: a model's artifact for one runtime and precision at one thread count, by one source."""
+
+    model: Model
+    runtime: str
+    threads: int
+    source: str = "device-runner"  # or "native-tool"
+    precision: str = "fp32"
+
+    @property
+    def artifact(self) -> Artifact | None:
+        """The file this job measures (None when it could not be exported)."""
+        return self.model.artifacts.get((self.runtime, self.precision))

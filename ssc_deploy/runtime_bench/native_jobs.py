@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .model_under_test import Job
     from .settings import BenchSettings
 
 

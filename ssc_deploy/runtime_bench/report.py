@@ -14,15 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.atomic import atomic_path, write_text_atomic
+from ssc_deploy.atomic import write_text_atomic
 from ssc_deploy.display import md_cell, shown
-from ssc_deploy.errors import missing_package
 
 from ssc_deploy.accuracy_stats import format_p, significant
 
 from .cross_device import diff_lines
 from .insn_counts import COUNTED_INFERENCES, instruction_label
 from .flip_report import flip_sections
+from .plots import pyplot, save_png
 from .table import STATUS_TEXT, kilobytes
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
@@ -102,20 +102,9 @@ def _scatter(ax, rows: list[dict[str, Any]], xkey: str, colours: dict[str, str],
     ax.set_ylabel("top-1 accuracy (%), bars: 95 % interval")
 
 
-def _save(fig, path: Path) -> None:
-    with atomic_path(path, suffix=".png.tmp") as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-
-
 def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write the accuracy-vs-latency/size/MACs PNGs; return their paths (none when nothing is plottable)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise missing_package("matplotlib", "report") from None
+    plt = pyplot()
     rows = _plot_rows(result)
     if not rows:
         return []
@@ -133,7 +122,7 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.legend(fontsize=7, loc="best")
     fig.suptitle("Top-1 accuracy against latency", y=1.03)
     path = out_dir / LATENCY_PLOT
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
     written.append(path)
 
@@ -154,7 +143,7 @@ def write_plots(result: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, loc="best")
         path = out_dir / name
-        _save(fig, path)
+        save_png(fig, path)
         plt.close(fig)
         written.append(path)
     return written

@@ -57,7 +57,7 @@ def compare_cmd(run_a: int, run_b: int, db: Path | None, json_out: Path | None) 
     """Print B against A row by row; a regression ends in a one-line error with exit code 1 (for CI)."""
     from rich.table import Table
 
-    from .store import compare_runs
+    from .store_compare import compare_runs
 
     if run_b is None:
         raise SscDeployError("--compare takes two run ids: RUN_A RUN_B")

@@ -9,7 +9,7 @@ from ssc_deploy.accuracy_stats import describe_flips, gate_fails, mcnemar_p, top
 from .precision import DEFAULT_PRECISION, gate_alpha, max_drop, scheme
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .model_under_test import Job
 
 # Verification: an artifact whose top-1 agrees with PyTorch on fewer images than this fails the row.
 MIN_TOP1_AGREEMENT = 0.99
@@ -19,12 +19,6 @@ LOGITS = "_logits"
 PREDICTIONS = "predictions"
 FIGURES = ("runtime_version", "load_ms", "import_ms", "throughput_ips", "peak_rss_mb", "top1", "top5", "n_eval", "runs",
            "warmup", "model_rss_mb", "planned_activation_bytes")
-
-
-def one_line(err: BaseException) -> str:
-    """The first line of an exception's text (its type name when it has none), at most 300 characters."""
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:300]
 
 
 def base_row(job: Job, device_info: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from ssc_deploy.errors import SscDeployError
 
-from .jobs import Job, ProgressFn, run_device_jobs
+from .jobs import ProgressFn, run_device_jobs
+from .model_under_test import Job
 from .settings import BenchSettings
 
 

@@ -50,24 +50,11 @@ def read_manifest(artifact: Path):
 def family_of(name: str) -> str:
     """The zoo family of ``name``; its first word when the zoo does not know it (or is not installed)."""
     try:
-        from ssc_deploy.models import model_family
-
-        return model_family(name)
-    except (ImportError, SscDeployError):
-        return name.split("-")[0] if name else "unknown"
-
-
-def net_complexity(net, in_size: int) -> tuple[int | None, int | None]:
-    """Parameters and MACs of a PyTorch net on ``in_size`` square inputs."""
-    try:
-        from ssc_deploy.models.complexity import count_macs, count_params
-    except ImportError:
-        params = sum(p.numel() for p in net.parameters())
-        return int(params), None
-    try:
-        return int(count_params(net)), int(count_macs(net, in_size=in_size))
-    except TypeError:
-        return int(count_params(net)), int(count_macs(net))
+        from ssc_deploy.models.registry import known_family
+    except ImportError:  # no torch on this machine: no zoo
+        known_family = None
+    family = known_family(name) if known_family else None
+    return family or (name.split("-")[0] if name else "unknown")
 
 
 def model_from_artifact(path: Path, role: str = "candidate") -> Model:
@@ -102,6 +89,7 @@ def model_from_artifact(path: Path, role: str = "candidate") -> Model:
 def model_from_checkpoint(path: Path, role: str = "candidate") -> Model:
     """A :class:`Model` from a checkpoint, its net kept in memory (exported later for the runtimes asked)."""
     from ssc_deploy.checkpoint import load_checkpoint
+    from ssc_deploy.models.complexity import net_complexity
 
     ckpt = load_checkpoint(path)
     net = ckpt.build_model()

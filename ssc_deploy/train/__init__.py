@@ -6,6 +6,7 @@
 
 from .config import TrainConfig
 from .recipe import DEFAULT_EPOCHS, Recipe, default_recipe
-from .trainer import evaluate, params_sha256, train_model
+from .distributed import params_sha256
+from .trainer import evaluate, train_model
 
 __all__ = ["DEFAULT_EPOCHS", "Recipe", "TrainConfig", "default_recipe", "evaluate", "params_sha256", "train_model"]

@@ -15,57 +15,33 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
-import hashlib
 import os
 import platform
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 import ssc_deploy
-from ssc_deploy.atomic import check_writable_dir
 from ssc_deploy.checkpoint import Checkpoint, load_checkpoint, load_state_dict_checked, save_checkpoint
-from ssc_deploy.data import DEFAULT_DATA, DEFAULT_MEAN, DEFAULT_STD, ImageSet, load_dataset, parse_spec
-from ssc_deploy.data.transforms import Augment, augmentation_for, resize_uint8, to_normalized_float
+from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, load_dataset, parse_spec
+from ssc_deploy.data.transforms import Augment, augmentation_for, to_normalized_float
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.models import create_model, model_family
+from ssc_deploy.models import create_model
+from ssc_deploy.models.modes import eval_mode
 
-from .config import TrainConfig, require_model
-from .recipe import Recipe, default_recipe
+from .batches import EpochBatches, epoch_batches, to_tensor
+from .config import TrainConfig
+from .distributed import Dist, agree_on_weights, dist_info, resolve_device
 from .key import train_key
+from .prepare import prepare_run
+from .recipe import Recipe
 from .threads import candidates, fastest, time_threads
 
 EVAL_BATCH = 32  # measured here: per-image cost grows with the batch (memory-bound ops)
-
-
-@dataclass
-class _Dist:
-    """This process's place in the (possibly 1-process) data-parallel group."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    backend: str = ""
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _dist_info() -> _Dist:
-    if dist.is_available() and dist.is_initialized():
-        return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_backend())
-    return _Dist()
 
 
 def _set_threads(threads: int | None, procs_per_host: int, model: torch.nn.Module,
@@ -90,43 +66,6 @@ def _set_threads(threads: int | None, procs_per_host: int, model: torch.nn.Modul
     return n, timing
 
 
-def _to_tensor(ds: ImageSet, in_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.from_numpy(np.ascontiguousarray(ds.images.transpose(0, 3, 1, 2)))
-    return resize_uint8(x, in_size), torch.from_numpy(ds.labels.astype(np.int64))
-
-
-def _batch_seed(seed: int, epoch: int, rank: int, batch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, rank, batch]).generate_state(1)[0])
-
-
-class _EpochBatches(torch.utils.data.Dataset):
-    """Batch ``b`` of one epoch, augmented and normalised (picklable for DataLoader workers)."""
-
-    def __init__(self, images, labels, batches, augment: Augment, mean, std, seed: int, epoch: int, rank: int):
-        self.images, self.labels, self.batches = images, labels, batches
-        self.augment, self.mean, self.std = augment, mean, std
-        self.seed, self.epoch, self.rank = seed, epoch, rank
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.batches[b]
-        gen = torch.Generator().manual_seed(_batch_seed(self.seed, self.epoch, self.rank, b))
-        x = self.augment(self.images[idx], gen)
-        return to_normalized_float(x, self.mean, self.std), self.labels[idx]
-
-
-def _epoch_batches(n: int, per_rank_batch: int, d: _Dist, seed: int, epoch: int, max_batches: int | None) -> list[torch.Tensor]:
-    sampler = torch.utils.data.DistributedSampler(range(n), num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=seed)
-    sampler.set_epoch(epoch)
-    order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-    batches = list(order.split(per_rank_batch))
-    if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm cannot train on one sample
-        batches.pop()
-    return batches[:max_batches] if max_batches else batches
-
-
 def _topk_correct(logits: torch.Tensor, y: torch.Tensor, k: int) -> int:
     k = min(k, logits.shape[1])
     return int((logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).sum())
@@ -134,35 +73,24 @@ def _topk_correct(logits: torch.Tensor, y: torch.Tensor, k: int) -> int:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, mean, std, device: torch.device,
-             d: _Dist | None = None) -> dict[str, float]:
+             d: Dist | None = None) -> dict[str, float]:
     """Test loss, top-1 and top-5 accuracy (summed over ranks when distributed)."""
-    d = d or _Dist()
-    was_training = model.training
-    model.eval()
+    d = d or Dist()
     idx = torch.arange(d.rank, len(labels), d.world_size)
     totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top1, top5, count
-    for part in idx.split(EVAL_BATCH):
-        x = to_normalized_float(images[part], mean, std).to(device)
-        y = labels[part].to(device)
-        out = model(x)
-        totals += torch.tensor([float(F.cross_entropy(out, y, reduction="sum")), _topk_correct(out, y, 1),
-                                _topk_correct(out, y, 5), len(part)], dtype=torch.float64)
+    with eval_mode(model):
+        for part in idx.split(EVAL_BATCH):
+            x = to_normalized_float(images[part], mean, std).to(device)
+            y = labels[part].to(device)
+            out = model(x)
+            totals += torch.tensor([float(F.cross_entropy(out, y, reduction="sum")), _topk_correct(out, y, 1),
+                                    _topk_correct(out, y, 5), len(part)], dtype=torch.float64)
     if d.enabled:
         t = totals.to(device) if d.backend == "nccl" else totals
         dist.all_reduce(t)
         totals = t.cpu()
-    model.train(was_training)
     n = max(float(totals[3]), 1.0)
     return {"test_loss": float(totals[0]) / n, "test_top1": float(totals[1]) / n, "test_top5": float(totals[2]) / n}
-
-
-def params_sha256(model: torch.nn.Module) -> str:
-    """Digest of every parameter's bytes, in order (to prove ranks hold identical weights)."""
-    h = hashlib.sha256()
-    for name, p in model.named_parameters():
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _progress(enabled: bool):
@@ -177,111 +105,54 @@ def _progress(enabled: bool):
                     TimeRemainingColumn(), console=Console(stderr=True), transient=False)
 
 
-def _resolve_device(device: str | None, d: _Dist) -> torch.device:
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SscDeployError("--device cuda: no CUDA device is available here")
-        return torch.device("cuda", d.local_rank) if d.enabled else torch.device(device)
-    if device != "cpu":
-        raise SscDeployError(f"unknown --device '{device}' (use cpu or cuda)")
-    return torch.device("cpu")
+@dataclass
+class _Run:
+    """One training run as its steps share it: the resolved config, data, model, optimizer and history."""
 
+    cfg: TrainConfig
+    recipe: Recipe
+    d: Dist
+    dev: torch.device
+    model: torch.nn.Module
+    net: torch.nn.Module  # ``model``, wrapped in DistributedDataParallel when distributed
+    optimizer: torch.optim.Optimizer
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    augment: Augment
+    per_rank_batch: int
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
-def check_output_path(out: Path, resume: Path | None, force: bool, init: Path | None = None) -> None:
-    """Refuse to overwrite an existing checkpoint unless it is being resumed or ``force`` is set
-    (named as the ``--init`` checkpoint when it is that one, through links too)."""
-    from ssc_deploy.output_paths import check_outputs
-
-    check_outputs([("--out", out)], inputs=[(init, "an input, the --init checkpoint")] if init is not None else [], force=force)
-    if out.is_dir():
-        raise SscDeployError(f"--out {out} is a directory; give a file name such as {out / 'model.pt'}")
-    if out.exists() and not force and (resume is None or out.resolve() != resume.resolve()):
-        raise SscDeployError(f"{out} already exists: pass --resume {out} to continue it or --force to replace it")
-    check_writable_dir(out.parent, "checkpoint directory")  # a read-only --out is found now, not after training
-
-
-def _resumable(path: Path) -> Checkpoint:
-    """The checkpoint ``--resume`` names, refused in one line unless it holds a training state."""
-    try:
-        ckpt = load_checkpoint(path)
-    except SscDeployError as err:
-        if "bare state_dict" in str(err):
-            raise SscDeployError(f"{path}: a bare state_dict holds no training state to resume "
-                                 f"(start from its weights with --init {path} --model NAME)") from None
-        raise
-    state = ckpt.training_state
-    if not state or any(key not in state for key in ("epoch", "optimizer", "recipe")):
-        raise SscDeployError(f"{path}: holds no training state to resume (use --init to start from its weights)")
-    return ckpt
-
-
-def _stored_or(value: int | None, state: dict[str, Any], key: str) -> int | None:
-    """``value``, else the quick-run cap a resumed run stored (0 there means none)."""
-    return value if value is not None or not state.get(key) else int(state[key])
-
-
-def _check_numbers(config: TrainConfig) -> None:
-    """The run's numeric options (the recipe's own are checked with it)."""
-    from ssc_deploy.numeric import check_int, check_threads
-
-    check_threads("--threads", config.threads)
-    check_int("--num-workers", config.num_workers, 0, 64)
-    check_int("--max-batches", config.max_batches, 1)
-    check_int("--eval-every", config.eval_every, 0)
-    check_int("--eval-limit", config.eval_limit, 1)
-    check_int("--in-size", config.in_size, 4, note="pixels")
-
-
-def prepare_run(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None, Recipe]:
-    """Check a run's options before any data is read and fill in what they leave open.
-
-    Returns the config with ``out``, ``model`` and ``data`` resolved (on resume also the input
-    size, seed and quick-run caps the checkpoint stored), the checkpoint being resumed (None for
-    a fresh run) and the recipe the run follows (a resumed run's stored one unless overridden).
-    """
-    _check_numbers(config)
-    out = config.output_path()
-    check_output_path(out, config.resume, config.force, config.init)
-    start = _resumable(config.resume) if config.resume is not None else None
-    model_name, data = config.model, config.data
-    if start is not None:
-        if model_name and model_name.strip().lower() != start.model_name:
-            raise SscDeployError(f"{config.resume}: was trained as '{start.model_name}', not '{model_name}'")
-        model_name = start.model_name
-        data = data or str(start.provenance.get("data") or DEFAULT_DATA)
-    data = data or DEFAULT_DATA
-    kind, _ = parse_spec(data)
-    model_family(require_model(model_name))  # an unknown name fails here, before any data is read
-    resolved = dataclasses.replace(config, out=out, model=model_name, data=data)
-    if start is None:
-        return resolved, None, default_recipe(kind, config.epochs, config.batch_size, config.lr, config.weight_decay,
-                                              name=config.recipe, family=model_family(model_name))
-    state = start.training_state
-    try:
-        stored = Recipe.from_dict(state["recipe"])
-    except (TypeError, ValueError, SscDeployError) as err:
-        raise SscDeployError(f"{config.resume}: its stored training recipe is unreadable ({err})") from None
-    if config.recipe is not None and config.recipe != stored.name:
-        raise SscDeployError(f"{config.resume}: was trained with recipe '{stored.name}', not '{config.recipe}'")
-    checked = default_recipe(
-        kind,
-        epochs=stored.epochs if config.epochs is None else config.epochs,
-        batch_size=stored.batch_size if config.batch_size is None else config.batch_size,
-        lr=stored.lr if config.lr is None else config.lr,
-        weight_decay=stored.weight_decay if config.weight_decay is None else config.weight_decay,
-        name=stored.name,
-    )
-    recipe = dataclasses.replace(stored, epochs=checked.epochs, batch_size=checked.batch_size, lr=checked.lr,
-                                 weight_decay=checked.weight_decay,
-                                 milestones=checked.milestones if stored.schedule == "step" else stored.milestones)
-    resolved = dataclasses.replace(
-        resolved, in_size=start.in_size, seed=int(state.get("seed", config.seed)),
-        max_batches=_stored_or(config.max_batches, state, "max_batches"),
-        eval_limit=_stored_or(config.eval_limit, state, "eval_limit"),
-    )
-    return resolved, start, recipe
+    def checkpoint(self, metrics: dict[str, Any], epoch_done: int) -> Checkpoint:
+        """The checkpoint after ``epoch_done`` epochs: weights, facts, and the state ``--resume`` continues."""
+        cfg = self.cfg
+        return Checkpoint(
+            model_name=cfg.model,
+            config={"num_classes": len(self.classes), "in_size": cfg.in_size},
+            state_dict={k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            classes=self.classes,
+            mean=[float(v) for v in self.mean],
+            std=[float(v) for v in self.std],
+            input_shape=[3, cfg.in_size, cfg.in_size],
+            metrics=metrics,
+            provenance=dict(self.provenance),
+            training_state={
+                "epoch": epoch_done,
+                "optimizer": self.optimizer.state_dict(),
+                "recipe": self.recipe.to_dict(),
+                "seed": cfg.seed,
+                "max_batches": cfg.max_batches or 0,
+                "eval_limit": cfg.eval_limit or 0,
+                "history": [dict(h) for h in self.history],
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
 
 
 def _restoring_threads(fn):
@@ -319,21 +190,31 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
     first ``eval_limit`` test images when given (quick runs), else on all of them.
     """
     cfg = dataclasses.replace(config, **fields) if isinstance(config, TrainConfig) else TrainConfig(config, **fields)
-    d = _dist_info()
+    d = dist_info()
     cfg, start_ckpt, recipe = prepare_run(cfg)
-    state = start_ckpt.training_state if start_ckpt is not None else None
-    out, resume_path, model_name, data, in_size = cfg.out, cfg.resume, cfg.model, cfg.data, cfg.in_size
-    seed, max_batches, eval_limit = cfg.seed, cfg.max_batches, cfg.eval_limit
-    kind, _ = parse_spec(data)
-    dev = _resolve_device(cfg.device, d)
+    run = _start(cfg, start_ckpt, recipe, d)
+    run.provenance = _provenance(run, start_ckpt)
+    n_batches = len(epoch_batches(len(run.train_y), run.per_rank_batch, d, cfg.seed, 0, cfg.max_batches))
+    with _progress(cfg.progress and d.is_main) as bar:
+        task = bar.add_task("training", total=max(0, recipe.epochs - run.start_epoch) * n_batches) if bar is not None else None
+        for epoch in range(run.start_epoch, recipe.epochs):
+            _epoch(run, epoch, bar, task)
+    return _finish(run)
 
-    train_set = load_dataset(data, "train", size=in_size)
-    test_set = load_dataset(data, "test", size=in_size)
+
+def _start(cfg: TrainConfig, start_ckpt: Checkpoint | None, recipe: Recipe, d: Dist) -> _Run:
+    """The run's data, normalisation, model and optimizer: fresh, from ``--init``'s weights, or resumed
+    from ``start_ckpt`` (its weights, optimizer, epoch, history and torch RNG)."""
+    state = start_ckpt.training_state if start_ckpt is not None else None
+    kind, _ = parse_spec(cfg.data)
+    dev = resolve_device(cfg.device, d)
+    train_set = load_dataset(cfg.data, "train", size=cfg.in_size)
+    test_set = load_dataset(cfg.data, "test", size=cfg.in_size)
     classes = list(train_set.classes)
     if start_ckpt is not None:
         if start_ckpt.classes != classes:
-            raise SscDeployError(f"{resume_path}: was trained on classes {start_ckpt.classes[:5]}..., "
-                                 f"the data {data} has {classes[:5]}...")
+            raise SscDeployError(f"{cfg.resume}: was trained on classes {start_ckpt.classes[:5]}..., "
+                                 f"the data {cfg.data} has {classes[:5]}...")
         mean, std = list(start_ckpt.mean), list(start_ckpt.std)
     elif kind == "digits":
         mean, std = list(DEFAULT_MEAN), list(DEFAULT_STD)
@@ -341,13 +222,13 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
         m, s = train_set.channel_stats()
         mean, std = list(m), [max(v, 1e-6) for v in s]
 
-    torch.manual_seed(seed)
-    model = create_model(model_name, num_classes=len(classes), in_size=in_size)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, num_classes=len(classes), in_size=cfg.in_size)
     if cfg.init is not None and state is None:
-        init_ckpt = load_checkpoint(cfg.init, model_name=model_name, num_classes=len(classes))
+        init_ckpt = load_checkpoint(cfg.init, model_name=cfg.model, num_classes=len(classes))
         load_state_dict_checked(model, init_ckpt.state_dict, str(cfg.init))
     if start_ckpt is not None:
-        load_state_dict_checked(model, start_ckpt.state_dict, str(resume_path))
+        load_state_dict_checked(model, start_ckpt.state_dict, str(cfg.resume))
     model.to(dev)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                                 weight_decay=recipe.weight_decay)
@@ -357,7 +238,7 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
         try:
             optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as err:
-            raise SscDeployError(f"{resume_path}: optimizer state does not fit the model ({err})") from None
+            raise SscDeployError(f"{cfg.resume}: optimizer state does not fit the model ({err})") from None
         start_epoch = int(state["epoch"])
         history = list(state.get("history", []))
         if isinstance(state.get("torch_rng"), torch.Tensor):
@@ -366,123 +247,105 @@ def train_model(config: TrainConfig | str | None = None, /, **fields: Any) -> Ch
     if d.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    train_x, train_y = _to_tensor(train_set, in_size)
-    test_x, test_y = _to_tensor(test_set, in_size)
-    if eval_limit:
-        test_x, test_y = test_x[:eval_limit], test_y[:eval_limit]
-    provenance_eval = {"test_images": int(len(test_y))}
-    augment = augmentation_for(kind)
-    per_rank_batch = max(1, recipe.batch_size // d.world_size)
-    sample = (to_normalized_float(train_x[:per_rank_batch], mean, std).to(dev), train_y[:per_rank_batch].to(dev))
-    threads_used, thread_timing = _set_threads(cfg.threads, int(os.environ.get("LOCAL_WORLD_SIZE", d.world_size)),
-                                               model, sample, dev)
+    train_x, train_y = to_tensor(train_set, cfg.in_size)
+    test_x, test_y = to_tensor(test_set, cfg.in_size)
+    if cfg.eval_limit:
+        test_x, test_y = test_x[:cfg.eval_limit], test_y[:cfg.eval_limit]
+    run = _Run(cfg=cfg, recipe=recipe, d=d, dev=dev, model=model, net=net, optimizer=optimizer, classes=classes,
+               mean=mean, std=std, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+               augment=augmentation_for(kind), per_rank_batch=max(1, recipe.batch_size // d.world_size),
+               start_epoch=start_epoch, history=history)
+    run.provenance = {"data_name": train_set.name, "train_size": len(train_set), "test_size": len(test_set)}
+    return run
 
-    provenance = {
+
+def _provenance(run: _Run, start_ckpt: Checkpoint | None) -> dict[str, Any]:
+    """What the checkpoint records of how it was made; sets the thread count first (timed when not given)."""
+    cfg, d, recipe = run.cfg, run.d, run.recipe
+    b = run.per_rank_batch
+    sample = (to_normalized_float(run.train_x[:b], run.mean, run.std).to(run.dev), run.train_y[:b].to(run.dev))
+    threads_used, thread_timing = _set_threads(cfg.threads, int(os.environ.get("LOCAL_WORLD_SIZE", d.world_size)),
+                                               run.model, sample, run.dev)
+    created = start_ckpt.provenance.get("created") if start_ckpt is not None else None
+    return {
         "tool_version": ssc_deploy.__version__,
         "torch_version": str(torch.__version__),
-        "data": data,
-        "data_name": train_set.name,
-        "train_size": len(train_set),
-        "test_size": len(test_set),
-        "augmentation": {"pad": augment.pad, "flip": augment.flip},
-        "seed": seed,
+        "data": cfg.data,
+        **run.provenance,  # data_name, train_size, test_size
+        "augmentation": {"pad": run.augment.pad, "flip": run.augment.flip},
+        "seed": cfg.seed,
         "world_size": d.world_size,
         "threads_per_process": threads_used,
         "threads_timed": {str(n): round(t, 4) for n, t in thread_timing.items()},
         "recipe": recipe.name,
-        "train_key": train_key(model_name, data, recipe, seed, in_size, max_batches, eval_limit),
-        "device": str(dev.type),
+        "train_key": train_key(cfg.model, cfg.data, recipe, cfg.seed, cfg.in_size, cfg.max_batches, cfg.eval_limit),
+        "device": str(run.dev.type),
         "host": platform.node(),
         "python": platform.python_version(),
+        "created": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    if start_ckpt is not None and start_ckpt.provenance.get("created"):
-        provenance["created"] = start_ckpt.provenance["created"]
-    else:
-        provenance["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
-    def make_checkpoint(metrics: dict[str, Any], epoch_done: int) -> Checkpoint:
-        return Checkpoint(
-            model_name=model_name,
-            config={"num_classes": len(classes), "in_size": in_size},
-            state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            classes=classes,
-            mean=[float(v) for v in mean],
-            std=[float(v) for v in std],
-            input_shape=[3, in_size, in_size],
-            metrics=metrics,
-            provenance=dict(provenance),
-            training_state={
-                "epoch": epoch_done,
-                "optimizer": optimizer.state_dict(),
-                "recipe": recipe.to_dict(),
-                "seed": seed,
-                "max_batches": max_batches or 0,
-                "eval_limit": eval_limit or 0,
-                "history": [dict(h) for h in history],
-                "torch_rng": torch.get_rng_state(),
-            },
-        )
 
-    n_batches = len(_epoch_batches(len(train_y), per_rank_batch, d, seed, 0, max_batches))
-    remaining = max(0, recipe.epochs - start_epoch)
-    with _progress(cfg.progress and d.is_main) as bar:
-        task = bar.add_task("training", total=remaining * n_batches) if bar is not None else None
-        for epoch in range(start_epoch, recipe.epochs):
-            batches = _epoch_batches(len(train_y), per_rank_batch, d, seed, epoch, max_batches)
-            loader = torch.utils.data.DataLoader(
-                _EpochBatches(train_x, train_y, batches, augment, mean, std, seed, epoch, d.rank),
-                batch_size=None, shuffle=False, num_workers=cfg.num_workers, persistent_workers=False,
-            )
-            net.train()
-            totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
-            t0 = time.perf_counter()
-            for b, (x, y) in enumerate(loader):
-                lr_now = recipe.lr_at(epoch, b, len(batches))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_now
-                x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-                out_logits = net(x)
-                loss = F.cross_entropy(out_logits, y, label_smoothing=recipe.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                totals += torch.tensor([float(loss.detach()) * len(y), float((out_logits.argmax(1) == y).sum()), len(y)],
-                                       dtype=torch.float64)
-                if bar is not None:
-                    n = max(float(totals[2]), 1.0)
-                    bar.update(task, advance=1, description=(
-                        f"{cfg.model} epoch {epoch + 1}/{recipe.epochs} lr {lr_now:.3g} "
-                        f"loss {float(totals[0]) / n:.3f} acc {100 * float(totals[1]) / n:.1f}%"))
-            if d.enabled:
-                dist.all_reduce(totals)
+def _epoch(run: _Run, epoch: int, bar, task) -> None:
+    """Train one epoch, record it in the history (with test accuracy every ``eval_every`` epochs) and,
+    but for the last, save the checkpoint it ends with."""
+    cfg, recipe, d, dev, optimizer = run.cfg, run.recipe, run.d, run.dev, run.optimizer
+    batches = epoch_batches(len(run.train_y), run.per_rank_batch, d, cfg.seed, epoch, cfg.max_batches)
+    loader = torch.utils.data.DataLoader(
+        EpochBatches(run.train_x, run.train_y, batches, run.augment, run.mean, run.std, cfg.seed, epoch, d.rank),
+        batch_size=None, shuffle=False, num_workers=cfg.num_workers, persistent_workers=False,
+    )
+    run.net.train()
+    totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count
+    t0 = time.perf_counter()
+    for b, (x, y) in enumerate(loader):
+        lr_now = recipe.lr_at(epoch, b, len(batches))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        out_logits = run.net(x)
+        loss = F.cross_entropy(out_logits, y, label_smoothing=recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        totals += torch.tensor([float(loss.detach()) * len(y), float((out_logits.argmax(1) == y).sum()), len(y)],
+                               dtype=torch.float64)
+        if bar is not None:
             n = max(float(totals[2]), 1.0)
-            record: dict[str, Any] = {"epoch": epoch + 1, "lr": recipe.lr_at(epoch, 0, len(batches)), "train_loss": float(totals[0]) / n,
-                                      "train_top1": float(totals[1]) / n, "seconds": time.perf_counter() - t0}
-            last = epoch + 1 == recipe.epochs
-            if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and not last:
-                record.update(evaluate(model, test_x, test_y, mean, std, dev, d))
-                if bar is not None:
-                    bar.console.print(f"epoch {epoch + 1}: test top-1 {100 * record['test_top1']:.1f}%")
-            history.append(record)
-            if cfg.epoch_lines and d.is_main:
-                print(f"epoch {epoch + 1}/{recipe.epochs}: loss {record['train_loss']:.3f}, train top-1 "
-                      f"{100 * record['train_top1']:.1f} %, {record['seconds']:.0f} s", flush=True)
-            if d.is_main and not last:
-                save_checkpoint(make_checkpoint({"epochs_done": epoch + 1, **_train_summary(history)}, epoch + 1), out)
-
+            bar.update(task, advance=1, description=(
+                f"{cfg.model} epoch {epoch + 1}/{recipe.epochs} lr {lr_now:.3g} "
+                f"loss {float(totals[0]) / n:.3f} acc {100 * float(totals[1]) / n:.1f}%"))
     if d.enabled:
-        digest = params_sha256(model)
-        digests: list[str] = [""] * d.world_size
-        dist.all_gather_object(digests, digest)
-        for buf in model.buffers():  # BatchNorm statistics: rank 0's, as DDP broadcasts them
-            dist.broadcast(buf, src=0)
-        provenance["distributed"] = {"backend": d.backend, "world_size": d.world_size, "rank_params_sha256": digests}
-    final = evaluate(model, test_x, test_y, mean, std, dev, d)
-    metrics = {"epochs_done": recipe.epochs, **_train_summary(history), **final, **provenance_eval}
-    ckpt = make_checkpoint(metrics, recipe.epochs)
+        dist.all_reduce(totals)
+    n = max(float(totals[2]), 1.0)
+    record: dict[str, Any] = {"epoch": epoch + 1, "lr": recipe.lr_at(epoch, 0, len(batches)), "train_loss": float(totals[0]) / n,
+                              "train_top1": float(totals[1]) / n, "seconds": time.perf_counter() - t0}
+    last = epoch + 1 == recipe.epochs
+    if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and not last:
+        record.update(evaluate(run.model, run.test_x, run.test_y, run.mean, run.std, dev, d))
+        if bar is not None:
+            bar.console.print(f"epoch {epoch + 1}: test top-1 {100 * record['test_top1']:.1f}%")
+    run.history.append(record)
+    if cfg.epoch_lines and d.is_main:
+        print(f"epoch {epoch + 1}/{recipe.epochs}: loss {record['train_loss']:.3f}, train top-1 "
+              f"{100 * record['train_top1']:.1f} %, {record['seconds']:.0f} s", flush=True)
+    if d.is_main and not last:
+        save_checkpoint(run.checkpoint({"epochs_done": epoch + 1, **_train_summary(run.history)}, epoch + 1), cfg.out)
+
+
+def _finish(run: _Run) -> Checkpoint:
+    """The final checkpoint: ranks agree on the weights, test accuracy on the whole (or limited) test
+    split, written by rank 0."""
+    d, recipe = run.d, run.recipe
+    if d.enabled:
+        run.provenance["distributed"] = agree_on_weights(run.model, d)
+    final = evaluate(run.model, run.test_x, run.test_y, run.mean, run.std, run.dev, d)
+    metrics = {"epochs_done": recipe.epochs, **_train_summary(run.history), **final,
+               "test_images": int(len(run.test_y))}
+    ckpt = run.checkpoint(metrics, recipe.epochs)
     if d.is_main:
-        save_checkpoint(ckpt, out)
-        ckpt.path = str(out)
+        save_checkpoint(ckpt, run.cfg.out)
+        ckpt.path = str(run.cfg.out)
     if d.enabled:
         dist.barrier()
     return ckpt
@@ -497,4 +360,3 @@ def _train_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
         "train_seconds": float(sum(h["seconds"] for h in history)),
         "history": [dict(h) for h in history],
     }
-

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.models import layers
+from ssc_deploy.models.modes import kept_mode
 
 from ssc_deploy.export.foreign.graph import program_graph, trace_module
 from ssc_deploy.export.foreign.rewrite import ConvReport, ForeignReport, ShiftReport, rewrite_graph
@@ -55,16 +56,14 @@ def foreign_rewrite(model: nn.Module, example: torch.Tensor) -> ForeignRewrite:
     net or when no SSC kernel or shift was found (it then exports exactly as before)."""
     if is_zoo_net(model):
         return ForeignRewrite(model, None)
-    was_training = model.training
     try:
-        found = rewrite_program(trace_module(model, example[:1]))
+        with kept_mode(model):
+            found = rewrite_program(trace_module(model, example[:1]))
     except SscDeployError as err:  # exported as before (the ONNX exporter traces differently); said so
         return ForeignRewrite(model, ForeignReport(untraced=str(err)))
     except Exception as err:  # noqa: BLE001 - a graph the rewrite cannot read exports as before, said so
         if os.environ.get("SSC_DEPLOY_DEBUG"):
             raise
-        first = (str(err).strip().splitlines() or [""])[0][:200]
+        first = one_line(err)
         return ForeignRewrite(model, ForeignReport(untraced=f"the graph rewrite failed ({type(err).__name__}: {first})"))
-    finally:
-        model.train(was_training)
     return found if found.report.changed else ForeignRewrite(model, found.report)

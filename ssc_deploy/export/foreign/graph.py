@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
 # Graph bookkeeping the copy leaves out: shape assertions of the trace.
 _DROPPED = {torch.ops.aten._assert_scalar.default, torch.ops.aten._assert_tensor_metadata.default}
@@ -24,7 +24,7 @@ def trace_module(model: nn.Module, example: torch.Tensor) -> torch.export.Export
     try:
         return torch.export.export(model.eval(), (example,), strict=False)
     except Exception as err:  # noqa: BLE001 - an untraceable module is one line
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        first = one_line(err)
         raise SscDeployError(f"torch.export cannot trace the model ({type(err).__name__}: {first})") from None
 
 

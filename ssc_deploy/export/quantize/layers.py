@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.models.layer_calls import LAYERS, layer_calls
 
-QUANTIZABLE = (nn.Conv2d, nn.Linear)
+QUANTIZABLE = LAYERS
 
 
 def quantizable_layers(net: nn.Module) -> list[str]:
@@ -24,16 +25,7 @@ def quantizable_layers(net: nn.Module) -> list[str]:
 def run_order(net: nn.Module, example: torch.Tensor) -> list[str]:
     """Names of ``net``'s Conv2d and Linear layers in the order one forward pass on ``example``
     calls them (a layer called twice appears twice)."""
-    calls: list[str] = []
-    hooks = [mod.register_forward_pre_hook(lambda _m, _a, name=name: calls.append(name))
-             for name, mod in net.named_modules() if isinstance(mod, QUANTIZABLE)]
-    try:
-        with torch.no_grad():
-            net(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return calls
+    return [call.name for call in layer_calls(net, example)]
 
 
 def check_keep_float(net: nn.Module, names: Iterable[str]) -> list[str]:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.models.modes import eval_mode
 
 from ssc_deploy.export.targets.common import TargetExport
 from ssc_deploy.export.lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
@@ -26,12 +27,11 @@ from ssc_deploy.export.lowerings.group_merge import GroupMergeSpec, MergeReport,
 from ssc_deploy.export.quantize.calibration import CalibrationSet, calibration_images
 from ssc_deploy.export.quantize.gate import GateSet, gate_set
 from ssc_deploy.export.quantize.layers import DEFAULT_WEIGHTS, WEIGHT_MODES, check_keep_float, per_tensor_layers
-from ssc_deploy.export.subject import ExportSubject, eval_mode
+from ssc_deploy.export.subject import ExportSubject
 from ssc_deploy.export.validate import ExportOptions
 from ssc_deploy.export.verify import compare
 
 INT8 = "int8"
-INT8_REASON = "int8: the runtime table's int8_lowering, which keeps the int8 chain whole on this runtime"
 # ExecuTorch 1.5.1: SSC-Net-1-9 with per-tensor grouped convs was 382760 bytes against 267688 per-channel,
 # about 4 more bytes per grouped-conv weight (as if XNNPACK kept those weights in float32), so its weights
 # stay per channel.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.quiet import quiet_native
 from ssc_deploy.runtimes import SUFFIXES, by_suffix
 
@@ -47,6 +47,6 @@ def inspect_artifact(path: str | Path) -> dict[str, Any]:
     except SscDeployError:
         raise
     except Exception as err:  # noqa: BLE001 - an unreadable file is one line
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        first = one_line(err)
         raise SscDeployError(f"{path}: not a readable {target} file ({first})") from None
     return {"file": str(path), "target": target, "bytes": path.stat().st_size, "manifest": manifest, "op_histogram": ops}

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.quiet import quiet_native
 from ssc_deploy.safe_read import read_regular_file
 
@@ -210,7 +210,7 @@ def _check_members(members: dict[str, bytes], path: Path) -> bytes | None:
         _check_payload_config(members, "data/weights/model_weights_config.json", "data/weights", "weight", path)
         _check_payload_config(members, "data/constants/model_constants_config.json", "data/constants", "tensor", path)
     except (KeyError, ValueError, AttributeError, TypeError) as err:
-        raise SscDeployError(f"{path}: not a readable torch.export program ({type(err).__name__}: {str(err)[:200]})") from None
+        raise SscDeployError(f"{path}: not a readable torch.export program ({type(err).__name__}: {one_line(err)})") from None
     if graph.get("guards_code"):
         raise _refuse(path, "it carries guards code (Python that torch would exec)")
     if graph.get("range_constraints"):
@@ -268,7 +268,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(read_regular_file(side, MAX_SIDECAR_BYTES, "JSON sidecar").decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise SscDeployError(f"{side}: not a readable JSON file ({str(err)[:200]})") from None
+        raise SscDeployError(f"{side}: not a readable JSON file ({one_line(err)})") from None
     if not isinstance(data, dict) or set(data) - _SIDECAR_KEYS:
         extra = sorted(set(data) - _SIDECAR_KEYS) if isinstance(data, dict) else type(data).__name__
         raise SscDeployError(f"{side}: expected an object with {', '.join(sorted(_SIDECAR_KEYS))}; got {extra}")
@@ -302,7 +302,7 @@ def load_program(path: str | Path) -> LoadedProgram:
         with quiet_native():
             program = torch.export.load(_rebuilt(members, sample))
     except Exception as err:  # noqa: BLE001 - a damaged program is one line
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        first = one_line(err)
         raise SscDeployError(f"{path}: not a readable torch.export program ({type(err).__name__}: {first})") from None
     _check_loaded(program, path)
     module = program_graph(program)

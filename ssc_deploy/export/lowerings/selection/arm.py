@@ -13,11 +13,15 @@ no aarch64 ``executor_runner``) keep the host's choice.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, last_line
 from ssc_deploy.runtimes import RUNTIME_TABLE, by_target, runtime_module
 
 from ssc_deploy.export.lowerings.selection import cache as lowering_cache
@@ -114,22 +118,13 @@ def fewest_instructions(target: str, precision: str, profile: str) -> tuple[str,
 
 def count_candidates(device, target: str, precision: str, runtime_version: str | None) -> Measurement:
     """Export the probe net with each candidate and count it on ``device``; raises SscDeployError when none counts."""
-    import torch
-
     from ssc_deploy.runtime_bench.insn_counts import count_artifacts
 
-    from ssc_deploy.export.exporter import export_model
-    from ssc_deploy.export.lowerings.selection.probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE, probe_description
+    from ssc_deploy.export.lowerings.selection.probe import probe_description
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    files = []
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="ssc-deploy-armprobe-") as tmp:
-        for low in candidates(target, precision):
-            torch.manual_seed(0)
-            results = export_model(None, targets=[target], out_dir=Path(tmp) / low, model_name=PROBE_MODEL,
-                                   in_size=PROBE_SIZE, lowering=low, precisions=[precision], progress=False,
-                                   n_verify=PROBE_IMAGES, calib=PROBE_CALIB, int8_lowering=low)
-            files.append(results[0].artifact)
+        files = probe_files(target, precision, Path(tmp), candidates(target, precision))
         rows = count_artifacts(device, files)
         counts = {low: round(r["instructions_per_inference"]) for low, r in zip(candidates(target, precision), rows)
                   if r.get("instructions_per_inference") is not None}
@@ -141,8 +136,36 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
         runtime=by_target(target).runtime, runtime_version=runtime_version, best=min(counts, key=counts.get),
         medians_ms={}, probe=probe_description(), cpu=profile.describe(), isa="aarch64",
         vector_flags=list(profile.features), measured=lowering_cache.now_utc(),
-        seconds=round(time.perf_counter() - start, 2), cpu_seconds=round(time.process_time() - cpu_start, 2),
+        seconds=round(time.perf_counter() - start, 2), cpu_seconds=round(_cpu_seconds() - cpu_start, 2),
         instructions=counts, precision=precision)
+
+
+def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str, ...]) -> list[Path]:
+    """The probe's files for ``target`` at ``precision``, one a lowering, exported by
+    :mod:`.arm_probe_worker` in a child process (why a child: its docstring)."""
+    import ssc_deploy
+
+    from ssc_deploy.export.lowerings.selection.lowering_probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE
+
+    env = dict(os.environ)
+    root = str(Path(ssc_deploy.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    argv = ["--target", target, "--precision", precision, "--out", str(out_dir), "--model", PROBE_MODEL,
+            "--in-size", str(PROBE_SIZE), "--n-verify", str(PROBE_IMAGES), "--calib", str(PROBE_CALIB), *lowerings]
+    proc = subprocess.run([sys.executable, "-m", "ssc_deploy.export.lowerings.selection.arm_probe_worker", *argv],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        said = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        last = last_line(proc.stderr, f"exit {proc.returncode}")
+        raise SscDeployError(f"exporting the ARM probe's {target} {precision} files failed: "
+                             f"{said[-1].removeprefix('error: ') if said else last}")
+    return [Path(p) for p in json.loads(proc.stdout.strip().splitlines()[-1])]
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the probe export runs in one)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 PROBE_CALIB = 16  # calibration images of the probe's int8 files (their accuracy is not what is counted)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.runtimes import by_name
 from ssc_deploy.sessions import Runner, load_runner, run_each
 from ssc_deploy.timing import medians, time_interleaved
@@ -128,7 +128,7 @@ def autotune(
                 diff = float(np.abs(out - reference).max())
             except Exception as err:  # noqa: BLE001 - one bad candidate must not stop the search
                 text = str(err) if isinstance(err, SscDeployError) else f"{type(err).__name__}: {err}"
-                results[name] = CandidateResult(name, False, error=(text.splitlines() or [""])[0][:300])
+                results[name] = CandidateResult(name, False, error=one_line(text))
                 continue
             ok = diff <= atol * scale
             results[name] = CandidateResult(name, ok, max_abs_diff=diff,

@@ -34,6 +34,7 @@ from ssc_deploy.export.lowerings.selection.autotune import AUTO
 FAST = "fast"
 FAST_TABLE = "fast-table"
 CHOSEN_HERE = (FAST, FAST_TABLE, AUTO)  # --lowering values that are not lowering names
+INT8_REASON = "int8: the runtime table's int8_lowering, which keeps the int8 chain whole on this runtime"
 MEASURE_ENV = "SSC_DEPLOY_MEASURE_LOWERINGS"  # "0": never measure, use KNOWN_FASTEST
 
 # The fastest fp32 lowering per vector ISA class and target, where one was measured: avx512 from
@@ -150,7 +151,6 @@ def arm_choice(target: str, precision: str, lowering: str, profile: str) -> Lowe
 def int8_choice(target: str, lowering: str, profile: str | None, given: str | None = None) -> LoweringChoice:
     """The lowering of ``target``'s int8 file: ``given``; else for an ARM ``profile`` with ``fast``/``fast-table``
     the fewest-instructions int8 candidate; else the runtime table's ``int8_lowering``."""
-    from ssc_deploy.export.quantize.prepare import INT8_REASON
 
     if given is not None:
         return LoweringChoice(given, "int8: given by name")

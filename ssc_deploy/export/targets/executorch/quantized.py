@@ -23,7 +23,7 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
 )
 from torch import nn
 
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 
 from ssc_deploy.export.targets.common import TargetExport, version_of
 from ssc_deploy.export.targets.executorch.target import SPEC, delegation_summary, program_info
@@ -123,7 +123,7 @@ def check_loads(path: Path, example: torch.Tensor) -> None:
         session = load_runner(SPEC.runtime, path)
         session(example.numpy())
     except RuntimeError as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        first = one_line(err)
         raise SscDeployError(
             f"executorch: the int8 program does not load in ExecuTorch's runtime ({first}): XNNPACK "
             "refused a quantized subgraph at compile time (SSC_DEPLOY_DEBUG=1 shows its log); "

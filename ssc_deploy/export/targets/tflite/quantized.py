@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ssc_deploy.atomic import write_bytes_atomic
-from ssc_deploy.errors import SscDeployError
+from ssc_deploy.errors import SscDeployError, one_line
 from ssc_deploy.export.targets.tflite.session import tflite_interpreter
 
 from ssc_deploy.export.targets.common import TargetExport, version_of
@@ -132,7 +132,7 @@ def check_runs(path: Path, example: np.ndarray, strict: bool, what: str) -> tupl
         interp.set_tensor(interp.get_input_details()[0]["index"], example[:1])
         interp.invoke()
     except (RuntimeError, ValueError) as err:
-        raise SscDeployError(f"the {what} .tflite does not run in LiteRT: {str(err).splitlines()[0]}") from None
+        raise SscDeployError(f"the {what} .tflite does not run in LiteRT: {one_line(err)}") from None
     report = delegation(path)
     ops = compute_ops(read_graph(path.read_bytes()))
     grouped = [op for op in ops if op.grouped]

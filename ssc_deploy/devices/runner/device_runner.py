@@ -70,118 +70,19 @@ import platform
 import sys
 import time
 
+try:  # imported as ssc_deploy.devices.runner.device_runner (the tests)
+    from .runner_support import (RunnerError, dist_version, first_line, flips_vs_reference, load_inputs, peak_rss_mb,
+                                 pte_planned_bytes, rss_mb, summarize_latency)
+except ImportError:  # run as a script (``python device_runner.py``, runpy): runner_support.py is beside it
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from runner_support import (RunnerError, dist_version, first_line, flips_vs_reference, load_inputs,  # type: ignore
+                                peak_rss_mb, pte_planned_bytes, rss_mb, summarize_latency)
+
 # The runner's own copy of ssc_deploy/runtimes.py (it cannot import it); tests/test_runtimes.py
 # checks that these names and the distributions below agree with that table.
 RUNTIMES = ("onnxruntime", "executorch", "tflite")
 # LiteRT's interpreter module and the distribution that provides it, preferred first.
 TFLITE_INTERPRETERS = (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime"))
-
-
-class RunnerError(Exception):
-    """A problem reported as ``{"ok": false, "error": ...}``."""
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    line = text.splitlines()[0] if text else type(err).__name__
-    return line[:400]
-
-
-def _proc_status_mb(key: str) -> float | None:
-    """A memory figure of this process from /proc/self/status (``VmHWM``, ``VmRSS``) in MiB."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_mb() -> float | None:
-    """Peak resident set size of this process in MiB (VmHWM, else ru_maxrss)."""
-    peak = _proc_status_mb("VmHWM")
-    if peak is not None:
-        return peak
-    try:
-        import resource
-
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        # Linux reports KiB, macOS bytes.
-        return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
-    except (ImportError, OSError):
-        return None
-
-
-def rss_mb() -> float | None:
-    """Current resident set size of this process in MiB (VmRSS), None where /proc has none."""
-    return _proc_status_mb("VmRSS")
-
-
-def _fb_field(buf: bytes, table: int, index: int) -> int | None:
-    """Absolute position of field ``index`` of the flatbuffer table at ``table`` (None when absent)."""
-    import struct
-
-    vtable = table - struct.unpack_from("<i", buf, table)[0]
-    vt_len = struct.unpack_from("<H", buf, vtable)[0]
-    slot = 4 + 2 * index
-    if slot >= vt_len:
-        return None
-    off = struct.unpack_from("<H", buf, vtable + slot)[0]
-    return table + off if off else None
-
-
-def _fb_vector(buf: bytes, pos: int) -> tuple[int, int]:
-    """(start of the elements, length) of the flatbuffer vector referenced at ``pos``."""
-    import struct
-
-    vec = pos + struct.unpack_from("<I", buf, pos)[0]
-    return vec + 4, struct.unpack_from("<I", buf, vec)[0]
-
-
-# Field slots in ExecuTorch's schema/program.fbs: Program.execution_plan, ExecutionPlan.name and
-# ExecutionPlan.non_const_buffer_sizes.
-_PROGRAM_EXECUTION_PLAN, _PLAN_NAME, _PLAN_NON_CONST_BUFFER_SIZES = 1, 0, 8
-
-
-def pte_planned_bytes(path: str, method: str = "forward") -> int | None:
-    """Bytes ExecuTorch's memory planning reserved for ``method``'s non-constant tensors in a .pte.
-
-    The sum of the execution plan's ``non_const_buffer_sizes`` without entry 0 (reserved for
-    constants), read straight from the program's flatbuffer; None when the file is not an
-    ExecuTorch program or has no such method.
-    """
-    import struct
-
-    with open(path, "rb") as f:
-        buf = f.read()
-    if len(buf) < 8 or buf[4:6] != b"ET":
-        return None
-    try:
-        root = struct.unpack_from("<I", buf, 0)[0]
-        plans = _fb_field(buf, root, _PROGRAM_EXECUTION_PLAN)
-        if plans is None:
-            return None
-        start, n = _fb_vector(buf, plans)
-        for i in range(n):
-            elem = start + 4 * i
-            plan = elem + struct.unpack_from("<I", buf, elem)[0]
-            name_pos = _fb_field(buf, plan, _PLAN_NAME)
-            name = ""
-            if name_pos is not None:
-                s, k = _fb_vector(buf, name_pos)
-                name = buf[s : s + k].decode("utf-8", "replace")
-            if name != method:
-                continue
-            sizes = _fb_field(buf, plan, _PLAN_NON_CONST_BUFFER_SIZES)
-            if sizes is None:
-                return 0
-            s, k = _fb_vector(buf, sizes)
-            return int(sum(struct.unpack_from(f"<{k}q", buf, s)[1:]))
-    except struct.error:
-        return None
-    return None
 
 
 # --- runtimes: each returns (predict(x) -> logits ndarray, input shape, version) -------------
@@ -202,7 +103,7 @@ def _load_onnxruntime(path: str, threads: int):
     try:
         sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - the runtime's own exception types vary
-        raise RunnerError(f"onnxruntime could not load {os.path.basename(path)}: {_first_line(err)}") from None
+        raise RunnerError(f"onnxruntime could not load {os.path.basename(path)}: {first_line(err)}") from None
     inp = sess.get_inputs()[0]
     out_name = sess.get_outputs()[0].name
     shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
@@ -221,7 +122,7 @@ def _load_tflite(path: str, threads: int):
             Interpreter = importlib.import_module(module).Interpreter
         except ImportError:
             continue
-        version = _dist_version(dist)
+        version = dist_version(dist)
         break
     else:
         dists = ", or ".join(dist for _, dist in TFLITE_INTERPRETERS)
@@ -232,7 +133,7 @@ def _load_tflite(path: str, threads: int):
         interp = Interpreter(model_path=path, num_threads=threads)
         interp.allocate_tensors()
     except Exception as err:  # noqa: BLE001
-        raise RunnerError(f"LiteRT could not load {os.path.basename(path)}: {_first_line(err)}") from None
+        raise RunnerError(f"LiteRT could not load {os.path.basename(path)}: {first_line(err)}") from None
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
     in_scale, in_zero = inp.get("quantization", (0.0, 0))
@@ -272,7 +173,7 @@ def _load_executorch(path: str, threads: int):
         program = Runtime.get().load_program(path)
         method = program.load_method("forward")
     except Exception as err:  # noqa: BLE001
-        raise RunnerError(f"ExecuTorch could not load {os.path.basename(path)}: {_first_line(err)}") from None
+        raise RunnerError(f"ExecuTorch could not load {os.path.basename(path)}: {first_line(err)}") from None
     meta = method.metadata.input_tensor_meta(0)
     shape = [int(d) for d in meta.sizes()]
     # ExecuTorch's Python runtime takes torch tensors; it already depends on torch.
@@ -282,7 +183,7 @@ def _load_executorch(path: str, threads: int):
         out = method.execute([torch.from_numpy(np.ascontiguousarray(x))])[0]
         return out.detach().numpy().copy() if hasattr(out, "detach") else np.asarray(out)
 
-    return predict, shape, _dist_version("executorch")
+    return predict, shape, dist_version("executorch")
 
 
 LOADERS = {"onnxruntime": _load_onnxruntime, "tflite": _load_tflite, "executorch": _load_executorch}
@@ -307,74 +208,6 @@ def preimport(runtime: str) -> float:
     return (time.perf_counter_ns() - t0) / 1e6
 
 
-def _dist_version(dist: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        return version(dist)
-    except Exception:  # noqa: BLE001
-        return "unknown"
-
-
-# --- measurement ---------------------------------------------------------------------------
-
-
-def _percentile(sorted_vals: list[float], q: float) -> float:
-    """Linear-interpolated percentile of an already sorted list (numpy's default method)."""
-    if len(sorted_vals) == 1:
-        return sorted_vals[0]
-    pos = (len(sorted_vals) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_vals) - 1)
-    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (pos - lo)
-
-
-def summarize_latency(ms: list[float]) -> dict[str, float]:
-    """Median, p10, p90, min and mean of latencies in milliseconds."""
-    s = sorted(ms)
-    return {
-        "median": _percentile(s, 50),
-        "p10": _percentile(s, 10),
-        "p90": _percentile(s, 90),
-        "min": s[0],
-        "mean": sum(s) / len(s),
-    }
-
-
-def _load_inputs(path: str | None, layout: str):
-    import numpy as np
-
-    if path is None:
-        return None, None, None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z.files:
-                raise RunnerError(f"{os.path.basename(path)}: inputs file has no array 'x'")
-            x = np.ascontiguousarray(z["x"], dtype=np.float32)
-            labels = z["labels"].astype(np.int64) if "labels" in z.files else None
-            ref = z["reference"].astype(np.float32) if "reference" in z.files else None
-    except RunnerError:
-        raise
-    except Exception as err:  # noqa: BLE001 - zipfile/ValueError/OSError
-        raise RunnerError(f"{os.path.basename(path)}: not a readable inputs .npz ({_first_line(err)})") from None
-    if x.ndim != 4 or x.shape[0] == 0:
-        raise RunnerError(f"inputs 'x' must be N x C x H x W with N >= 1, got shape {list(x.shape)}")
-    if layout == "NHWC":
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    return x, labels, ref
-
-
-def _flips_vs_reference(pred, ref_pred, labels) -> dict:
-    """Images PyTorch gets right and the model wrong (``right_to_wrong``), and the reverse."""
-    import numpy as np
-
-    if labels is None:
-        return {"right_to_wrong": None, "wrong_to_right": None}
-    k = min(len(pred), len(labels))
-    ok, ref_ok = pred[:k] == labels[:k], ref_pred[:k] == labels[:k]
-    return {"right_to_wrong": int(np.sum(ref_ok & ~ok)), "wrong_to_right": int(np.sum(~ref_ok & ok))}
-
-
 def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
             inputs: str | None = None, layout: str = "NCHW", n_eval: int = 0, logits: bool = False) -> dict:
     """Load, time and evaluate one artifact (the first ``n_eval`` images, 0: all); return the result
@@ -389,7 +222,7 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
         raise RunnerError(f"{artifact}: empty file, not a model")
     if threads < 1 or runs < 1 or warmup < 0 or n_eval < 0:
         raise RunnerError("--threads and --runs must be >= 1, --warmup and --n-eval >= 0")
-    x, labels, ref = _load_inputs(inputs, layout)
+    x, labels, ref = load_inputs(inputs, layout)
     if x is not None and n_eval:
         x = x[:n_eval]
         labels = None if labels is None else labels[:n_eval]
@@ -418,7 +251,7 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
             predict(one)
             times.append((time.perf_counter_ns() - t) / 1e6)
     except Exception as err:  # noqa: BLE001
-        raise RunnerError(f"{runtime} failed running the model: {_first_line(err)}") from None
+        raise RunnerError(f"{runtime} failed running the model: {first_line(err)}") from None
     lat = summarize_latency(times)
     rss_after = rss_mb()
     model_rss = rss_after - rss_before if rss_after is not None and rss_before is not None else None
@@ -447,7 +280,7 @@ def measure(artifact: str, runtime: str, threads: int, warmup: int, runs: int,
                 "n": int(m),
                 # PyTorch's own top-1 on the same images: what a quantized file's top-1 is checked against
                 "reference_top1": float(np.mean(r[:n_eval].argmax(1) == labels[:n_eval])) if labels is not None else None,
-                **_flips_vs_reference(outs[:m].argmax(1), r.argmax(1), labels),
+                **flips_vs_reference(outs[:m].argmax(1), r.argmax(1), labels),
             }
 
     return {
@@ -505,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         result = {"ok": False, "error": "out of memory", "runtime": args.runtime, "artifact": os.path.basename(args.artifact)}
     except Exception as err:  # noqa: BLE001 - the protocol promises JSON, never a traceback
-        result = {"ok": False, "error": f"{type(err).__name__}: {_first_line(err)}", "runtime": args.runtime,
+        result = {"ok": False, "error": f"{type(err).__name__}: {first_line(err)}", "runtime": args.runtime,
                   "artifact": os.path.basename(args.artifact)}
     sys.stdout.flush()
     print(json.dumps(result), flush=True)
