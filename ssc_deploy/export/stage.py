@@ -58,7 +58,7 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
     ``quantized``: int8 nets, calibration and gate images) pass the accuracy gate instead. A
     converter crash becomes the one-line error (set ``SSC_DEPLOY_DEBUG=1`` for the traceback);
     parity beyond ``options.atol`` or a failed gate is the exit-code-3 error. ``after_gate``: the
-    record of the gate's retry (:mod:`.gate_retry`) for the manifest's ``quantization``.
+    record of the gate's retry (:mod:`~ssc_deploy.export.quantize.keep_float`) for the manifest's ``quantization``.
     """
     key = target if isinstance(target, ArtifactKey) else ArtifactKey(target)
     start = time.perf_counter()

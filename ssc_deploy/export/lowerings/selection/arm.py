@@ -1,7 +1,7 @@
 """The ``fast`` lowering for an ARM device (``ssc-deploy export --for arm64-emulated[:PROFILE]``).
 
 Per target and precision, the candidate with the fewest ARM instructions per inference on the
-device's CPU profile: the lowering probe's net (:mod:`.lowering_probe`) is exported once per
+device's CPU profile: the lowering probe's net (:mod:`.probe`) is exported once per
 candidate and counted on the emulated device
 (:func:`ssc_deploy.runtime_bench.insn_counts.count_artifacts`), then cached in the lowering cache
 keyed by profile, precision and the device's runtime version. fp32 candidates are the probe's;
@@ -145,7 +145,7 @@ def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str
     :mod:`.arm_probe_worker` in a child process (why a child: its docstring)."""
     import ssc_deploy
 
-    from ssc_deploy.export.lowerings.selection.lowering_probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE
+    from ssc_deploy.export.lowerings.selection.probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE
 
     env = dict(os.environ)
     root = str(Path(ssc_deploy.__file__).resolve().parent.parent)
