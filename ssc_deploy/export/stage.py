@@ -78,6 +78,8 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
             info = export_file(key.target, key.precision, net, subject, options, path, metadata, quantized)
         nhwc = info.layout == "NHWC"
         outputs = mod.run(path, nets.images, nhwc=nhwc)
+        if hasattr(mod, "app_files"):  # files an app loads, made from the verified file (onnx: its .ort)
+            info.exporter.update(mod.app_files(path, nets.images, outputs, options.atol))
         if key.precision != FP32 and quantized.gate is not None:
             gate_logits = mod.run(path, quantized.gate.images, nhwc=nhwc)
     output_shape = _check_outputs(outputs, subject, str(key))
