@@ -142,9 +142,9 @@ def _merged(nets: LoweredNets, spec: GroupMergeSpec, atol: float) -> tuple[Lower
 
 
 def _quantizer(target: str):
-    """``ssc_deploy.export.quantize.<target>_int8`` (it also holds tflite's fp16 export)."""
+    """``ssc_deploy.export.targets.<target>.quantized`` (it also holds tflite's fp16 export)."""
     try:
-        return importlib.import_module(f"ssc_deploy.export.quantize.{target}_int8")
+        return importlib.import_module(f"ssc_deploy.export.targets.{target}.quantized")
     except ModuleNotFoundError as err:
         if not (err.name or "").startswith("ssc_deploy."):
             raise
