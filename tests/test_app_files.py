@@ -25,7 +25,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     ckpt = root / "ssc19.pt"
     train_model(TrainConfig("ssc-net-1-9", epochs=2, max_batches=20, out=ckpt, progress=False, threads=1))
-    results = export_model(str(ckpt), targets="tflite", out_dir=root / "out", precisions="fp32,int8,fp16",
+    results = export_model(str(ckpt), targets="tflite", out_dir=root / "out", precisions="fp32,int8,fp16", lowering="pad-slice",
                            n_verify=8, gate_images=64, max_drop=100.0, progress=False)
     return {r.precision: r for r in results}
 
@@ -136,3 +136,85 @@ def test_per_channel_normalisation_and_nchw_are_named_for_mediapipe():
     assert tflite_metadata.mediapipe_warnings("NHWC", [0.5] * 3, [0.2] * 3) == []
     warned = tflite_metadata.mediapipe_warnings("NCHW", [0.4, 0.5, 0.6], [0.2] * 3)
     assert len(warned) == 2 and "NHWC" in warned[0] and "per channel" in warned[1]
+
+
+@pytest.fixture(scope="module")
+def onnx_files(tmp_path_factory):
+    """An untrained SSC-Net-1-9 (BatchNorm randomised) exported to onnx fp32 and int8."""
+    import torch
+
+    from ssc_deploy.export import export_module
+    from ssc_deploy.models import create_model
+    from support.models import randomize_bn
+
+    out = tmp_path_factory.mktemp("ort")
+    results = export_module(randomize_bn(create_model("ssc-net-1-9")), torch.zeros(1, 3, 32, 32), targets="onnx",
+                            out_dir=out, precisions="fp32,int8", lowering="pad-slice", n_verify=8, progress=False)
+    return out, {r.precision: r for r in results}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_every_onnx_gets_a_verified_ort_file_and_operator_config(onnx_files, precision):
+    from ssc_deploy.export.targets.onnx import target as onnx_target
+    from ssc_deploy.export.targets.onnx.ort_format import run_ort
+
+    out, results = onnx_files
+    r = results[precision]
+    ort = r.manifest["exporter"]["ort_format"]
+    ort_file, config = out / ort["file"], out / ort["operator_config"]
+    assert ort_file.name == r.artifact.name[: -len(".onnx")] + ".ort" and ort["bytes"] == ort_file.stat().st_size
+    assert config.read_text().count(";") >= 2 and any(op.endswith(":Conv") or "Conv" in op
+                                                      for op in ort["required_operators"])
+    assert ort["parity"]["passed"] and ort["parity"]["max_abs_diff"] <= ort["parity"]["atol"]
+    test = load_dataset("digits", "test")
+    x = normalize(test.images[:16], r.manifest["input"]["mean"], r.manifest["input"]["std"])
+    want = onnx_target.run(r.artifact, x)
+    assert np.abs(run_ort(ort_file, x) - want).max() <= ort["parity"]["atol"]
+    assert not list(out.glob(".ort.*")) and not list(out.glob(".*.export.*"))  # temp dirs gone
+
+
+def test_inspect_shows_onnx_metadata_props_and_its_ort_file(onnx_files):
+    from ssc_deploy.export import inspect_artifact
+
+    out, results = onnx_files
+    meta = inspect_artifact(results["fp32"].artifact)["metadata"]
+    assert meta["metadata_props"]["classes"] == [str(i) for i in range(10)]
+    assert meta["ort_file"]["file"] == "ssc-net-1-9.ort"
+
+
+def test_an_existing_ort_file_is_refused_without_force(onnx_files, tmp_path):
+    import torch
+
+    from ssc_deploy.export import export_module
+    from ssc_deploy.models import create_model
+
+    (tmp_path / "ssc-net-1-9.ort").write_bytes(b"mine")
+    with pytest.raises(SscDeployError, match=r"ssc-net-1-9\.ort.* already exists"):
+        export_module(create_model("ssc-net-1-9"), torch.zeros(1, 3, 32, 32), targets="onnx", out_dir=tmp_path,
+                      lowering="pad-slice", n_verify=4, progress=False)
+    assert (tmp_path / "ssc-net-1-9.ort").read_bytes() == b"mine"
+
+
+def test_bad_onnx_classes_metadata_is_one_line(onnx_files, tmp_path):
+    import onnx
+
+    from ssc_deploy.export.readers.embedded import embedded_metadata
+
+    out, results = onnx_files
+    model = onnx.load(str(results["fp32"].artifact))
+    for value, needle in (('["a", "b"]', "2 names for 10 outputs"), ('{"a": 1}', "not a JSON list of strings")):
+        next(p for p in model.metadata_props if p.key == "classes").value = value
+        onnx.save(model, str(tmp_path / "bad.onnx"))
+        with pytest.raises(SscDeployError, match=needle):
+            embedded_metadata("onnx", tmp_path / "bad.onnx")
+
+
+def test_inspect_rows_of_each_format():
+    from ssc_deploy.cli.metadata_view import metadata_rows
+
+    assert metadata_rows("executorch", None)[0][1].startswith("none")
+    rows = dict(metadata_rows("tflite", {"name": "m", "version": "1", "description": "d", "min_parser_version": "1.0.0",
+                                          "input": {"name": "image", "mean_0_255": [127.5], "std_0_255": [63.75]},
+                                          "output": {"name": "score", "label_file": "labels.txt",
+                                                     "labels": ["[red]x[/red]", "b"]}}))
+    assert rows["label file"] == "labels.txt (2 names): [red]x[/red], b" and "127.5" in rows["input"]

@@ -180,10 +180,18 @@ def _label_lines(path: Path, model: bytes, name: str) -> list[str]:
 
 def _with_buffer(model: bytes, metadata: bytes, schema) -> bytes:
     """``model`` re-serialised with ``metadata`` as its (only) TFLITE_METADATA buffer; anything
-    appended after the old flatbuffer (packed files) is dropped."""
+    appended after the old flatbuffer (packed files) is dropped, and buffers the converter or
+    quantizer stored after it (``offset``/``size``, as fp16 files have) are moved inside it."""
     import flatbuffers
+    import numpy as np
 
     tree = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model, 0))
+    for buf in tree.buffers or []:
+        if buf.offset > 1:  # 0: inline data; 1: the converter's placeholder for an empty buffer
+            if buf.offset + buf.size > len(model):
+                raise SscDeployError("TFLite metadata: a buffer of the model points past its end")
+            buf.data = np.frombuffer(model, np.uint8, buf.size, buf.offset).copy()
+            buf.offset = buf.size = 0
     entry = schema.BufferT()
     entry.data = list(metadata)
     tree.buffers = list(tree.buffers or [])
