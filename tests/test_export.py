@@ -72,7 +72,8 @@ def test_all_writes_three_verified_artifacts_with_manifests(ssc_export):
     results, out = ssc_export["results"], ssc_export["out"]
     assert set(results) == {"onnx", "executorch", "tflite"}
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"ssc-net-1-9.{ext}{m}" for ext in ("onnx", "pte", "tflite") for m in ("", ".manifest.json"))
+        [f"ssc-net-1-9.{ext}{m}" for ext in ("onnx", "pte", "tflite") for m in ("", ".manifest.json")]
+        + ["ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"])  # the app files beside the .onnx
     runtimes = {"onnx": "onnxruntime", "executorch": "executorch", "tflite": "tflite"}
     for target, r in results.items():
         m = load_manifest(r.artifact)

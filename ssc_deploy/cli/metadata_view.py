@@ -15,6 +15,8 @@ def metadata_rows(target: str, metadata: dict[str, Any] | None) -> list[tuple[st
     """Field/value rows of a file's embedded metadata (one "none" row when it has none)."""
     if metadata is None:
         return [("metadata", PTE_NONE if target == "executorch" else "none")]
+    if "unreadable" in metadata:
+        return [("metadata", str(metadata["unreadable"]))]
     if target == "tflite":
         inp, out = metadata["input"], metadata["output"]
         labels = out.get("labels") or []

@@ -18,17 +18,29 @@ from typing import Any
 
 from ssc_deploy.errors import SscDeployError
 
-
 def embedded_metadata(target: str, path: Path) -> dict[str, Any] | None:
-    """The metadata embedded in the ``target`` artifact at ``path``; None when it carries none."""
+    """The metadata embedded in the ``target`` artifact at ``path``; None when it carries none,
+    ``{"unreadable": why}`` when the package that reads it is missing. One-line error for bad metadata."""
     reader = _READERS.get(target)
-    return None if reader is None else reader(Path(path))
+    if reader is None:
+        return None
+    try:
+        return reader(Path(path))
+    except SscDeployError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a crafted file's tables are one line, never a traceback
+        from ssc_deploy.runtime_bench.rows import one_line  # the one first-line helper
+
+        raise SscDeployError(f"{path}: its embedded metadata is unreadable ({type(err).__name__}: {one_line(err)})") from None
 
 
 def _tflite(path: Path) -> dict[str, Any] | None:
     from ssc_deploy.export.targets.tflite import metadata as tflite_metadata
 
-    tflite_metadata.check_installed()
+    try:
+        tflite_metadata.check_installed()
+    except SscDeployError as err:
+        return {"unreadable": f"TFLite Metadata not read: {err}"}
     return tflite_metadata.read_metadata(path)
 
 
