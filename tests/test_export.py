@@ -183,7 +183,8 @@ def test_force_overwrites(ssc_export, tmp_path):
     (r,) = export_model(ssc_export["ckpt"], targets=["onnx"], out_dir=tmp_path, force=True, n_verify=4,
                         opset=13, progress=False)
     assert r.artifact.read_bytes() != b"old" and r.manifest["exporter"]["opset"] == 13
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json",
+                                                          "ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"]
 
 
 def test_force_refuses_a_directory_in_the_way_and_writes_nothing(ssc_export, tmp_path):
@@ -296,7 +297,7 @@ def test_every_family_exports_to_all_targets(family, tmp_path):
     for r in results:
         assert r.manifest["parity"]["passed"] and r.manifest["parity"]["max_abs_diff"] < 1e-4
         assert r.manifest["model"]["name"] == name and r.manifest["model"]["family"] == family
-        assert r.manifest["input"]["shape"] == [1, 3, SMALL_IN_SIZE, SMALL_IN_SIZE]
+        assert Manifest.from_dict(r.manifest).input_chw == [3, SMALL_IN_SIZE, SMALL_IN_SIZE]
         assert r.artifact.exists() and r.manifest_path.exists()
     import onnx
 
@@ -317,7 +318,8 @@ def test_export_module_on_a_create_model_net(tmp_path):
         name="my-ssc", class_names=names, mean=mean, std=std, n_verify=8, progress=False)
     assert net.training  # evaluated in eval mode, handed back as it came
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"my-ssc.{ext}{m}" for ext in ("onnx", "tflite") for m in ("", ".manifest.json"))
+        [f"my-ssc.{ext}{m}" for ext in ("onnx", "tflite") for m in ("", ".manifest.json")]
+        + ["my-ssc.ort", "my-ssc.required_operators.config"])
     x, _ = eval_batch("digits", 8, mean, std, SMALL_IN_SIZE)
     with torch.no_grad():
         ref = net.eval()(torch.from_numpy(x)).numpy()
