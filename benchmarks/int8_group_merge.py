@@ -80,6 +80,7 @@ def export(model: str, ckpt: Path | None, out_dir: Path, runtimes: list[str], pr
         with quiet_native():
             export_model(None if ckpt is None else str(ckpt), targets=runtimes, out_dir=out_dir, model_name=model,
                          lowering="fast-table", precisions=precision, calib=args.calib, data=DATA, force=True,
+                         nhwc=False,  # timed on one NCHW batch with the other runtimes
                          max_drop=args.max_drop,
                          progress=False, int8_group_merge=k if precision == "int8" else None,
                          int8_weights=weights if precision == "int8" else None,

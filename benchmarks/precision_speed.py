@@ -105,7 +105,8 @@ def export_cell(model: str, runtime: str, precision: str, ckpt: Path | None, out
     try:
         with quiet_native():
             export_model(None if ckpt is None else str(ckpt), targets=runtime, out_dir=out_dir, model_name=model,
-                         precisions=precision, calib=args.calib, data=DATA, force=True, progress=False)
+                         precisions=precision, calib=args.calib, data=DATA, force=True, progress=False,
+                         nhwc=False)  # timed on one NCHW batch with the other runtimes
     except SscDeployError as err:
         return None, time.perf_counter() - start, str(err)
     return path, time.perf_counter() - start, None

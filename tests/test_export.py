@@ -72,7 +72,8 @@ def test_all_writes_three_verified_artifacts_with_manifests(ssc_export):
     results, out = ssc_export["results"], ssc_export["out"]
     assert set(results) == {"onnx", "executorch", "tflite"}
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"ssc-net-1-9.{ext}{m}" for ext in ("onnx", "pte", "tflite") for m in ("", ".manifest.json"))
+        [f"ssc-net-1-9.{ext}{m}" for ext in ("onnx", "pte", "tflite") for m in ("", ".manifest.json")]
+        + ["ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"])  # the app files beside the .onnx
     runtimes = {"onnx": "onnxruntime", "executorch": "executorch", "tflite": "tflite"}
     for target, r in results.items():
         m = load_manifest(r.artifact)
@@ -85,7 +86,9 @@ def test_all_writes_three_verified_artifacts_with_manifests(ssc_export):
         assert m["model"]["name"] == "ssc-net-1-9" and m["model"]["family"] == "ssc-net"
         assert m["model"]["trained"] is True and m["model"]["lowering"] == "pad-slice"
         assert m["model"]["params"] == sum(p.numel() for p in create_model("ssc-net-1-9").parameters())
-        assert m["input"]["shape"] == [1, 3, 32, 32] and m["input"]["layout"] == "NCHW"
+        nhwc = target == "tflite"  # the layout MediaPipe's ImageClassifier needs, the default for .tflite
+        assert m["input"]["shape"] == ([1, 32, 32, 3] if nhwc else [1, 3, 32, 32])
+        assert m["input"]["layout"] == ("NHWC" if nhwc else "NCHW")
         assert m["input"]["mean"] == list(DEFAULT_MEAN) and m["input"]["scale"] == "pixel/255"
         assert m["output"] == {"name": m["output"]["name"], "shape": [1, 10], "kind": "logits"}
         assert m["classes"] == CLASSES
@@ -118,7 +121,7 @@ def test_artifacts_reproduce_pytorch_logits_on_real_images(ssc_export):
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     for target, r in ssc_export["results"].items():
-        out = TARGETS[target].run(r.artifact, x)
+        out = TARGETS[target].run(r.artifact, x, nhwc=r.manifest["input"]["layout"] == "NHWC")
         assert np.abs(out - ref).max() < 1e-4, target
         assert (out.argmax(1) == ref.argmax(1)).all()
 
@@ -144,14 +147,16 @@ def test_tflite_op_histogram_read_from_the_file(ssc_export):
 
 
 def test_tflite_nhwc_input_and_transposes(ssc_export, tmp_path):
-    (r,) = export_model(None, targets="tflite", model_name="ssc-net-1-9", out_dir=tmp_path, nhwc=True,
+    (r,) = export_model(None, targets="tflite", model_name="ssc-net-1-9", out_dir=tmp_path, nhwc=False,
                         n_verify=8, progress=False)
     m = r.manifest
-    assert m["input"]["layout"] == "NHWC" and m["input"]["shape"] == [1, 32, 32, 3]
-    assert Manifest.from_dict(m).input_chw == [3, 32, 32] == Manifest.from_dict(ssc_export["results"]["tflite"].manifest).input_chw
+    assert m["input"]["layout"] == "NCHW" and m["input"]["shape"] == [1, 3, 32, 32]
+    nhwc = ssc_export["results"]["tflite"].manifest
+    assert nhwc["input"]["layout"] == "NHWC" and nhwc["input"]["shape"] == [1, 32, 32, 3]
+    assert Manifest.from_dict(m).input_chw == [3, 32, 32] == Manifest.from_dict(nhwc).input_chw
     assert m["model"]["trained"] is False and m["source"]["test_top1"] is None and m["parity"]["passed"]
-    nchw = ssc_export["results"]["tflite"].manifest["op_histogram"]["TRANSPOSE"]
-    assert m["op_histogram"].get("TRANSPOSE", 0) <= nchw
+    assert nhwc["op_histogram"].get("TRANSPOSE", 0) <= m["op_histogram"]["TRANSPOSE"]
+    assert any("MediaPipe's ImageClassifier needs an NHWC image input" in w for w in m["warnings"])
 
 
 def test_existing_output_is_refused_and_kept(ssc_export):
@@ -178,7 +183,8 @@ def test_force_overwrites(ssc_export, tmp_path):
     (r,) = export_model(ssc_export["ckpt"], targets=["onnx"], out_dir=tmp_path, force=True, n_verify=4,
                         opset=13, progress=False)
     assert r.artifact.read_bytes() != b"old" and r.manifest["exporter"]["opset"] == 13
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json",
+                                                          "ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"]
 
 
 def test_force_refuses_a_directory_in_the_way_and_writes_nothing(ssc_export, tmp_path):
@@ -291,7 +297,7 @@ def test_every_family_exports_to_all_targets(family, tmp_path):
     for r in results:
         assert r.manifest["parity"]["passed"] and r.manifest["parity"]["max_abs_diff"] < 1e-4
         assert r.manifest["model"]["name"] == name and r.manifest["model"]["family"] == family
-        assert r.manifest["input"]["shape"] == [1, 3, SMALL_IN_SIZE, SMALL_IN_SIZE]
+        assert Manifest.from_dict(r.manifest).input_chw == [3, SMALL_IN_SIZE, SMALL_IN_SIZE]
         assert r.artifact.exists() and r.manifest_path.exists()
     import onnx
 
@@ -312,7 +318,8 @@ def test_export_module_on_a_create_model_net(tmp_path):
         name="my-ssc", class_names=names, mean=mean, std=std, n_verify=8, progress=False)
     assert net.training  # evaluated in eval mode, handed back as it came
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"my-ssc.{ext}{m}" for ext in ("onnx", "tflite") for m in ("", ".manifest.json"))
+        [f"my-ssc.{ext}{m}" for ext in ("onnx", "tflite") for m in ("", ".manifest.json")]
+        + ["my-ssc.ort", "my-ssc.required_operators.config"])
     x, _ = eval_batch("digits", 8, mean, std, SMALL_IN_SIZE)
     with torch.no_grad():
         ref = net.eval()(torch.from_numpy(x)).numpy()
@@ -329,7 +336,7 @@ def test_export_module_on_a_create_model_net(tmp_path):
         assert m.parity.passed and m.parity.data == "digits" and m.parity.n_images == 8
         assert m.parity.max_abs_diff < 1e-4 and m.rewrite["max_abs_diff"] < 1e-5
         m.check_artifact(r.artifact, by_target(r.target).runtime)
-        out = TARGETS[r.target].run(r.artifact, x)
+        out = TARGETS[r.target].run(r.artifact, x, nhwc=m.input.layout == "NHWC")
         assert np.abs(out - ref).max() < 1e-4 and (out.argmax(1) == ref.argmax(1)).all()
 
 

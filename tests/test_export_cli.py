@@ -28,7 +28,8 @@ def exported(tmp_path_factory):
 
 
 def test_export_writes_artifact_and_manifest(exported):
-    assert sorted(p.name for p in exported.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+    assert sorted(p.name for p in exported.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json",
+                                                          "ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"]
     m = json.loads((exported / "ssc-net-1-9.onnx.manifest.json").read_text())
     assert m["model"]["trained"] is False and m["parity"]["passed"] and m["parity"]["n_images"] == 4
 

@@ -46,7 +46,9 @@ def export_cmd(
              "cortex-a53, neoverse-n1, max): --lowering fast then picks per target and precision the lowering with "
              "the fewest ARM instructions on that profile (counted once on the emulated device, cached)."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
-    nhwc: bool = typer.Option(False, "--nhwc", help="TFLite only: channel-last (N, H, W, C) input instead of NCHW."),
+    nhwc: bool = typer.Option(
+        True, "--nhwc", help="TFLite only: channel-last (N, H, W, C) input, the layout MediaPipe's ImageClassifier "
+                             "needs (the default; kept for old command lines)."),
     strict: bool = typer.Option(
         False, "--strict", help="ExecuTorch only: fail when a compute op is not delegated to XNNPACK (default: warn)."),
     atol: float = typer.Option(1e-4, "--atol", help="Largest allowed abs difference between runtime and PyTorch logits."),
@@ -352,6 +354,9 @@ def inspect_cmd(
         console.print(table)
         if manifest.delegation is not None:
             _print_delegation(console, manifest.delegation)
+    from .metadata_view import print_metadata
+
+    print_metadata(console, info["target"], info["metadata"])
     table = Table("op", "count", title="Ops in the file")
     for op, n in info["op_histogram"].items():
         table.add_row(as_text(op), str(n))

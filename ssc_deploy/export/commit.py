@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 from ssc_deploy.errors import SscDeployError, raise_if_stopped
 
 from ssc_deploy.export.manifest import Parity, manifest_path
+from ssc_deploy.export.sidecars import sidecars
 from ssc_deploy.export.stage import StagedArtifact
 from ssc_deploy.export.validate import ArtifactKey, OutputPlan
 
@@ -75,7 +76,9 @@ def commit(staged: Sequence[StagedArtifact], plan: OutputPlan) -> list[ExportRes
         final = plan.finals[item.key]
         try:
             os.replace(item.path, final)
-            os.replace(manifest_path(item.path), manifest_path(final))
+            for staged_file in sidecars(item.path):  # the manifest, and the app files beside it (.ort)
+                if staged_file.exists():
+                    os.replace(staged_file, final.with_name(staged_file.name))  # scratch names are the final names
         except OSError as err:
             done = ", ".join(str(r.key) for r in results) or "none"
             raise SscDeployError(f"{final}: cannot move the verified {item.key} artifact into place "

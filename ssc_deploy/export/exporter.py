@@ -53,7 +53,7 @@ def export_module(
     std: Sequence[float] | None = None,
     lowering: str = DEFAULT_LOWERING,
     opset: int = 17,
-    nhwc: bool = False,
+    nhwc: bool = True,
     strict: bool = False,
     atol: float = 1e-4,
     data: str | None = None,
@@ -94,7 +94,7 @@ def export_module(
     default data's), ``trained`` (say True for trained weights: the bench then measures
     accuracy) and the ``checkpoint`` the weights came from (``checkpoint_sha256``, ``test_top1``).
     ``lowering``: how shifts and shuffles become plain ops (``"auto"``: the fastest per target,
-    measured); ``opset`` (ONNX), ``nhwc`` (TFLite input layout), ``strict`` (ExecuTorch: fail on
+    measured); ``opset`` (ONNX), ``nhwc`` (TFLite input layout: channel-last by default, as MediaPipe's ImageClassifier needs), ``strict`` (ExecuTorch: fail on
     undelegated ops), ``atol`` (largest allowed logit difference), ``force`` (overwrite files).
 
     ``precisions``: ``"fp32"`` (``NAME.SUFFIX``), ``"int8"`` and ``"fp16"`` (``NAME.int8.SUFFIX``,
@@ -160,7 +160,7 @@ def export_model(
     model_name: str | None = None,
     lowering: str = DEFAULT_LOWERING,
     opset: int = 17,
-    nhwc: bool = False,
+    nhwc: bool = True,
     strict: bool = False,
     atol: float = 1e-4,
     data: str | None = None,

@@ -17,7 +17,6 @@ from ssc_deploy.runtimes import RUNTIME_TABLE, TARGET_NAMES, by_target
 from ssc_deploy.export.lowerings.selection.choice import CHOSEN_HERE
 from ssc_deploy.export.lowerings import get_lowering
 from ssc_deploy.export.lowerings.group_merge import NO_MERGE, GroupMergeSpec, parse_spec
-from ssc_deploy.export.manifest import manifest_path
 from ssc_deploy.export.quantize import PRECISIONS
 from ssc_deploy.export.targets import TARGETS
 
@@ -237,16 +236,17 @@ def plan_outputs(out_dir: str | os.PathLike, name: str, artifacts: Iterable[Arti
     refused unless ``force``; a directory in a file's place always is; a file that is one of
     ``inputs`` (the checkpoint or program exported, its sidecar) is named as such.
     """
+    from ssc_deploy.export.sidecars import sidecars
     from ssc_deploy.output_paths import check_outputs
 
     out_dir = Path(out_dir)
     keys = [a if isinstance(a, ArtifactKey) else ArtifactKey(a) for a in artifacts]
     finals = {k: out_dir / artifact_name(name, k) for k in keys}
-    check_outputs([("--out", p) for f in finals.values() for p in (f, manifest_path(f))],
+    check_outputs([("--out", p) for f in finals.values() for p in (f, *sidecars(f))],
                   inputs=[(p, "an input, the one being exported") for p in inputs], force=force)
     created = not out_dir.exists()
     check_writable_dir(out_dir)
-    existing = [p for f in finals.values() for p in (f, manifest_path(f)) if p.exists() or p.is_symlink()]
+    existing = [p for f in finals.values() for p in (f, *sidecars(f)) if p.exists() or p.is_symlink()]
     for p in existing:
         if p.is_dir():  # --force replaces files only: os.replace cannot put a file over a directory
             raise SscDeployError(f"{p}: exists and is a directory; nothing was exported")

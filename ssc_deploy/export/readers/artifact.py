@@ -22,11 +22,13 @@ def target_of(path: str | Path) -> str:
 
 
 def inspect_artifact(path: str | Path) -> dict[str, Any]:
-    """``{"file", "target", "bytes", "manifest" (or None), "op_histogram"}`` for an artifact.
+    """``{"file", "target", "bytes", "manifest" (or None), "op_histogram", "metadata"}`` for an artifact.
 
     The histogram is read from the file itself with the target's own tools (ONNX nodes,
-    .pte kernel and delegate calls, .tflite builtin ops).
+    .pte kernel and delegate calls, .tflite builtin ops); ``metadata`` is what the file carries
+    itself (:func:`~ssc_deploy.export.readers.embedded.embedded_metadata`; None: nothing).
     """
+    from ssc_deploy.export.readers.embedded import embedded_metadata
     from ssc_deploy.export.targets import TARGETS
 
     path = Path(path)
@@ -49,4 +51,7 @@ def inspect_artifact(path: str | Path) -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001 - an unreadable file is one line
         first = one_line(err)
         raise SscDeployError(f"{path}: not a readable {target} file ({first})") from None
-    return {"file": str(path), "target": target, "bytes": path.stat().st_size, "manifest": manifest, "op_histogram": ops}
+    with quiet_native():
+        metadata = embedded_metadata(target, path)
+    return {"file": str(path), "target": target, "bytes": path.stat().st_size, "manifest": manifest, "op_histogram": ops,
+            "metadata": metadata}

@@ -67,6 +67,22 @@ def op_histogram(path: Path) -> dict[str, int]:
     return histogram(n.op_type for n in onnx.load(str(path)).graph.node)
 
 
+def app_files(path: Path, images: np.ndarray, reference: np.ndarray, atol: float, precision: str = "fp32") -> dict:
+    """Write the ORT-format file and operator config beside the verified .onnx at ``path``, checked on
+    ``images`` against ``reference`` (fp32: PyTorch's logits; int8: the .onnx's outputs); returns the
+    manifest's ``exporter`` record of them."""
+    from ssc_deploy.export.targets.onnx.ort_format import write_ort
+
+    return write_ort(path, images, reference, atol, vs="pytorch" if precision == "fp32" else "onnx")
+
+
+def companions(path: Path) -> list[Path]:
+    """The files :func:`app_files` writes beside ``path`` (committed and refused like the artifact)."""
+    from ssc_deploy.export.targets.onnx.ort_format import companions as ort_companions
+
+    return ort_companions(path)
+
+
 def run(path: Path, images: np.ndarray, nhwc: bool = False) -> np.ndarray:
     """Logits for each NCHW image (batch 1 each), one onnxruntime thread (the export's verify step)."""
     return run_each(load_runner(RUNTIME, path), images, nhwc)

@@ -168,17 +168,20 @@ def _invoke(path: Path, example: np.ndarray) -> np.ndarray:
     return interp.get_tensor(interp.get_output_details()[0]["index"]).copy()
 
 
-def _commit(fp32: TargetExport, staged: Path, path: Path, quant: dict[str, Any], warnings: list[str]) -> TargetExport:
-    """Write the checked ``staged`` file to ``path`` (atomically) and describe it like the fp32 target."""
-    from ssc_deploy.export.targets.tflite.target import op_histogram
+def _commit(fp32: TargetExport, staged: Path, path: Path, quant: dict[str, Any], warnings: list[str],
+            metadata: dict | None = None) -> TargetExport:
+    """Write the checked ``staged`` file to ``path`` (atomically) with TFLite Metadata from the
+    export's ``metadata`` facts, and describe it like the fp32 target."""
+    from ssc_deploy.export.targets.tflite.target import embed_metadata, op_histogram
 
+    app_facts, app_warnings = embed_metadata(staged, metadata, fp32.layout)
     interp = tflite_interpreter(staged, delegates=False)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     result = TargetExport(
         input_name=inp["name"], output_name=out["name"], input_shape=[int(v) for v in inp["shape"]],
         layout=fp32.layout, op_histogram=op_histogram(staged),
-        exporter={**fp32.exporter, "ai-edge-quantizer": version_of("ai-edge-quantizer")},
-        extra={"quantization": quant}, warnings=warnings)
+        exporter={**fp32.exporter, "ai-edge-quantizer": version_of("ai-edge-quantizer"), **app_facts},
+        extra={"quantization": quant}, warnings=warnings + app_warnings)
     write_bytes_atomic(path, staged.read_bytes())
     return result
 
@@ -199,8 +202,8 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
     (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float, ``per_tensor``
     layers with per-tensor weights; ``strip_names``: the tensor names emptied once every check has
     run (:func:`~ssc_deploy.export.targets.tflite.graph.strip_tensor_names`; the stripped file must
-    give the same outputs). ``opset`` and
-    ``metadata`` are other targets' (the fp32 TFLite target stores no metadata either).
+    give the same outputs). ``metadata``: the export's facts, written as TFLite Metadata once the
+    file is checked; ``opset`` is ONNX's.
     """
     scheme = check_scheme(scheme)
     keep = check_keep_float(net, keep_float)
@@ -226,7 +229,7 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
         if strip_names:
             staged = _stripped(staged, _feed(example, nhwc))
             quant["tensor_names"] = "stripped (input and output kept)"
-        return _commit(info, staged, Path(path), quant, warnings)
+        return _commit(info, staged, Path(path), quant, warnings, metadata)
 
 
 def export_fp16(net: nn.Module, example: torch.Tensor, path: Path, *, nhwc: bool = False,
@@ -245,4 +248,4 @@ def export_fp16(net: nn.Module, example: torch.Tensor, path: Path, *, nhwc: bool
         quant = {"scheme": "float_casting", "weights": "fp16", "activations": "float32", "io": "float32",
                  "keep_float": [], "quantizer": "ai-edge-quantizer", "weight_dtypes": weights,
                  "io_dtypes": _io_dtypes(staged), **facts}
-        return _commit(info, staged, Path(path), quant, warnings)
+        return _commit(info, staged, Path(path), quant, warnings, metadata)
