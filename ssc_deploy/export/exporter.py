@@ -28,7 +28,6 @@ from ssc_deploy.quiet import quiet_native
 from ssc_deploy.export.commit import ExportIncomplete, ExportResult, commit, staging
 from ssc_deploy.export.lowered import rewrite_for_targets
 from ssc_deploy.export.lowerings import DEFAULT_LOWERING
-from ssc_deploy.export.manifest import SourceInfo
 from ssc_deploy.export.options import DEFAULT_N_VERIFY, ModelFacts, QuantOptions, VerifyOptions
 from ssc_deploy.export.progress import ExportProgress, export_progress
 from ssc_deploy.export.quantize.keep_float import export_gated
@@ -38,8 +37,8 @@ from ssc_deploy.export.validate import (ExportOptions, TargetsArg, check_install
                                         resolve_targets)
 from ssc_deploy.export.verify import verification_images
 
-__all__ = ["DEFAULT_N_VERIFY", "ExportResult", "export_model", "export_module", "load_for_export",
-           "resolve_targets"]
+__all__ = ["DEFAULT_N_VERIFY", "ExportResult", "check_export_options", "export_model", "export_module",
+           "load_for_export", "resolve_targets"]
 
 
 def export_module(
@@ -83,7 +82,7 @@ def export_module(
     Raises :class:`SscDeployError` (one line) on bad input and failed verification.
     """
     facts = facts or ModelFacts()
-    options = _checked_options(targets, precisions, lowering=lowering, verify=verify, quant=quant,
+    options = check_export_options(targets, precisions, lowering=lowering, verify=verify, quant=quant,
                                for_device=for_device)
     subject = describe_module(model, example_input, facts)
     images, data_spec = verification_images(subject.mean, subject.std, subject.in_size, options.verify.n_verify,
@@ -158,7 +157,7 @@ def export_model(
     (an untrained ``model_name`` at its default size; other sizes: :func:`load_for_export`)."""
     export = dict(targets=targets, precisions=precisions, lowering=lowering, verify=verify, quant=quant,
                   for_device=for_device)
-    _checked_options(**export)
+    check_export_options(**export)
     return export_module(*load_for_export(source, model_name=model_name), out_dir=out_dir, force=force,
                          progress=progress, **export)
 
@@ -167,8 +166,10 @@ def _example(in_size: int) -> torch.Tensor:
     return torch.zeros(1, 3, in_size, in_size)
 
 
-def _checked_options(targets: TargetsArg, precisions: str | Iterable[str], **options) -> ExportOptions:
-    """The options checked and every target's packages found (their import chatter silenced)."""
+def check_export_options(targets: TargetsArg = ("onnx",), precisions: str | Iterable[str] = ("fp32",),
+                         **options) -> ExportOptions:
+    """:func:`~ssc_deploy.export.validate.check_options`, and every target's packages found (their import
+    chatter silenced): what :func:`export_module` checks before any work, to call before loading a model."""
     checked = check_options(targets, precisions, **options)
     with quiet_native():
         check_installed(checked.targets, checked.precisions)

@@ -18,11 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar, Sequence
 
-from ssc_deploy.export.quantize.calibration import DEFAULT_CALIB
-from ssc_deploy.export.quantize.gate import DEFAULT_ALPHA, DEFAULT_GATE_IMAGES, DEFAULT_MAX_DROP
-
+# Every export default, defined here only (this module imports neither torch nor numpy, so the CLI
+# and the bench read them without loading either).
 DEFAULT_N_VERIFY = 32  # test images every file is run on and compared with PyTorch
 DEFAULT_ATOL = 1e-4  # largest allowed logit difference of an fp32 file
+DEFAULT_OPSET = 17  # ONNX opset (OnnxOptions)
+DEFAULT_CALIB = 256  # int8 calibration images (training split, fixed seed)
+DEFAULT_MAX_DROP = 1.0  # top-1 points an int8/fp16 file may lose against fp32 PyTorch
+DEFAULT_GATE_IMAGES = 10_000  # the whole test split of digits and CIFAR
+DEFAULT_ALPHA = 0.05  # the gate fails a drop beyond max_drop only when McNemar p < this (accuracy_stats.ALPHA)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
     from ssc_deploy.runtime_bench.insn_counts import count_artifacts
     from ssc_deploy.runtimes import by_target
 
-    from ssc_deploy.export.exporter import export_model
+    from ssc_deploy.export.exporter import export_module, load_for_export
+    from ssc_deploy.export.options import QuantOptions, VerifyOptions
     from ssc_deploy.export.lowerings.selection.probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE, probe_description
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -120,9 +121,10 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
     with tempfile.TemporaryDirectory(prefix="ssc-deploy-armprobe-") as tmp:
         for low in candidates(target, precision):
             torch.manual_seed(0)
-            results = export_model(None, targets=[target], out_dir=Path(tmp) / low, model_name=PROBE_MODEL,
-                                   in_size=PROBE_SIZE, lowering=low, precisions=[precision], progress=False,
-                                   n_verify=PROBE_IMAGES, calib=PROBE_CALIB, int8_lowering=low)
+            results = export_module(*load_for_export(None, model_name=PROBE_MODEL, in_size=PROBE_SIZE),
+                                    targets=[target], out_dir=Path(tmp) / low, lowering=low, precisions=[precision],
+                                    progress=False, verify=VerifyOptions(n_verify=PROBE_IMAGES),
+                                    quant=QuantOptions(calib=PROBE_CALIB, int8_lowering=low))
             files.append(results[0].artifact)
         rows = count_artifacts(device, files)
         counts = {low: round(r["instructions_per_inference"]) for low, r in zip(candidates(target, precision), rows)

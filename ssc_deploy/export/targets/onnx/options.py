@@ -7,9 +7,8 @@ from typing import ClassVar, Sequence
 
 from ssc_deploy.errors import SscDeployError
 
-from ssc_deploy.export.options import TargetOptions
+from ssc_deploy.export.options import DEFAULT_OPSET, TargetOptions
 
-DEFAULT_OPSET = 17
 MIN_OPSET, MAX_OPSET = 13, 21
 
 
