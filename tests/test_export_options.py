@@ -85,6 +85,17 @@ def test_the_options_module_loads_without_torch_or_numpy():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(verify={"n_verify": 4}), "verify must be a VerifyOptions, got dict"),
+    (dict(quant=VerifyOptions()), "quant must be a QuantOptions, got VerifyOptions"),
+    (dict(verify=VerifyOptions(n_verify=None)), "n_verify takes a whole number, got None"),
+    (dict(verify=VerifyOptions(n_verify=0)), "n_verify"),
+])
+def test_option_objects_of_the_wrong_kind_are_one_line(kwargs, message):
+    with pytest.raises(SscDeployError, match=message):
+        check_options("onnx", "fp32", **kwargs)
+
+
 def test_cli_flags_of_targets_not_asked_for_are_checked_as_before():
     every = [OnnxOptions(opset=13), TfliteOptions(nhwc=True), ExecutorchOptions()]
     # in the order --target gives (the files are written in that order)

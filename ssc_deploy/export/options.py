@@ -16,7 +16,10 @@ All are frozen; :func:`~ssc_deploy.export.validate.check_options` checks them be
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+if TYPE_CHECKING:
+    from ssc_deploy.export.lowerings.group_merge import GroupMergeSpec
 
 # Every export default, defined here only (this module imports neither torch nor numpy, so the CLI
 # and the bench read them without loading either).
@@ -85,7 +88,7 @@ class QuantOptions:
     gate_alpha: float = DEFAULT_ALPHA
     keep_float: str | Sequence[str] = ()
     int8_weights: str | None = None
-    int8_group_merge: object = None  # int | str | None as given; a GroupMergeSpec once checked
+    int8_group_merge: int | str | GroupMergeSpec | None = None  # as given; a GroupMergeSpec once checked
     int8_lowering: str | None = None
 
 

@@ -148,16 +148,18 @@ def check_options(targets: TargetsArg, precisions: str | Iterable[str] = (FP32,)
                   quant: QuantOptions | None = None, for_device: str | None = None) -> ExportOptions:
     """The option objects checked, the targets resolved (each with its options); one-line error for the
     first bad one."""
+    verify, quant = _of_type("verify", verify, VerifyOptions), _of_type("quant", quant, QuantOptions)
     names = resolve_targets(targets)
     chosen = resolve_precisions(precisions)
     check_precisions(names, chosen)
     given = _given_target_options(targets)
     per_target = {t: (given.get(t) or TARGET_OPTIONS[t]()).checked(chosen) for t in names}
-    checked_quant, retry = check_quant(quant or QuantOptions(), chosen)
+    checked_quant, retry = check_quant(quant, chosen)
     if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowerings/selection/choice.py)
         get_lowering(lowering)
     arm_profile = check_for_device(for_device, lowering, names)
-    verify = verify or VerifyOptions()
+    if verify.n_verify is None:
+        raise SscDeployError("n_verify takes a whole number, got None")
     verify = replace(verify, atol=check_float("atol", verify.atol, positive=True),
                      n_verify=check_int("n_verify", verify.n_verify, 1))
     return ExportOptions(tuple(names), tuple(chosen), lowering, verify, checked_quant, per_target, arm_profile, retry)
@@ -195,6 +197,15 @@ def check_quant(quant: QuantOptions, precisions: Sequence[str]) -> tuple[QuantOp
     return replace(quant, calib=int(quant.calib), max_drop=float(quant.max_drop), gate_images=int(quant.gate_images),
                    gate_alpha=float(quant.gate_alpha), keep_float=keep, int8_group_merge=merge,
                    int8_weights=weights), retry
+
+
+def _of_type(name: str, value, cls: type):
+    """``value`` (None: ``cls()``, the defaults); one-line error unless it is a ``cls``."""
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise SscDeployError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+    return value
 
 
 def _given_target_options(targets: TargetsArg) -> dict[str, TargetOptions]:
