@@ -110,6 +110,8 @@ def export_file(model: str, target: str, precision: str, lowering: str, workdir:
     import torch
 
     from ssc_deploy.export.exporter import export_module
+    from ssc_deploy.export.options import ModelFacts, QuantOptions, VerifyOptions
+    from ssc_deploy.export.targets.tflite.options import TfliteOptions
     from ssc_deploy.quiet import quiet_native
 
     spec = by_target(target)
@@ -117,9 +119,11 @@ def export_file(model: str, target: str, precision: str, lowering: str, workdir:
     path = out_dir / (f"{model}{spec.suffix}" if precision == "fp32" else f"{model}.{precision}{spec.suffix}")
     if not path.exists():
         with quiet_native():
-            export_module(untrained_net(model), torch.zeros(1, 3, 32, 32), targets=target, out_dir=out_dir, name=model,
-                          lowering=lowering, precisions=precision, calib=calib, data=DATA, force=True,
-                          progress=False, nhwc=False)  # timed on one NCHW batch with the other runtimes
+            # timed on one NCHW batch with the other runtimes
+            targets = TfliteOptions(nhwc=False) if target == TfliteOptions.target else target
+            export_module(untrained_net(model), torch.zeros(1, 3, 32, 32), ModelFacts(name=model), targets=targets,
+                          out_dir=out_dir, lowering=lowering, precisions=precision, quant=QuantOptions(calib=calib),
+                          verify=VerifyOptions(data=DATA), force=True, progress=False)
     return path
 
 

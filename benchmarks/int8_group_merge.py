@@ -70,7 +70,7 @@ def export(model: str, ckpt: Path | None, out_dir: Path, runtimes: list[str], pr
     import torch
 
     from ssc_deploy.errors import SscDeployError
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import QuantOptions, TfliteOptions, VerifyOptions, export_model
     from ssc_deploy.quiet import quiet_native
 
     if not args.fresh and all(artifact_path(out_dir, model, rt, precision).exists() for rt in runtimes):
@@ -78,13 +78,15 @@ def export(model: str, ckpt: Path | None, out_dir: Path, runtimes: list[str], pr
     torch.manual_seed(0)
     try:
         with quiet_native():
-            export_model(None if ckpt is None else str(ckpt), targets=runtimes, out_dir=out_dir, model_name=model,
-                         lowering="fast-table", precisions=precision, calib=args.calib, data=DATA, force=True,
-                         nhwc=False,  # timed on one NCHW batch with the other runtimes
-                         max_drop=args.max_drop,
-                         progress=False, int8_group_merge=k if precision == "int8" else None,
-                         int8_weights=weights if precision == "int8" else None,
-                         int8_strip_names=strip and "tflite" in runtimes)
+            int8 = precision == "int8"
+            quant = QuantOptions(calib=args.calib, max_drop=args.max_drop, int8_group_merge=k if int8 else None,
+                                 int8_weights=weights if int8 else None)
+            # timed on one NCHW batch with the other runtimes
+            targets = [TfliteOptions(nhwc=False, strip_names=strip) if t == TfliteOptions.target else t
+                       for t in runtimes]
+            export_model(None if ckpt is None else str(ckpt), targets=targets, out_dir=out_dir, model_name=model,
+                         lowering="fast-table", precisions=precision, quant=quant, verify=VerifyOptions(data=DATA),
+                         force=True, progress=False)
     except SscDeployError as err:
         return str(err)
     return None

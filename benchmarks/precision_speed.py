@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ssc_deploy.export.options import DEFAULT_CALIB
 from ssc_deploy.runtimes import TARGET_NAMES, by_target
 
 MODELS = ("ssc-net-1-9", "ssc-net-2-9", "ssc-net-3-9", "ssc-net-6-9", "mobilenetv2", "igcv3-d-0.7x")
@@ -47,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "output directory works); models without one are exported untrained")
     p.add_argument("--quick", action="store_true",
                    help=f"{','.join(QUICK_MODELS)} unless --models, 32 calibration images, 10 rounds, 120 test images")
-    p.add_argument("--calib", type=int, default=None, help="int8 calibration images (default 256; --quick 32)")
+    p.add_argument("--calib", type=int, default=None, help=f"int8 calibration images (default {DEFAULT_CALIB}; --quick 32)")
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds, 5 calls each (default 20; --quick 10)")
     p.add_argument("--eval-images", type=int, default=None, help="digits test images for top-1 (default all 360)")
     p.add_argument("--workdir", default="benchmarks/.cache/precision",
@@ -59,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--markdown", default=None, help="write the tables as Markdown here")
     args = p.parse_args(argv)
     args.models = args.models or ",".join(QUICK_MODELS if args.quick else MODELS)
-    args.calib = args.calib or (32 if args.quick else 256)
+    args.calib = args.calib or (32 if args.quick else DEFAULT_CALIB)
     args.rounds = args.rounds or (10 if args.quick else 20)
     args.eval_images = args.eval_images or (120 if args.quick else 360)
     return args
@@ -92,7 +93,7 @@ def export_cell(model: str, runtime: str, precision: str, ckpt: Path | None, out
     import torch
 
     from ssc_deploy.errors import SscDeployError
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import QuantOptions, TfliteOptions, VerifyOptions, export_model
     from ssc_deploy.quiet import quiet_native
 
     path = artifact_path(out_dir, model, runtime, precision)
@@ -104,9 +105,11 @@ def export_cell(model: str, runtime: str, precision: str, ckpt: Path | None, out
     start = time.perf_counter()
     try:
         with quiet_native():
-            export_model(None if ckpt is None else str(ckpt), targets=runtime, out_dir=out_dir, model_name=model,
-                         precisions=precision, calib=args.calib, data=DATA, force=True, progress=False,
-                         nhwc=False)  # timed on one NCHW batch with the other runtimes
+            # timed on one NCHW batch with the other runtimes
+            target = TfliteOptions(nhwc=False) if runtime == TfliteOptions.target else runtime
+            export_model(None if ckpt is None else str(ckpt), targets=target, out_dir=out_dir, model_name=model,
+                         precisions=precision, quant=QuantOptions(calib=args.calib), verify=VerifyOptions(data=DATA),
+                         force=True, progress=False)
     except SscDeployError as err:
         return None, time.perf_counter() - start, str(err)
     return path, time.perf_counter() - start, None

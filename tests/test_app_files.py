@@ -10,7 +10,7 @@ import pytest
 
 from ssc_deploy.data import load_dataset, normalize
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import export_model
+from ssc_deploy.export import QuantOptions, VerifyOptions, export_model
 from ssc_deploy.export.targets.tflite import metadata as tflite_metadata
 from ssc_deploy.export.targets.tflite import target as tflite_target
 from ssc_deploy.train import TrainConfig, train_model
@@ -26,7 +26,8 @@ def exported(tmp_path_factory):
     ckpt = root / "ssc19.pt"
     train_model(TrainConfig("ssc-net-1-9", epochs=2, max_batches=20, out=ckpt, progress=False, threads=1))
     results = export_model(str(ckpt), targets="tflite", out_dir=root / "out", precisions="fp32,int8,fp16", lowering="pad-slice",
-                           n_verify=8, gate_images=64, max_drop=100.0, progress=False)
+                           verify=VerifyOptions(n_verify=8), quant=QuantOptions(gate_images=64, max_drop=100.0),
+                           progress=False)
     return {r.precision: r for r in results}
 
 
@@ -149,7 +150,8 @@ def onnx_files(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ort")
     results = export_module(randomize_bn(create_model("ssc-net-1-9")), torch.zeros(1, 3, 32, 32), targets="onnx",
-                            out_dir=out, precisions="fp32,int8", lowering="pad-slice", n_verify=8, progress=False)
+                            out_dir=out, precisions="fp32,int8", lowering="pad-slice",
+                            verify=VerifyOptions(n_verify=8), progress=False)
     return out, {r.precision: r for r in results}
 
 
@@ -191,7 +193,7 @@ def test_an_existing_ort_file_is_refused_without_force(onnx_files, tmp_path):
     (tmp_path / "ssc-net-1-9.ort").write_bytes(b"mine")
     with pytest.raises(SscDeployError, match=r"ssc-net-1-9\.ort.* already exists"):
         export_module(create_model("ssc-net-1-9"), torch.zeros(1, 3, 32, 32), targets="onnx", out_dir=tmp_path,
-                      lowering="pad-slice", n_verify=4, progress=False)
+                      lowering="pad-slice", verify=VerifyOptions(n_verify=4), progress=False)
     assert (tmp_path / "ssc-net-1-9.ort").read_bytes() == b"mine"
 
 

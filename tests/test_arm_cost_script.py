@@ -66,6 +66,7 @@ def test_x86_counter_counts_a_real_onnx_file(tmp_path):
     from torch import nn
 
     from ssc_deploy.export.exporter import export_module
+    from ssc_deploy.export.options import ModelFacts, VerifyOptions
     from ssc_deploy.runtime_bench.insn_counts import count_per_inference
 
     def net(width):
@@ -76,8 +77,8 @@ def test_x86_counter_counts_a_real_onnx_file(tmp_path):
     files = {}
     for width in (8, 64):
         out = tmp_path / str(width)
-        export_module(net(width), torch.zeros(1, 3, 32, 32), targets="onnx", out_dir=out, name="tiny", n_verify=2,
-                      progress=False)
+        export_module(net(width), torch.zeros(1, 3, 32, 32), ModelFacts(name="tiny"), targets="onnx", out_dir=out,
+                      verify=VerifyOptions(n_verify=2), progress=False)
         files[width] = str(out / "tiny.onnx")
     counter = arm_cost.HostCounter()
     narrow = count_per_inference(counter, files[8], "onnxruntime", "NCHW", timeout=600, n=2)

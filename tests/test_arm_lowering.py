@@ -13,7 +13,7 @@ import pytest
 
 from ssc_deploy.cli import main
 from ssc_deploy.devices.emulated import cannot_emulate_reason, emulated_status
-from ssc_deploy.export import export_model
+from ssc_deploy.export import QuantOptions, VerifyOptions, export_module, load_for_export
 from ssc_deploy.export.lowerings.selection.arm import COUNTED_TARGETS, INT8_CANDIDATES, KNOWN_FEWEST, MEASURED, not_counted
 from ssc_deploy.export.lowerings.selection.choice import MEASURE_ENV, arm_choice, known_fastest
 from ssc_deploy.export.lowerings.selection.probe import probe_description
@@ -23,9 +23,10 @@ from ssc_deploy.runtimes import by_target
 def test_table_path_names_profile_counts_and_why(tmp_path, monkeypatch):
     monkeypatch.setenv("SSC_DEPLOY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(MEASURE_ENV, "0")
-    results = export_model(model_name="ssc-net-1-9", in_size=16, targets="onnx", precisions="fp32,int8", calib=16,
-                           out_dir=tmp_path / "o", n_verify=2, progress=False, lowering="fast",
-                           for_device="arm64-emulated:cortex-a53")
+    results = export_module(*load_for_export(model_name="ssc-net-1-9", in_size=16), targets="onnx",
+                            precisions="fp32,int8", quant=QuantOptions(calib=16), out_dir=tmp_path / "o",
+                            verify=VerifyOptions(n_verify=2), progress=False, lowering="fast",
+                            for_device="arm64-emulated:cortex-a53")
     for r in results:
         model = r.manifest["model"]
         assert model["lowering"] == KNOWN_FEWEST["cortex-a53"][("onnx", r.manifest["precision"])]
@@ -83,9 +84,9 @@ def test_counts_on_cortex_a76_and_caches(tmp_path, monkeypatch):
     monkeypatch.delenv(MEASURE_ENV, raising=False)
     # the rootfs stays where it is: only the lowering cache moves
     monkeypatch.setattr("ssc_deploy.devices.emulated.cache_dir", lambda: STATUS.root.parent)
-    (r,) = export_model(model_name="ssc-net-1-9", in_size=16, targets="tflite", precisions="int8",
-                        out_dir=tmp_path / "o", n_verify=2, calib=16, progress=False, lowering="fast",
-                        for_device="arm64-emulated")
+    (r,) = export_module(*load_for_export(model_name="ssc-net-1-9", in_size=16), targets="tflite", precisions="int8",
+                         out_dir=tmp_path / "o", verify=VerifyOptions(n_verify=2), quant=QuantOptions(calib=16),
+                         progress=False, lowering="fast", for_device="arm64-emulated")
     model = r.manifest["model"]
     assert model["lowering"] in INT8_CANDIDATES
     reason = model["lowering_reason"]

@@ -92,7 +92,7 @@ def exported(tmp_path_factory) -> dict:
 
     from ssc_deploy.checkpoint import load_checkpoint
     from ssc_deploy.data import eval_batch
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import QuantOptions, export_model
     from ssc_deploy.models import list_models, register_model
     from ssc_deploy.train import train_model
 
@@ -107,7 +107,7 @@ def exported(tmp_path_factory) -> dict:
     train_model("arm-tiny", epochs=2, out=ckpt, progress=False, batch_size=64, lr=0.05)
     files = {}
     for res in export_model(str(ckpt), targets=("onnx", "tflite"), precisions=("fp32", "int8"), out_dir=d / "art",
-                            progress=False, calib=32, gate_images=32, max_drop=100.0):
+                            progress=False, quant=QuantOptions(calib=32, gate_images=32, max_drop=100.0)):
         files[(res.manifest["target"], res.manifest["precision"])] = (Path(res.artifact), res.manifest)
     c = load_checkpoint(ckpt)
     x, y = eval_batch(None, N_IMAGES, c.mean, c.std, c.in_size)

@@ -223,10 +223,10 @@ def test_bad_input_gets_one_line(zoo, tmp_path, capsys):
 
 
 def test_models_with_different_input_sizes_are_refused(zoo, tmp_path, capsys):
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import export_module, load_for_export
 
-    other = export_model(None, targets=("onnx",), out_dir=tmp_path, model_name="bench-tiny-wide", in_size=24,
-                         progress=False)[0].artifact
+    other = export_module(*load_for_export(None, model_name="bench-tiny-wide", in_size=24), targets=("onnx",),
+                          out_dir=tmp_path, progress=False)[0].artifact
     _one_line_error(capsys, ["bench", str(zoo["bench-tiny.onnx"]), str(other), "--baselines", "", "--no-store"],
                     "different input sizes cannot be compared: bench-tiny takes 3x32x32, bench-tiny-wide takes 3x24x24")
 

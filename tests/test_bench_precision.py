@@ -44,7 +44,7 @@ if "prec-tiny" not in list_models():
 def files(tmp_path_factory) -> dict[str, Path]:
     """A trained prec-tiny checkpoint and its real fp32 and int8 ONNX exports (int8 calibrated on 32
     images; the gate is kept wide so a briefly trained net exports, the bench's own check is tested apart)."""
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import QuantOptions, export_model
     from ssc_deploy.train import train_model
 
     d = tmp_path_factory.mktemp("prec")
@@ -52,7 +52,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     train_model("prec-tiny", epochs=2, out=ckpt, progress=False, batch_size=64, lr=0.05)
     out = {"pt": ckpt}
     for res in export_model(str(ckpt), targets=("onnx",), precisions=("fp32", "int8"), out_dir=d / "art",
-                            progress=False, calib=32, gate_images=N_EVAL, max_drop=100.0):
+                            progress=False, quant=QuantOptions(calib=32, gate_images=N_EVAL, max_drop=100.0)):
         out[res.manifest["precision"]] = Path(res.artifact)
     assert out["int8"].name == "prec-tiny.int8.onnx" and out["fp32"].name == "prec-tiny.onnx"
     return out

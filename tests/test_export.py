@@ -13,7 +13,9 @@ from torch import nn
 from ssc_deploy.checkpoint import Checkpoint, save_checkpoint, sha256_file
 from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, eval_batch
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import MANIFEST_SCHEMA, Manifest, export_model, inspect_artifact, load_manifest
+from ssc_deploy.export import (MANIFEST_SCHEMA, ExecutorchOptions, Manifest, ModelFacts, OnnxOptions, TfliteOptions,
+                               VerifyOptions, export_model, export_module, inspect_artifact, load_for_export,
+                               load_manifest)
 from ssc_deploy.export.targets.executorch import target as executorch_target
 from ssc_deploy.export.targets.onnx import target as onnx_target
 from ssc_deploy.export.targets import TARGETS
@@ -64,7 +66,7 @@ def ssc_export(tmp_path_factory):
     ckpt_path = root / "ssc.pt"
     make_checkpoint(ckpt_path)
     out = root / "out"
-    results = export_model(ckpt_path, targets="all", out_dir=out, n_verify=16, progress=False)
+    results = export_model(ckpt_path, targets="all", out_dir=out, verify=VerifyOptions(n_verify=16), progress=False)
     return {"ckpt": ckpt_path, "out": out, "results": {r.target: r for r in results}}
 
 
@@ -147,8 +149,8 @@ def test_tflite_op_histogram_read_from_the_file(ssc_export):
 
 
 def test_tflite_nhwc_input_and_transposes(ssc_export, tmp_path):
-    (r,) = export_model(None, targets="tflite", model_name="ssc-net-1-9", out_dir=tmp_path, nhwc=False,
-                        n_verify=8, progress=False)
+    (r,) = export_model(None, targets=TfliteOptions(nhwc=False), model_name="ssc-net-1-9", out_dir=tmp_path,
+                        verify=VerifyOptions(n_verify=8), progress=False)
     m = r.manifest
     assert m["input"]["layout"] == "NCHW" and m["input"]["shape"] == [1, 3, 32, 32]
     nhwc = ssc_export["results"]["tflite"].manifest
@@ -172,7 +174,8 @@ def test_failed_parity_leaves_nothing_and_keeps_old_files(ssc_export, tmp_path):
     kept = tmp_path / old.name
     kept.write_bytes(old.read_bytes())
     with pytest.raises(SscDeployError, match=r"onnx: output 'logits' differs from PyTorch by .* \(> atol 1e-12\)") as err:
-        export_model(ssc_export["ckpt"], targets="onnx", out_dir=tmp_path, atol=1e-12, force=True, progress=False)
+        export_model(ssc_export["ckpt"], targets="onnx", out_dir=tmp_path, verify=VerifyOptions(atol=1e-12), force=True,
+                     progress=False)
     assert err.value.exit_code == 3
     assert [p.name for p in tmp_path.iterdir()] == [old.name]
     assert kept.read_bytes() == old.read_bytes()
@@ -180,8 +183,8 @@ def test_failed_parity_leaves_nothing_and_keeps_old_files(ssc_export, tmp_path):
 
 def test_force_overwrites(ssc_export, tmp_path):
     (tmp_path / "ssc-net-1-9.onnx").write_bytes(b"old")
-    (r,) = export_model(ssc_export["ckpt"], targets=["onnx"], out_dir=tmp_path, force=True, n_verify=4,
-                        opset=13, progress=False)
+    (r,) = export_model(ssc_export["ckpt"], targets=[OnnxOptions(opset=13)], out_dir=tmp_path, force=True,
+                        verify=VerifyOptions(n_verify=4), progress=False)
     assert r.artifact.read_bytes() != b"old" and r.manifest["exporter"]["opset"] == 13
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json",
                                                           "ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"]
@@ -191,8 +194,8 @@ def test_force_refuses_a_directory_in_the_way_and_writes_nothing(ssc_export, tmp
     (tmp_path / "ssc-net-1-9.onnx").write_bytes(b"old onnx")
     (tmp_path / "ssc-net-1-9.tflite.manifest.json").mkdir()
     with pytest.raises(SscDeployError, match=r"ssc-net-1-9\.tflite\.manifest\.json: exists and is a directory"):
-        export_model(ssc_export["ckpt"], targets="onnx,tflite", out_dir=tmp_path, force=True, n_verify=2,
-                     progress=False)
+        export_model(ssc_export["ckpt"], targets="onnx,tflite", out_dir=tmp_path, force=True,
+                     verify=VerifyOptions(n_verify=2), progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.onnx", "ssc-net-1-9.tflite.manifest.json"]
     assert (tmp_path / "ssc-net-1-9.onnx").read_bytes() == b"old onnx"
 
@@ -202,8 +205,8 @@ def test_auto_lowering_through_export_model_records_each_winner(tmp_path):
     from ssc_deploy.export.lowerings.selection.autotune import candidate_lowerings
 
     with quiet_native():
-        (r,) = export_model(model_name="ssc-net-1-9", in_size=16, targets="onnx", out_dir=tmp_path, lowering="auto",
-                            n_verify=2, progress=False)
+        (r,) = export_module(*load_for_export(model_name="ssc-net-1-9", in_size=16), targets="onnx", out_dir=tmp_path,
+                             lowering="auto", verify=VerifyOptions(n_verify=2), progress=False)
     assert r.manifest["model"]["lowering"] in candidate_lowerings("onnx")
     assert r.parity.passed and r.manifest["rewrite"]["max_abs_diff"] <= 1e-4
     assert load_manifest(r.artifact) == r.manifest
@@ -214,8 +217,9 @@ def test_auto_lowering_through_export_model_records_each_winner(tmp_path):
     [
         ({"targets": "coreml"}, "unknown target 'coreml'"),
         ({"lowering": "nope"}, "unknown lowering 'nope'"),
-        ({"opset": 7}, "opset 7 is not supported"),
-        ({"atol": -1.0}, "atol must be a positive number"),
+        ({"targets": OnnxOptions(opset=7)}, "opset 7 is not supported"),
+        ({"verify": VerifyOptions(atol=-1.0)}, "atol must be a positive number"),
+        ({"targets": [OnnxOptions(), OnnxOptions(opset=13)]}, "onnx: options given twice"),
         ({"model_name": "no-such-net", "source": None}, "unknown model 'no-such-net'"),
         ({"source": None}, "nothing to export"),
     ],
@@ -274,13 +278,13 @@ def test_executorch_warns_or_fails_on_portable_compute_ops(tmp_path):
     assert info.extra["delegation"]["portable_compute_ops"] == ["aten_mean_dim"]
     assert "aten_mean_dim x1" in info.warnings[0]
     with pytest.raises(SscDeployError, match="not delegated to XNNPACK.*aten_mean_dim.*--strict"):
-        executorch_target.export(net, x, tmp_path / "b.pte", strict=True)
+        executorch_target.export(net, x, tmp_path / "b.pte", ExecutorchOptions(strict=True))
     assert not (tmp_path / "b.pte").exists()
 
 
 def test_onnx_opset_and_checker_on_a_tiny_net(tmp_path):
     net = _PortableMean().eval()
-    info = onnx_target.export(net, torch.randn(1, 3, 8, 8), tmp_path / "t.onnx", opset=13, metadata={"k": "v"})
+    info = onnx_target.export(net, torch.randn(1, 3, 8, 8), tmp_path / "t.onnx", OnnxOptions(opset=13), metadata={"k": "v"})
     assert info.exporter["opset"] == 13 and info.input_name == "input" and info.output_name == "logits"
     out = onnx_target.run(tmp_path / "t.onnx", np.zeros((2, 3, 8, 8), np.float32))
     assert out.shape == (2, 4)
@@ -292,7 +296,7 @@ def test_every_family_exports_to_all_targets(family, tmp_path):
     name = smallest_member(family)
     ckpt = tmp_path / "c.pt"
     make_checkpoint(ckpt, name, in_size=SMALL_IN_SIZE)
-    results = export_model(ckpt, targets="all", out_dir=tmp_path / "out", n_verify=4, progress=False)
+    results = export_model(ckpt, targets="all", out_dir=tmp_path / "out", verify=VerifyOptions(n_verify=4), progress=False)
     assert [r.target for r in results] == ["onnx", "executorch", "tflite"]
     for r in results:
         assert r.manifest["parity"]["passed"] and r.manifest["parity"]["max_abs_diff"] < 1e-4
@@ -314,8 +318,8 @@ def test_export_module_on_a_create_model_net(tmp_path):
     names, mean, std = ["a", "b", "c", "d"], [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
     net = randomize_bn(ssc_deploy.create_model("ssc-net-1-9", num_classes=4, in_size=SMALL_IN_SIZE), seed=2).train()
     results = ssc_deploy.export_module(
-        net, torch.zeros(1, 3, SMALL_IN_SIZE, SMALL_IN_SIZE), targets=("onnx", "tflite"), out_dir=tmp_path,
-        name="my-ssc", class_names=names, mean=mean, std=std, n_verify=8, progress=False)
+        net, torch.zeros(1, 3, SMALL_IN_SIZE, SMALL_IN_SIZE), ModelFacts(name="my-ssc", class_names=names, mean=mean, std=std),
+        targets=("onnx", "tflite"), out_dir=tmp_path, verify=VerifyOptions(n_verify=8), progress=False)
     assert net.training  # evaluated in eval mode, handed back as it came
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"my-ssc.{ext}{m}" for ext in ("onnx", "tflite") for m in ("", ".manifest.json")]
@@ -347,10 +351,12 @@ def test_export_module_on_a_create_model_net(tmp_path):
         ({"example_input": torch.zeros(2, 3, 16, 16)}, "example_input must be"),
         ({"example_input": torch.zeros(1, 3, 16, 16, dtype=torch.float64)}, "example_input must be"),
         ({"model": "ssc-net-1-9"}, "model must be a torch.nn.Module"),
-        ({"class_names": ["only", "three", "names"]}, "class_names has 3 names but the model outputs 10 logits"),
-        ({"mean": [0.5]}, "export_module: 'mean' has 1 values but the input has 3 channels"),
-        ({"std": [0.2, 0.0, 0.2]}, "export_module: 'std' must be positive"),
-        ({"name": "../escape"}, "cannot name an artifact file"),
+        ({"facts": ModelFacts(class_names=["only", "three", "names"])},
+         "class_names has 3 names but the model outputs 10 logits"),
+        ({"facts": ModelFacts(mean=[0.5])}, "export_module: 'mean' has 1 values but the input has 3 channels"),
+        ({"facts": ModelFacts(std=[0.2, 0.0, 0.2])}, "export_module: 'std' must be positive"),
+        ({"facts": ModelFacts(name="../escape")}, "cannot name an artifact file"),
+        ({"facts": {"name": "x"}}, "facts must be a ModelFacts, got dict"),
         ({"targets": "coreml"}, "unknown target 'coreml'"),
     ],
 )

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from ssc_deploy import export_module
+from ssc_deploy.export import VerifyOptions
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export.foreign import foreign_rewrite
@@ -58,7 +59,8 @@ def _one_error_line(capsys) -> str:
 def test_foreign_ssc_net_exports_on_all_runtimes_without_3x3_ssc_convs(tmp_path: Path, source: str):
     torch.manual_seed(0)
     net = randomized(ForeignSSCNet(blocks=1, groups=9, stages=1))
-    options = dict(targets="all", out_dir=tmp_path / "out", n_verify=8, progress=False, atol=ATOL, lowering="pad-slice")
+    options = dict(targets="all", out_dir=tmp_path / "out", verify=VerifyOptions(n_verify=8, atol=ATOL), progress=False,
+                   lowering="pad-slice")
     if source == "module":
         results = export_module(net, torch.zeros(1, 3, SIZE, SIZE), **options)
     else:
@@ -125,8 +127,8 @@ def test_a_net_without_ssc_kernels_exports_unchanged(tmp_path: Path):
     found = foreign_rewrite(net, torch.zeros(1, 3, SIZE, SIZE))
     assert found.module is net and not found.report.changed
     assert not found.report.ssc_kernels and len(found.report.convs) == 2
-    (result,) = export_module(net, torch.zeros(1, 3, SIZE, SIZE), out_dir=tmp_path, n_verify=8, progress=False,
-                                lowering="pad-slice")
+    (result,) = export_module(net, torch.zeros(1, 3, SIZE, SIZE), out_dir=tmp_path, verify=VerifyOptions(n_verify=8),
+                              progress=False, lowering="pad-slice")
     assert result.manifest["parity"]["passed"] and _onnx_convs(result.artifact) == [(3, 3), (3, 3)]
     assert result.manifest["rewrite"]["graph"]["ssc_kernels"] == []
 

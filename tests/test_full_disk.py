@@ -49,12 +49,12 @@ def small_artifact(tmp_path_factory) -> Path:
     import torch
     from torch import nn
 
-    from ssc_deploy.export import export_module
+    from ssc_deploy.export import ModelFacts, VerifyOptions, export_module
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)).eval()
     out = tmp_path_factory.mktemp("disk") / "exports"
-    return Path(export_module(net, torch.zeros(1, 3, 16, 16), name="tiny", out_dir=out, n_verify=2,
-                              progress=False)[0].artifact)
+    return Path(export_module(net, torch.zeros(1, 3, 16, 16), ModelFacts(name="tiny"), out_dir=out,
+                              verify=VerifyOptions(n_verify=2), progress=False)[0].artifact)
 
 
 BENCH = ["--baselines", "", "--runs", "2", "--warmup", "0", "--n-eval", "8"]

@@ -11,7 +11,8 @@ from torch import nn
 
 from ssc_deploy.cli import main
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import export_model
+from ssc_deploy.export import (ExecutorchOptions, OnnxOptions, QuantOptions, TfliteOptions, VerifyOptions,
+                               export_model, resolve_targets)
 from ssc_deploy.export.lowerings.group_merge import (format_spec, is_mergeable, k_for, merge_grouped_convs,
                                                       merge_groups, parse_spec)
 from ssc_deploy.export.rewrite import deployment_rewrite
@@ -101,15 +102,18 @@ def test_bad_group_merge_values_are_one_line(value, message):
 
 def test_group_merge_without_int8_is_refused_before_any_work(tmp_path):
     with pytest.raises(SscDeployError, match="--group-merge applies to int8 exports only"):
-        export_model(None, model_name="ssc-net-1-9", targets="onnx", out_dir=tmp_path, int8_group_merge=3,
-                     progress=False)
+        export_model(None, model_name="ssc-net-1-9", targets="onnx", out_dir=tmp_path,
+                     quant=QuantOptions(int8_group_merge=3), progress=False)
     assert not any(tmp_path.iterdir())
 
 
 def _export(tmp_path, targets: str, merge) -> dict:
-    results = export_model(None, model_name="ssc-net-1-9", targets=targets, out_dir=tmp_path, precisions="int8",
-                           int8_group_merge=merge, calib=4, n_verify=4, progress=False, force=True,
-                           strict=True)  # strict: a broken int8 chain or an op outside XNNPACK is an error
+    # strict: a broken int8 chain or an op outside XNNPACK is an error
+    strict = {"onnx": OnnxOptions(strict=True), "tflite": TfliteOptions(strict=True),
+              "executorch": ExecutorchOptions(strict=True)}
+    results = export_model(None, model_name="ssc-net-1-9", targets=[strict[t] for t in resolve_targets(targets)],
+                           out_dir=tmp_path, precisions="int8", quant=QuantOptions(int8_group_merge=merge, calib=4),
+                           verify=VerifyOptions(n_verify=4), progress=False, force=True)
     return {r.target: r.manifest for r in results}
 
 

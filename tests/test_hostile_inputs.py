@@ -39,7 +39,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     import torch
 
     from ssc_deploy.checkpoint import Checkpoint, save_checkpoint
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import VerifyOptions, export_model
     from ssc_deploy.export.manifest import manifest_path
     from ssc_deploy.models import create_model
 
@@ -50,7 +50,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
                                {k: v for k, v in net.state_dict().items()}, [str(i) for i in range(10)],
                                [0.5] * 3, [0.25] * 3, [3, 32, 32]), ckpt)
     art = Path(export_model(None, model_name="ssc-net-1-9", targets=("onnx",), out_dir=d / "art",
-                            progress=False, lowering="pad-slice", n_verify=2)[0].artifact)
+                            progress=False, lowering="pad-slice", verify=VerifyOptions(n_verify=2))[0].artifact)
     db = d / "results.sqlite"
     store.save_run({"created": "now", "status": "complete", "rows": [{"model": "m", "status": "ok"}]}, db)
     del torch
@@ -432,9 +432,10 @@ def test_class_names_that_are_not_names_are_refused(names, words, tmp_path):
     import torch
 
     from ssc_deploy import create_model, export_module
+    from ssc_deploy.export import ModelFacts
 
     with pytest.raises(SscDeployError, match=re.escape(words)):
-        export_module(create_model("ssc-net-1-9", in_size=16), torch.zeros(1, 3, 16, 16), class_names=names,
+        export_module(create_model("ssc-net-1-9", in_size=16), torch.zeros(1, 3, 16, 16), ModelFacts(class_names=names),
                       out_dir=tmp_path / "ex", progress=False)
     assert not (tmp_path / "ex").exists()
 

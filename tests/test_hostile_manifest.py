@@ -35,11 +35,11 @@ def _tiny() -> nn.Module:
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory) -> Path:
     """One small verified ONNX export and its manifest."""
-    from ssc_deploy.export import export_module
+    from ssc_deploy.export import ModelFacts, VerifyOptions, export_module
 
     out = tmp_path_factory.mktemp("hostile") / "exports"
-    return Path(export_module(_tiny(), torch.zeros(1, 3, 16, 16), name="tiny", out_dir=out, n_verify=4,
-                              progress=False)[0].artifact)
+    return Path(export_module(_tiny(), torch.zeros(1, 3, 16, 16), ModelFacts(name="tiny"), out_dir=out,
+                              verify=VerifyOptions(n_verify=4), progress=False)[0].artifact)
 
 
 def _set(doc: dict, where: str, value) -> dict:
@@ -216,11 +216,11 @@ def test_a_checkpoint_named_by_a_manifest_is_never_loaded(artifact, tmp_path, ca
 def test_inspect_prints_the_class_names_it_exported(tmp_path):
     """Names with rich markup and a lone surrogate (a file name from an image folder) print as data
     under a UTF-8 locale, from the manifest export wrote itself."""
-    from ssc_deploy.export import export_module
+    from ssc_deploy.export import ModelFacts, VerifyOptions, export_module
 
     classes = ["[/bold]", "[bold red]x", "\udc80name", *map(str, range(3, 10))]
-    res = export_module(_tiny(), torch.zeros(1, 3, 16, 16), name="tiny", class_names=classes, out_dir=tmp_path,
-                        n_verify=4, progress=False)[0]
+    res = export_module(_tiny(), torch.zeros(1, 3, 16, 16), ModelFacts(name="tiny", class_names=classes),
+                        out_dir=tmp_path, verify=VerifyOptions(n_verify=4), progress=False)[0]
     env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONIOENCODING": "", "COLUMNS": "300"}
     done = subprocess.run([sys.executable, "-c", "import sys; from ssc_deploy.cli import main; sys.exit(main())",
                            "inspect", str(res.artifact)], capture_output=True, text=True, env=env)

@@ -195,12 +195,13 @@ def test_the_quickstart_counts_its_onnx_and_tflite_files_on_the_emulated_device(
     pytest.importorskip("onnxruntime")
     from rich.console import Console
 
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import QuantOptions, export_model
     from ssc_deploy.pipeline.quickstart import QuickstartOptions, arm_instructions
 
     files = [Path(r.artifact) for r in export_model(None, model_name="ssc-net-1-9", targets=("onnx",),
                                                      precisions=("fp32", "int8"), out_dir=tmp_path / "art",
-                                                     progress=False, calib=8, gate_images=8, max_drop=100.0)]
+                                                     progress=False,
+                                                     quant=QuantOptions(calib=8, gate_images=8, max_drop=100.0))]
     console = Console(width=300, record=True)
     rows = arm_instructions(QuickstartOptions(out=tmp_path / "qs", models=["ssc-net-1-9"]), files, console)
     by_prec = {r["precision"]: r for r in rows}

@@ -10,15 +10,19 @@ from onnx import numpy_helper
 from torch import nn
 
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import export_model
+from ssc_deploy.export import (ExecutorchOptions, OnnxOptions, QuantOptions, TfliteOptions, VerifyOptions,
+                               export_model, resolve_targets)
 from ssc_deploy.export.quantize.layers import check_weights_mode, per_tensor_layers
 from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.models import create_model
 
 
-def _export(out, targets: str, weights: str | None, **more):
-    results = export_model(None, model_name="ssc-net-1-9", targets=targets, out_dir=out, precisions="int8",
-                           int8_weights=weights, calib=4, n_verify=4, progress=False, force=True, strict=True, **more)
+def _export(out, targets: str, weights: str | None, strip_names: bool = False):
+    strict = {"onnx": OnnxOptions(strict=True), "tflite": TfliteOptions(strict=True, strip_names=strip_names),
+              "executorch": ExecutorchOptions(strict=True)}
+    results = export_model(None, model_name="ssc-net-1-9", targets=[strict[t] for t in resolve_targets(targets)],
+                           out_dir=out, precisions="int8", quant=QuantOptions(int8_weights=weights, calib=4),
+                           verify=VerifyOptions(n_verify=4), progress=False, force=True)
     return {r.target: r for r in results}
 
 
@@ -60,7 +64,7 @@ def test_tflite_per_tensor_grouped_and_stripped_names_are_smaller_and_executorch
     from ssc_deploy.export.targets.tflite.graph import compute_ops, read_graph
 
     base = _export(tmp_path / "pc", "tflite", None)["tflite"]
-    small = _export(tmp_path / "pt", "tflite,executorch", "per-tensor-grouped", int8_strip_names=True)
+    small = _export(tmp_path / "pt", "tflite,executorch", "per-tensor-grouped", strip_names=True)
     assert small["tflite"].manifest["bytes"] < 0.75 * base.manifest["bytes"]  # measured 0.71
     assert small["tflite"].manifest["quantization"]["tensor_names"] == "stripped (input and output kept)"
     et = small["executorch"].manifest
@@ -77,13 +81,14 @@ def test_tflite_per_tensor_grouped_and_stripped_names_are_smaller_and_executorch
     assert all(not t.name for i, t in enumerate(sub.tensors) if i not in io) and all(sub.tensors[i].name for i in io)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(precisions="int8", int8_weights="per-row"), "--int8-weights: unknown mode 'per-row'"),
-    (dict(precisions="fp32", int8_weights="per-tensor"), "--int8-weights applies to int8 exports only"),
-    (dict(precisions="int8", int8_strip_names=True), "--strip-names applies to tflite int8 exports only"),
+@pytest.mark.parametrize("targets, precisions, quant, message", [
+    ("onnx", "int8", QuantOptions(int8_weights="per-row"), "--int8-weights: unknown mode 'per-row'"),
+    ("onnx", "fp32", QuantOptions(int8_weights="per-tensor"), "--int8-weights applies to int8 exports only"),
+    (TfliteOptions(strip_names=True), "fp32", None, "--strip-names applies to tflite int8 exports only"),
 ])
-def test_bad_int8_weights_are_refused_before_any_work(tmp_path, kwargs, message):
+def test_bad_int8_weights_are_refused_before_any_work(tmp_path, targets, precisions, quant, message):
     with pytest.raises(SscDeployError, match=message):
-        export_model(None, model_name="ssc-net-1-9", targets="onnx", out_dir=tmp_path / "o", progress=False, **kwargs)
+        export_model(None, model_name="ssc-net-1-9", targets=targets, precisions=precisions, quant=quant,
+                     out_dir=tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
     assert check_weights_mode(None) == "per-channel"

@@ -16,7 +16,7 @@ from torch import nn
 
 from ssc_deploy.cli import main
 from ssc_deploy.cpu_features import cpu_features, isa_class
-from ssc_deploy.export import export_model, export_module
+from ssc_deploy.export import ModelFacts, VerifyOptions, export_module, load_for_export
 from ssc_deploy.export.lowerings.selection import cache as lowering_cache
 from ssc_deploy.export.lowerings.selection.autotune import candidate_lowerings
 from ssc_deploy.export.lowerings.selection.choice import KNOWN_FASTEST, MEASURE_ENV, known_fastest
@@ -36,8 +36,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def _export(out, lowering="fast", target="onnx"):
-    (r,) = export_model(model_name="ssc-net-1-9", in_size=SIZE, targets=target, out_dir=out, lowering=lowering,
-                        n_verify=2, progress=False, force=True)
+    (r,) = export_module(*load_for_export(model_name="ssc-net-1-9", in_size=SIZE), targets=target, out_dir=out,
+                         lowering=lowering, verify=VerifyOptions(n_verify=2), progress=False, force=True)
     return r.manifest["model"]
 
 
@@ -106,8 +106,8 @@ def test_named_lowering_and_nets_without_shifts_are_not_measured(cache, tmp_path
     torch.manual_seed(0)
     plain = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(8, 10)).eval()
-    (r,) = export_module(plain, torch.zeros(1, 3, SIZE, SIZE), targets="onnx", out_dir=tmp_path / "p", name="plain",
-                         lowering="fast", n_verify=2, progress=False)
+    (r,) = export_module(plain, torch.zeros(1, 3, SIZE, SIZE), ModelFacts(name="plain"), targets="onnx",
+                         out_dir=tmp_path / "p", lowering="fast", verify=VerifyOptions(n_verify=2), progress=False)
     assert r.manifest["model"]["lowering"] == "pad-slice"
     assert "no Shift layers" in r.manifest["model"]["lowering_reason"]
     assert not cache.exists()

@@ -13,11 +13,11 @@ import torch
 from ssc_deploy.cli import main
 from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, load_dataset
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import Manifest, export_model
+from ssc_deploy.export import Manifest, OnnxOptions, QuantOptions, VerifyOptions, export_model
 from ssc_deploy.export.quantize.calibration import calibration_images
 from ssc_deploy.export.targets.onnx.quantized import default_scheme, layer_nodes
 from ssc_deploy.export.rewrite import deployment_rewrite
-from ssc_deploy.export.validate import check_options
+from ssc_deploy.export.validate import check_options, select_target_options
 from ssc_deploy.models import create_model
 from ssc_deploy.runtimes import by_target
 from ssc_deploy.train import TrainConfig, train_model
@@ -84,8 +84,8 @@ def test_executorch_writes_a_gated_int8_file(ckpt, tmp_path):
 def test_tflite_int8_passes_the_gate_with_its_classifier_in_float(ckpt, tmp_path):
     # Measured on this weak (27 %) net: LiteRT int8 drops 1.39 points, 1.11 with fc in float (one point is
     # under 4 of the 360 test images); the int8 classifier is the known LiteRT loss (benchmarks/int8-feasibility.md).
-    (r,) = export_model(ckpt, targets="tflite", out_dir=tmp_path, precisions="int8", keep_float="fc", max_drop=2.0,
-                        **QUIET)
+    (r,) = export_model(ckpt, targets="tflite", out_dir=tmp_path, precisions="int8",
+                        quant=QuantOptions(keep_float="fc", max_drop=2.0), **QUIET)
     assert r.artifact.name == "ssc-net-1-9.int8.tflite"
     _check_int8(r.manifest, "tflite", ["fc"], max_drop=2.0)
     assert Manifest.read(r.artifact).to_dict() == r.manifest
@@ -96,8 +96,8 @@ def test_fp16_tflite_and_keep_float_onnx(ckpt, tmp_path):
     assert fp16.artifact.name == "ssc-net-1-9.fp16.tflite" and fp16.manifest["precision"] == "fp16"
     acc = fp16.manifest["quantization"]["accuracy"]
     assert acc["passed"] and abs(acc["drop"]) <= 0.5 and acc["agreement"] > 0.97
-    (kept,) = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", keep_float="fc",
-                           int8_scheme="u8s8-rr", calib=64, **QUIET)
+    (kept,) = export_model(ckpt, targets=OnnxOptions(int8_scheme="u8s8-rr"), out_dir=tmp_path, precisions="int8",
+                           quant=QuantOptions(keep_float="fc", calib=64), **QUIET)
     quant = kept.manifest["quantization"]
     assert quant["keep_float"] == ["fc"] and quant["scheme"] == "u8s8-rr" and quant["reduce_range"]
     assert quant["calibration"]["n"] == 64 and quant["optimized_graph"]["float_compute_ops"] == 1
@@ -163,9 +163,11 @@ def test_the_gate_fails_a_drop_beyond_max_drop_only_when_it_is_significant():
 
 def test_bad_gate_alpha_is_one_line(ckpt, tmp_path):
     with pytest.raises(SscDeployError, match=r"--gate-alpha must be a significance level in \(0, 1\], got 0.0"):
-        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", gate_alpha=0.0, **QUIET)
+        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", quant=QuantOptions(gate_alpha=0.0),
+                     **QUIET)
     with pytest.raises(SscDeployError, match="--keep-float none: turns the gate's retry off; give it alone"):
-        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", keep_float="none,fc", **QUIET)
+        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8",
+                     quant=QuantOptions(keep_float="none,fc"), **QUIET)
 
 
 def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
@@ -175,7 +177,8 @@ def test_a_failed_gate_retries_with_the_worst_layers_in_float(ckpt, tmp_path):
     from ssc_deploy.export.quantize.keep_float import LAYERS_PER_TRY, MAX_TRIES
 
     with pytest.raises(ExportIncomplete) as err:
-        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8", calib=1, max_drop=0.0, **QUIET)
+        export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="int8",
+                     quant=QuantOptions(calib=1, max_drop=0.0), **QUIET)
     msg = str(err.value)
     assert msg.startswith("onnx int8: all int8: top-1 ") and "in float too: top-1 " in msg and err.value.results == []
     assert len(msg.split(" in float too")[0].split("; with ")[-1].split(", ")) == LAYERS_PER_TRY * MAX_TRIES
@@ -186,10 +189,10 @@ def test_the_retry_times_the_kept_file_against_the_all_int8_file(ckpt, tmp_path)
     from ssc_deploy.data import eval_batch
     from ssc_deploy.export.quantize.keep_float import speed_vs
 
-    (plain,) = export_model(ckpt, targets="onnx", out_dir=tmp_path / "a", precisions="int8", calib=32, max_drop=100.0,
-                            keep_float="none", **QUIET)
-    (kept,) = export_model(ckpt, targets="onnx", out_dir=tmp_path / "b", precisions="int8", calib=32, max_drop=100.0,
-                           keep_float="fc", **QUIET)
+    (plain,) = export_model(ckpt, targets="onnx", out_dir=tmp_path / "a", precisions="int8",
+                            quant=QuantOptions(calib=32, max_drop=100.0, keep_float="none"), **QUIET)
+    (kept,) = export_model(ckpt, targets="onnx", out_dir=tmp_path / "b", precisions="int8",
+                           quant=QuantOptions(calib=32, max_drop=100.0, keep_float="fc"), **QUIET)
     x, _ = eval_batch("digits", 1, DEFAULT_MEAN, DEFAULT_STD, 32)
     got = speed_vs("onnx", kept.artifact, plain.artifact, "NCHW", x)
     assert 0.2 < got["latency_ratio_vs_all_int8"] < 5 and "1 thread, batch 1" in got["timed_on"]
@@ -218,31 +221,41 @@ def test_calibration_images_are_a_fixed_sample_of_the_training_split():
     assert calibration_images("digits", 10_000, DEFAULT_MEAN, DEFAULT_STD, 32).images.shape[0] == len(train)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(targets="onnx", precisions="fp16"), "onnx has no fp16 export: onnxruntime's CPU provider has no fp16 conv "
-                                              "kernels, so an fp16 file would run no faster"),
-    (dict(targets="executorch", precisions="fp32,fp16"), "executorch has no fp16 export: ExecuTorch 1.5.1 stores "
-                                                         "XNNPACK conv weights as fp32 (same size)"),
-    (dict(targets="all", precisions="fp16"), "onnx has no fp16 export"),
-    (dict(targets="onnx", precisions="int4"), "--precision: unknown precision 'int4' (use one of: fp32, int8, fp16)"),
-    (dict(targets="onnx", keep_float="fc"), "--keep-float applies to int8 exports only (add --precision int8)"),
-    (dict(targets="tflite", precisions="int8", int8_scheme="u8s8"), "--int8-scheme applies to onnx int8 exports only"),
-    (dict(targets="onnx", precisions="int8", int8_scheme="u4"), "--int8-scheme: unknown scheme 'u4' (use one of: "
-                                                                "u8s8, u8s8-rr, s8s8)"),
-    (dict(targets="onnx", precisions="int8", calib=0), "--calib must be an image count from 1 to"),
-    (dict(targets="onnx", precisions="int8", max_drop=-1.0), "--max-drop must be a number of top-1 points >= 0"),
+@pytest.mark.parametrize("targets, precisions, quant, message", [
+    ("onnx", "fp16", {}, "onnx has no fp16 export: onnxruntime's CPU provider has no fp16 conv "
+                         "kernels, so an fp16 file would run no faster"),
+    ("executorch", "fp32,fp16", {}, "executorch has no fp16 export: ExecuTorch 1.5.1 stores "
+                                    "XNNPACK conv weights as fp32 (same size)"),
+    ("all", "fp16", {}, "onnx has no fp16 export"),
+    ("onnx", "int4", {}, "--precision: unknown precision 'int4' (use one of: fp32, int8, fp16)"),
+    ("onnx", "fp32", dict(keep_float="fc"), "--keep-float applies to int8 exports only (add --precision int8)"),
+    (OnnxOptions(int8_scheme="u8s8"), "fp32", {}, "--int8-scheme applies to onnx int8 exports only"),
+    (OnnxOptions(int8_scheme="u4"), "int8", {}, "--int8-scheme: unknown scheme 'u4' (use one of: u8s8, u8s8-rr, s8s8)"),
+    ("onnx", "int8", dict(calib=0), "--calib must be an image count from 1 to"),
+    ("onnx", "int8", dict(max_drop=-1.0), "--max-drop must be a number of top-1 points >= 0"),
 ])
-def test_bad_precision_options_are_refused_before_any_work(kwargs, message):
-    base = dict(lowering="pad-slice", opset=17, nhwc=False, strict=False, atol=1e-4, n_verify=4)
+def test_bad_precision_options_are_refused_before_any_work(targets, precisions, quant, message):
     with pytest.raises(SscDeployError) as err:
-        check_options(kwargs.pop("targets"), **base, **kwargs)
+        check_options(targets, precisions, lowering="pad-slice", verify=VerifyOptions(n_verify=4),
+                      quant=QuantOptions(**quant))
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_an_int8_only_flag_of_a_target_not_asked_for_is_refused():
+    """The CLI builds every target's options from its flags: --int8-scheme with --target tflite is refused,
+    a bad --opset is refused whatever the target (as when one list of options reached every target)."""
+    with pytest.raises(SscDeployError, match=r"^--int8-scheme applies to onnx int8 exports only \(--target onnx"):
+        select_target_options("tflite", [OnnxOptions(int8_scheme="u8s8")], "int8")
+    with pytest.raises(SscDeployError, match="opset 7 is not supported"):
+        select_target_options("tflite", [OnnxOptions(opset=7)], "fp32")
+    assert select_target_options("tflite", [OnnxOptions(opset=13)], "fp32") == []
+    assert select_target_options("all", [OnnxOptions(opset=13)], "fp32") == [OnnxOptions(opset=13)]
 
 
 def test_an_unknown_keep_float_layer_is_one_line(tmp_path):
     with pytest.raises(SscDeployError) as err:
         export_model(None, model_name="ssc-net-1-9", targets="onnx", out_dir=tmp_path / "o", precisions="int8",
-                     keep_float="stage9.conv", **QUIET)
+                     quant=QuantOptions(keep_float="stage9.conv"), **QUIET)
     assert str(err.value).startswith("--keep-float: 'stage9.conv' is not a conv or linear layer of this net")
     assert not (tmp_path / "o").exists()
 

@@ -13,6 +13,7 @@ pytest.importorskip("executorch.runtime")
 from ssc_deploy.errors import SscDeployError  # noqa: E402
 from ssc_deploy.export.targets.executorch import target as executorch_target  # noqa: E402
 from ssc_deploy.export.targets.executorch import quantized as et8  # noqa: E402
+from ssc_deploy.export.targets.executorch.options import ExecutorchOptions  # noqa: E402
 from ssc_deploy.export.quantize.layers import quantizable_layers  # noqa: E402
 from ssc_deploy.export.rewrite import deployment_rewrite  # noqa: E402
 from ssc_deploy.export.verify import verification_images  # noqa: E402
@@ -70,7 +71,7 @@ def ssc19(tmp_path_factory):
     net = deployment_rewrite(create_model("ssc-net-1-9").eval(), "dwconv")
     images = _images(8, 32)
     path = tmp_path_factory.mktemp("et8") / "ssc-net-1-9.int8.pte"
-    info = et8.export_int8(net, images[:1], images[:8], path, strict=True)
+    info = et8.export_int8(net, images[:1], images[:8], path, ExecutorchOptions(strict=True))
     return net, images, path, info
 
 
@@ -108,13 +109,13 @@ def test_pad_slice_int8_loads_with_pads_sharing_qparams_and_keeps_float(one_modu
     net, images = one_module
     layers = quantizable_layers(net)
     path = tmp_path / "one.int8.pte"
-    info = et8.export_int8(net, images[:1], images, path, strict=True, keep_float=[layers[-1]], nhwc=True)
+    info = et8.export_int8(net, images[:1], images, path, ExecutorchOptions(strict=True), keep_float=[layers[-1]])
     q = info.extra["quantization"]
     assert info.op_histogram.get("aten_constant_pad_nd_default", 0) > 0
     assert info.op_histogram.get("aten_slice_copy_tensor", 0) > 0
     assert q["not_delegated"] == {} and q["delegated_subgraphs"] == 1 and q["keep_float"] == [layers[-1]]
     assert info.op_histogram["quantized_decomposed_dequantize_per_channel_default"] == len(layers) - 1  # fc: float
-    assert info.layout == "NCHW"  # a .pte's input is NCHW whatever --nhwc says (TFLite only), as for fp32
+    assert info.layout == "NCHW"  # a .pte's input is NCHW (--nhwc is TFLite's and never reaches it), as for fp32
     out = executorch_target.run(path, images.numpy())
     with torch.no_grad():
         ref = net(images).numpy()
@@ -139,7 +140,7 @@ def test_op_outside_xnnpack_warns_or_fails_strict(tmp_path):
     torch.manual_seed(0)
     net, x = Flipped().eval(), torch.randn(4, 3, 8, 8)
     with pytest.raises(SscDeployError, match=r"leaves XNNPACK at: aten_flip_default x1.*--strict"):
-        et8.export_int8(net, x[:1], x, tmp_path / "strict.pte", strict=True)
+        et8.export_int8(net, x[:1], x, tmp_path / "strict.pte", ExecutorchOptions(strict=True))
     assert not (tmp_path / "strict.pte").exists()
     info = et8.export_int8(net, x[:1], x, tmp_path / "lax.pte")
     assert "aten_flip_default" in info.extra["quantization"]["not_delegated"]
@@ -148,7 +149,6 @@ def test_op_outside_xnnpack_warns_or_fails_strict(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"keep_float": ["nope"]}, "'nope' is not a conv or linear layer"),
-    ({"scheme": "u8s8"}, "int8 scheme 'u8s8' is not available"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, kwargs, message):
     net = Flipped().eval()

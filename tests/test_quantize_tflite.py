@@ -14,6 +14,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export.targets.tflite import target as tflite_target
 from ssc_deploy.export.targets.tflite import quantized as tflite_int8
+from ssc_deploy.export.targets.tflite.options import TfliteOptions
 from ssc_deploy.export.quantize.calibration import calibration_images
 from ssc_deploy.export.quantize.layers import quantizable_layers
 from ssc_deploy.export.targets.tflite.graph import (compute_ops, delegation, layer_ops, layers_in_run_order,
@@ -39,7 +40,7 @@ def subject():
 def int8(subject, tmp_path_factory):
     net, example, calib = subject
     path = tmp_path_factory.mktemp("int8") / "ssc-net-1-9.int8.tflite"
-    info = tflite_int8.export_int8(net, example, calib, path, keep_float=[KEPT], strict=True)
+    info = tflite_int8.export_int8(net, example, calib, path, TfliteOptions(strict=True), keep_float=[KEPT])
     return net, example, path, info
 
 
@@ -86,7 +87,7 @@ def test_layers_found_by_module_path_are_the_layers_in_run_order(int8):
 def test_fp16_channel_last_weights_float_io_all_in_xnnpack(subject, tmp_path):
     net, example, _ = subject
     path = tmp_path / "ssc-net-1-9.fp16.tflite"
-    info = tflite_int8.export_fp16(net, example, path, nhwc=True)
+    info = tflite_int8.export_fp16(net, example, path, TfliteOptions(nhwc=True))
     q = info.extra["quantization"]
     assert q["weights"] == "fp16" and q["io"] == "float32" and q["weight_dtypes"] == ["float16"]
     assert q["delegate_partitions"] == 1 and q["ops_outside_delegate"] == {} and info.warnings == []
@@ -119,10 +120,8 @@ def test_an_op_outside_xnnpack_is_an_error_with_strict_and_a_warning_without(tmp
         tflite_int8.check_runs(path, calib[:1].numpy(), True, "int8")
 
 
-def test_bad_scheme_and_unknown_keep_float_name_fail_before_converting(subject, tmp_path):
+def test_unknown_keep_float_name_fails_before_converting(subject, tmp_path):
     net, example, calib = subject
-    with pytest.raises(SscDeployError, match="one scheme"):
-        tflite_int8.export_int8(net, example, calib, tmp_path / "a.tflite", scheme="u8s8")
     with pytest.raises(SscDeployError, match="--keep-float: 'nope'"):
         tflite_int8.export_int8(net, example, calib, tmp_path / "a.tflite", keep_float=["nope"])
     assert list(tmp_path.iterdir()) == []

@@ -114,18 +114,18 @@ def bench(
 
     Measures file size, parameters, MACs, load time, latency (median, p10, p90, min), throughput, peak memory, top-1/top-5 accuracy through the runtime and parity with PyTorch, for every artifact x runtime x thread count, each in its own subprocess. Every run is appended to the results store (see `ssc-deploy results`).
     """
-    from ssc_deploy.runtime_bench.bench_run import run_and_publish
+    from ssc_deploy.runtime_bench.bench_run import BenchOutputs, run_and_publish
+    from ssc_deploy.runtime_bench.settings import BenchSettings
 
     for p, opt in ((json_out, "--json"), (csv_out, "--csv")):
         _check_output_path(p, opt)
-    rc = run_and_publish(
-        sources=list(sources or []), baselines=split_list(baselines), ratio_to=ratio_to,
+    settings = BenchSettings(
         runtimes=split_list(runtime) or None, threads=parse_threads(threads), warmup=warmup, runs=runs, data=data,
-        n_eval=n_eval, devices=list(device or ["host"]), runners=parse_runners(runner), pin_cores=pin_cores,
-        atol=atol, timeout=timeout, json_out=json_out, csv_out=csv_out, report=report, db=db, store=not no_store,
-        work_dir=work_dir, lowering=lowering, precisions=split_list(precision) if precision is not None else None,
-        force=force,
-    )
+        n_eval=n_eval, baselines=split_list(baselines), ratio_to=ratio_to, atol=atol, timeout=timeout,
+        runners=parse_runners(runner), pin_cores=pin_cores, lowering=lowering,
+        precisions=split_list(precision) if precision is not None else None)
+    outputs = BenchOutputs(json_out=json_out, csv_out=csv_out, report=report, db=db, store=not no_store, force=force)
+    rc = run_and_publish(list(sources or []), settings, list(device or ["host"]), outputs, work_dir)
     if rc:
         raise typer.Exit(rc)
 

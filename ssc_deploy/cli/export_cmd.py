@@ -11,6 +11,10 @@ import typer
 from ssc_deploy.display import as_text, markup_safe
 from ssc_deploy.runtimes import TARGET_NAMES
 
+from ssc_deploy.export.options import (DEFAULT_ALPHA, DEFAULT_ATOL, DEFAULT_CALIB, DEFAULT_GATE_IMAGES,
+                                       DEFAULT_MAX_DROP, DEFAULT_N_VERIFY, DEFAULT_NHWC, DEFAULT_OPSET,
+                                       VerifyOptions)
+
 from .app import app
 
 
@@ -45,17 +49,17 @@ def export_cmd(
         help="The device the files are for: host (default), or arm64-emulated[:PROFILE] (cortex-a76 default, "
              "cortex-a53, neoverse-n1, max): --lowering fast then picks per target and precision the lowering with "
              "the fewest ARM instructions on that profile (counted once on the emulated device, cached)."),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset version."),
+    opset: int = typer.Option(DEFAULT_OPSET, "--opset", help="ONNX opset version."),
     nhwc: bool = typer.Option(
-        True, "--nhwc", help="TFLite only: channel-last (N, H, W, C) input, the layout MediaPipe's ImageClassifier "
-                             "needs (the default; kept for old command lines)."),
+        DEFAULT_NHWC, "--nhwc/--nchw", help="TFLite only: channel-last (N, H, W, C) input, the layout "
+        "MediaPipe's ImageClassifier needs (the default), or NCHW like the other targets."),
     strict: bool = typer.Option(
         False, "--strict", help="ExecuTorch only: fail when a compute op is not delegated to XNNPACK (default: warn)."),
-    atol: float = typer.Option(1e-4, "--atol", help="Largest allowed abs difference between runtime and PyTorch logits."),
+    atol: float = typer.Option(DEFAULT_ATOL, "--atol", help="Largest allowed abs difference between runtime and PyTorch logits."),
     data: Optional[str] = typer.Option(
         None, "--data",
         help="Images to verify on (digits, cifar10:PATH, folder:PATH, ...); default: the checkpoint's data, else digits."),
-    n_verify: int = typer.Option(32, "--n-verify", help="How many test images each artifact is verified on."),
+    n_verify: int = typer.Option(DEFAULT_N_VERIFY, "--n-verify", help="How many test images each artifact is verified on."),
     num_classes: int = typer.Option(10, "--num-classes", help="With --model: number of classes of the untrained net."),
     in_size: int = typer.Option(32, "--in-size", help="With --model: input height and width in pixels."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite artifacts that already exist in --out."),
@@ -72,18 +76,18 @@ def export_cmd(
         "fp32", "--precision", "-p",
         help="fp32, int8 and/or fp16 as a comma list (e.g. fp32,int8). int8/fp16 files are NAME.int8.SUFFIX / "
              "NAME.fp16.SUFFIX, gated on test top-1 instead of --atol; fp16 is exported for tflite only."),
-    calib: int = typer.Option(256, "--calib", help="int8: how many training images (fixed seed) calibrate the activation ranges."),
+    calib: int = typer.Option(DEFAULT_CALIB, "--calib", help="int8: how many training images (fixed seed) calibrate the activation ranges."),
     max_drop: float = typer.Option(
-        1.0, "--max-drop",
+        DEFAULT_MAX_DROP, "--max-drop",
         help="int8/fp16: largest allowed top-1 drop in points against the fp32 PyTorch model on the test split; "
              "a drop beyond it that is also significant (see --gate-alpha) fails that file: the worst layers are "
              "kept in float and it is tried again (a few at a time), else it is named, the other files are written "
              "and the exit code is 3."),
-    gate_images: int = typer.Option(10000, "--gate-images",
+    gate_images: int = typer.Option(DEFAULT_GATE_IMAGES, "--gate-images",
                                     help="int8/fp16: at most this many test images for the accuracy gate "
                                          "(default: the whole test split of digits and CIFAR)."),
     gate_alpha: float = typer.Option(
-        0.05, "--gate-alpha",
+        DEFAULT_ALPHA, "--gate-alpha",
         help="int8/fp16: a drop beyond --max-drop fails only when the exact McNemar p of the test images that "
              "flip is below this (1: the drop alone decides)."),
     int8_scheme: Optional[str] = typer.Option(
@@ -114,7 +118,7 @@ def export_cmd(
     beyond --atol the export fails and nothing is written. A JSON manifest lands beside each file.
     """
     from ssc_deploy.errors import SscDeployError
-    from ssc_deploy.export import available_lowerings, export_model
+    from ssc_deploy.export import available_lowerings
 
     if list_lowerings:
         _print_lowerings(available_lowerings(), as_json)
@@ -131,22 +135,27 @@ def export_cmd(
                                  "(a .pt2 program exports fp32 only)")
         from ssc_deploy.export.readers.program import export_program_cli
 
+        targets = _target_options(target, "fp32", opset=opset, nhwc=nhwc, strict=strict)
         results = export_program_cli(
-            checkpoint, classes, mean, std, targets=target, out_dir=out, lowering=lowering, opset=opset, nhwc=nhwc,
-            strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
+            checkpoint, classes, mean, std, targets=targets, out_dir=out, lowering=lowering,
+            verify=VerifyOptions(data=data, n_verify=n_verify, atol=atol), force=force,
             progress=not no_progress and not as_json)
     else:
-        from ssc_deploy.export import ExportIncomplete
+        from ssc_deploy.export import ExportIncomplete, QuantOptions
+        from ssc_deploy.export.exporter import check_export_options, export_module, load_for_export
 
+        export = dict(
+            targets=_target_options(target, precision, opset=opset, nhwc=nhwc, strict=strict, int8_scheme=int8_scheme,
+                                    strip_names=strip_names),
+            precisions=precision, lowering=lowering, for_device=for_device,
+            verify=VerifyOptions(data=data, n_verify=n_verify, atol=atol),
+            quant=QuantOptions(calib=calib, max_drop=max_drop, gate_images=gate_images, gate_alpha=gate_alpha,
+                               keep_float=keep_float or (), int8_weights=int8_weights, int8_group_merge=group_merge))
+        check_export_options(**export)  # before anything is loaded
         try:
-            results = export_model(
-                checkpoint, targets=target, out_dir=out, model_name=model, lowering=lowering, opset=opset, nhwc=nhwc,
-                strict=strict, atol=atol, data=data, n_verify=n_verify, force=force,
-                progress=not no_progress and not as_json, num_classes=num_classes, in_size=in_size,
-                precisions=precision, calib=calib, max_drop=max_drop, gate_images=gate_images,
-                int8_scheme=int8_scheme, keep_float=keep_float or (), gate_alpha=gate_alpha, int8_group_merge=group_merge,
-                int8_weights=int8_weights, int8_strip_names=strip_names, for_device=for_device,
-            )
+            results = export_module(*load_for_export(checkpoint, model_name=model, num_classes=num_classes,
+                                                     in_size=in_size),
+                                    out_dir=out, force=force, progress=not no_progress and not as_json, **export)
         except ExportIncomplete as err:  # the files that passed are on disk: show them, then the failure
             if not as_json:
                 _print_results(err.results)
@@ -157,6 +166,18 @@ def export_cmd(
         print(json.dumps([{"artifact": str(r.artifact), "manifest_path": str(r.manifest_path), **r.manifest} for r in results], indent=2))
         return
     _print_results(results)
+
+
+def _target_options(target: list[str], precision: str, *, opset: int, nhwc: bool, strict: bool,
+                    int8_scheme: str | None = None, strip_names: bool = False) -> list:
+    """The target option objects of the targets ``--target`` names, built from the flags (each flag
+    checked even for a target not named, as before; an int8-only flag of such a target refused)."""
+    from ssc_deploy.export import ExecutorchOptions, OnnxOptions, TfliteOptions
+    from ssc_deploy.export.validate import select_target_options
+
+    every = [OnnxOptions(opset=opset, int8_scheme=int8_scheme, strict=strict),
+             TfliteOptions(nhwc=nhwc, strip_names=strip_names, strict=strict), ExecutorchOptions(strict=strict)]
+    return select_target_options(target, every, precision)
 
 
 def _print_lowerings(entries, as_json: bool) -> None:
@@ -303,7 +324,7 @@ def inspect_cmd(
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="With --quant-error: an untrained net of this architecture (or the architecture "
                                     "of a bare state_dict CHECKPOINT)."),
-    calib: int = typer.Option(256, "--calib", help="With --quant-error: how many training images to calibrate on."),
+    calib: int = typer.Option(DEFAULT_CALIB, "--calib", help="With --quant-error: how many training images to calibrate on."),
     lowering: str = typer.Option("dwconv", "--lowering",
                                  help="With --quant-error: the shift lowering of the deployment net."),
     keep_float: Optional[str] = typer.Option(

@@ -2,8 +2,8 @@
 
 >>> from ssc_deploy.export import create_model, export_module
 >>> results = export_module(create_model("ssc-net-1-9"), torch.zeros(1, 3, 32, 32), targets="all")
->>> from ssc_deploy.export import export_model
->>> results = export_model("run/best.pt", targets="all", out_dir="exports")
+>>> from ssc_deploy.export import load_for_export
+>>> results = export_module(*load_for_export("run/best.pt"), targets="all", out_dir="exports")
 >>> results[0].manifest["parity"]["max_abs_diff"]
 
 Names are imported on first use, so ``inspect_artifact``, ``load_manifest`` and ``Manifest``
@@ -17,7 +17,15 @@ from typing import Any
 
 # name -> module it comes from (relative to this package)
 _EXPORTS = {
-    "DEFAULT_N_VERIFY": ".exporter",
+    "DEFAULT_N_VERIFY": ".options",
+    "ModelFacts": ".options",
+    "VerifyOptions": ".options",
+    "QuantOptions": ".options",
+    "TargetOptions": ".options",
+    "OnnxOptions": ".targets.onnx.options",
+    "TfliteOptions": ".targets.tflite.options",
+    "ExecutorchOptions": ".targets.executorch.options",
+    "load_for_export": ".exporter",
     "ExportResult": ".exporter",
     "ExportIncomplete": ".commit",
     "export_model": ".exporter",

@@ -54,10 +54,10 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
     its manifest beside it.
 
     ``lowered``: the fp32 and fp16 files' deployment nets (None when there are none). fp32 files
-    are verified against PyTorch to ``options.atol``; int8 and fp16 files (made from
+    are verified against PyTorch to ``options.verify.atol``; int8 and fp16 files (made from
     ``quantized``: int8 nets, calibration and gate images) pass the accuracy gate instead. A
     converter crash becomes the one-line error (set ``SSC_DEPLOY_DEBUG=1`` for the traceback);
-    parity beyond ``options.atol`` or a failed gate is the exit-code-3 error. ``after_gate``: the
+    parity beyond ``options.verify.atol`` or a failed gate is the exit-code-3 error. ``after_gate``: the
     record of the gate's retry (:mod:`~ssc_deploy.export.quantize.keep_float`) for the manifest's ``quantization``.
     """
     key = target if isinstance(target, ArtifactKey) else ArtifactKey(target)
@@ -71,8 +71,7 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
     gate_logits = None
     with _one_line(key):
         if key.precision == FP32:
-            info = mod.export(net, subject.example, path, opset=options.opset, nhwc=options.nhwc,
-                              strict=options.strict, metadata=metadata)
+            info = mod.export(net, subject.example, path, options.target(key.target), metadata=metadata)
         else:
             metadata["precision"] = key.precision
             info = export_file(key.target, key.precision, net, subject, options, path, metadata, quantized)
@@ -81,7 +80,7 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
         if key.precision != FP32 and quantized.gate is not None:
             gate_logits = mod.run(path, quantized.gate.images, nhwc=nhwc)
     output_shape = _check_outputs(outputs, subject, str(key))
-    parity = compare(nets.reference, outputs, options.atol, nets.data)
+    parity = compare(nets.reference, outputs, options.verify.atol, nets.data)
     quantization, warnings = None, list(info.warnings)
     if key.precision == FP32:
         require_parity(parity, key.target, info.output_name)
@@ -122,18 +121,18 @@ def _gate(key: ArtifactKey, net, subject: ExportSubject, options: ExportOptions,
     quantization = dict(info.extra.get("quantization") or {})
     if key.precision == "int8":
         quantization["calibration"] = quantized.calib.facts()
-        merge = quantized.group_merge_facts(key.target, options.int8_group_merge)
+        merge = quantized.group_merge_facts(key.target, options.quant.int8_group_merge)
         if merge is not None:
             quantization["group_merge"] = merge
     if quantized.gate is None:
         quantization["accuracy"] = None
         warnings.append(UNTRAINED)
         return quantization
-    accuracy = measure(quantized.gate, gate_logits, options.max_drop, options.gate_alpha)
+    accuracy = measure(quantized.gate, gate_logits, options.quant.max_drop, options.quant.gate_alpha)
     worst = None
     if key.precision == "int8":
         def worst() -> str:
-            return worst_layers(net, subject.example, quantized.calib_tensor(), options.keep_float)
+            return worst_layers(net, subject.example, quantized.calib_tensor(), options.quant.keep_float)
     require_accuracy(accuracy, str(key), worst)
     quantization["accuracy"] = accuracy
     return quantization

@@ -14,6 +14,7 @@ from ssc_deploy.models.modes import eval_mode
 from ssc_deploy.models.registry import known_family
 
 from ssc_deploy.export.manifest import SourceInfo
+from ssc_deploy.export.options import ModelFacts
 
 CHANNELS = 3  # the verification images are RGB
 
@@ -41,21 +42,10 @@ class ExportSubject:
         return int(self.example.shape[-1])
 
 
-def describe_module(
-    model: nn.Module,
-    example_input: torch.Tensor,
-    *,
-    name: str | None = None,
-    class_names: Sequence[str] | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    trained: bool = False,
-    source: SourceInfo | None = None,
-    source_data: str | None = None,
-) -> ExportSubject:
-    """Check ``model`` and ``example_input`` and fill in the defaults; one-line error for bad input.
+def describe_module(model: nn.Module, example_input: torch.Tensor, facts: ModelFacts | None = None) -> ExportSubject:
+    """Check ``model``, ``example_input`` and ``facts`` and fill in the defaults; one-line error for bad input.
 
-    ``name`` (of the files) defaults to the zoo name the module carries (``model.model_name``),
+    ``facts.name`` (of the files) defaults to the zoo name the module carries (``model.model_name``),
     which also gives the family; ``class_names`` default to ``"0"``, ``"1"``, ... (one per
     logit) and ``mean``/``std`` to the default data's.
     """
@@ -66,16 +56,22 @@ def describe_module(
         raise SscDeployError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     example = _check_example(example_input)
     zoo_name = getattr(model, "model_name", None)
-    name = _check_name(name or zoo_name or type(model).__name__.lower())
+    facts = ModelFacts() if facts is None else facts
+    if not isinstance(facts, ModelFacts):
+        raise SscDeployError(f"facts must be a ModelFacts, got {type(facts).__name__}")
+    name = _check_name(facts.name or zoo_name or type(model).__name__.lower())
     _check_budget(model, name, example.shape[-1])
     num_classes = _num_logits(model, example)
-    classes = _check_class_names(class_names, num_classes)
-    mean, std = check_mean_std(DEFAULT_MEAN if mean is None else mean, DEFAULT_STD if std is None else std,
+    classes = _check_class_names(facts.class_names, num_classes)
+    mean, std = check_mean_std(DEFAULT_MEAN if facts.mean is None else facts.mean,
+                               DEFAULT_STD if facts.std is None else facts.std,
                                CHANNELS, "export_module")
     params, macs = net_complexity(model, example.shape[-1], CHANNELS)
     return ExportSubject(model=model, example=example, name=name, family=known_family(zoo_name or name),
-                         classes=classes, mean=mean, std=std, trained=bool(trained), source=source or SourceInfo(),
-                         source_data=source_data, params=params, macs=macs)
+                         classes=classes, mean=mean, std=std, trained=bool(facts.trained),
+                         source=SourceInfo(checkpoint=None if facts.checkpoint is None else str(facts.checkpoint),
+                                           checkpoint_sha256=facts.checkpoint_sha256, test_top1=facts.test_top1),
+                         source_data=facts.source_data, params=params, macs=macs)
 
 
 def _check_budget(model: nn.Module, name: str, in_size: int) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence, Union
 
 
 from ssc_deploy.atomic import check_writable_dir
@@ -15,12 +15,12 @@ from ssc_deploy.numeric import check_float, check_int
 from ssc_deploy.runtimes import RUNTIME_TABLE, TARGET_NAMES, by_target
 
 from ssc_deploy.export.lowerings.selection.choice import CHOSEN_HERE
-from ssc_deploy.export.lowerings import get_lowering
-from ssc_deploy.export.lowerings.group_merge import NO_MERGE, GroupMergeSpec, parse_spec
+from ssc_deploy.export.lowerings import DEFAULT_LOWERING, get_lowering
+from ssc_deploy.export.lowerings.group_merge import parse_spec
+from ssc_deploy.export.options import QuantOptions, TargetOptions, VerifyOptions
 from ssc_deploy.export.quantize import PRECISIONS
-from ssc_deploy.export.targets import TARGETS
+from ssc_deploy.export.targets import TARGET_OPTIONS, TARGETS
 
-MIN_OPSET, MAX_OPSET = 13, 21
 FP32 = "fp32"
 # Why a target has no file of a precision, and the packages each target's int8 quantizer needs
 # beyond its fp32 export: (module, distribution); both are columns of the runtime table.
@@ -40,28 +40,20 @@ class ArtifactKey(NamedTuple):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """How to export: checked by :func:`check_options`."""
+    """How to export, every option object checked (by :func:`check_options`)."""
 
     targets: tuple[str, ...]
+    precisions: tuple[str, ...]
     lowering: str
-    opset: int
-    nhwc: bool
-    strict: bool
-    atol: float
-    n_verify: int
-    precisions: tuple[str, ...] = (FP32,)
-    calib: int = 256
-    max_drop: float = 1.0
-    gate_images: int = 10_000
-    int8_scheme: str | None = None  # onnx int8; None: this host's default
-    keep_float: tuple[str, ...] = ()
-    gate_alpha: float = 0.05  # the gate fails a drop beyond max_drop only when McNemar p < this
-    retry_keep_float: bool = True  # a failed int8 gate retries with its worst layers in float (no --keep-float given)
-    int8_group_merge: GroupMergeSpec = NO_MERGE  # int8: grouped 1x1 convs merged (lowerings/group_merge.py)
-    int8_weights: str = "per-channel"  # int8 weight granularity (quantize/layers.py WEIGHT_MODES)
-    int8_strip_names: bool = False  # tflite int8: tensor names emptied (targets/tflite/graph.py)
+    verify: VerifyOptions
+    quant: QuantOptions  # keep_float a tuple, int8_group_merge a GroupMergeSpec, int8_weights a mode
+    per_target: dict[str, TargetOptions]  # every target's options (its defaults unless given)
     arm_profile: str | None = None  # --for arm64-emulated[:PROFILE]: the profile the files are for (None: the host)
-    int8_lowering: str | None = None  # int8 files' lowering (None: chosen, export/lowerings/selection/choice.py int8_choice)
+    retry_keep_float: bool = True  # a failed int8 gate retries with its worst layers in float (no --keep-float given)
+
+    def target(self, name: str) -> TargetOptions:
+        """The options of target ``name``."""
+        return self.per_target[name]
 
     @property
     def artifacts(self) -> list[ArtifactKey]:
@@ -83,12 +75,16 @@ class OutputPlan:
     created: bool  # out_dir did not exist before this export
 
 
-def resolve_targets(targets: str | Iterable[str]) -> list[str]:
-    """Normalise ``"all"``, a comma list or an iterable of names into known target names (in order)."""
-    items = [targets] if isinstance(targets, str) else list(targets)
+TargetsArg = Union[str, TargetOptions, Iterable[Union[str, TargetOptions]]]
+
+
+def resolve_targets(targets: TargetsArg) -> list[str]:
+    """Normalise ``"all"``, a comma list or an iterable of names (or target option objects, which name
+    their target) into known target names (in order)."""
+    items = [targets] if isinstance(targets, (str, TargetOptions)) else list(targets)
     names: list[str] = []
     for item in items:
-        for name in str(item).split(","):
+        for name in ([item.target] if isinstance(item, TargetOptions) else str(item).split(",")):
             name = name.strip().lower()
             if not name:
                 continue
@@ -139,58 +135,100 @@ def check_precisions(targets: Sequence[str], precisions: Sequence[str]) -> None:
                 raise SscDeployError(f"{t} has no {p} export: {why} ({p} is exported for: {where})")
 
 
-def check_options(targets: str | Iterable[str], *, lowering: str, opset: int, nhwc: bool, strict: bool,
-                  atol: float, n_verify: int, precisions: str | Iterable[str] = (FP32,), calib: int = 256,
-                  max_drop: float = 1.0, gate_images: int = 10_000, int8_scheme: str | None = None,
-                  keep_float: Iterable[str] = (), gate_alpha: float = 0.05, int8_group_merge=None, int8_weights: str | None = None,
-                  int8_strip_names: bool = False, for_device: str | None = None,
-                  int8_lowering: str | None = None) -> ExportOptions:
-    """The options with the targets resolved; one-line error for the first bad one."""
-    from ssc_deploy.export.quantize.calibration import check_calib
-    from ssc_deploy.export.quantize.gate import check_gate_options
-    from ssc_deploy.export.quantize.layers import check_weights_mode
-    from ssc_deploy.export.targets.onnx.quantized import check_scheme
-
+def check_options(targets: TargetsArg, precisions: str | Iterable[str] = (FP32,), *,
+                  lowering: str = DEFAULT_LOWERING, verify: VerifyOptions | None = None,
+                  quant: QuantOptions | None = None, for_device: str | None = None) -> ExportOptions:
+    """The option objects checked, the targets resolved (each with its options); one-line error for the
+    first bad one."""
+    verify, quant = _of_type("verify", verify, VerifyOptions), _of_type("quant", quant, QuantOptions)
     names = resolve_targets(targets)
     chosen = resolve_precisions(precisions)
     check_precisions(names, chosen)
-    keep = tuple(dict.fromkeys(n.strip() for item in ([keep_float] if isinstance(keep_float, str) else keep_float)
+    given = _given_target_options(targets)
+    per_target = {t: (given.get(t) or TARGET_OPTIONS[t]()).checked(chosen) for t in names}
+    checked_quant, retry = check_quant(quant, chosen)
+    if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowerings/selection/choice.py)
+        get_lowering(lowering)
+    arm_profile = check_for_device(for_device, lowering, names)
+    if verify.n_verify is None:
+        raise SscDeployError("n_verify takes a whole number, got None")
+    verify = replace(verify, atol=check_float("atol", verify.atol, positive=True),
+                     n_verify=check_int("n_verify", verify.n_verify, 1))
+    return ExportOptions(tuple(names), tuple(chosen), lowering, verify, checked_quant, per_target, arm_profile, retry)
+
+
+def check_quant(quant: QuantOptions, precisions: Sequence[str]) -> tuple[QuantOptions, bool]:
+    """``quant`` checked against the precisions asked, and whether a failed int8 gate may retry with
+    layers kept in float (no ``keep_float`` given)."""
+    from ssc_deploy.export.quantize.calibration import check_calib
+    from ssc_deploy.export.quantize.gate import check_gate_options
+    from ssc_deploy.export.quantize.layers import check_weights_mode
+
+    int8 = "int8" in precisions
+    raw = quant.keep_float
+    keep = tuple(dict.fromkeys(n.strip() for item in ([raw] if isinstance(raw, str) else raw or ())
                                for n in str(item).split(",") if n.strip()))
     retry = not keep
     if "none" in (k.lower() for k in keep):
         if len(keep) > 1:
             raise SscDeployError("--keep-float none: turns the gate's retry off; give it alone, or a list of layers")
         keep = ()
-    if keep and "int8" not in chosen:
+    if keep and not int8:
         raise SscDeployError("--keep-float applies to int8 exports only (add --precision int8)")
-    if int8_scheme is not None and ("int8" not in chosen or "onnx" not in names):
-        raise SscDeployError("--int8-scheme applies to onnx int8 exports only (--target onnx --precision int8)")
-    if int8_scheme is not None:
-        int8_scheme = check_scheme(int8_scheme)
-    merge = parse_spec(int8_group_merge)
-    if merge and "int8" not in chosen:
+    merge = parse_spec(quant.int8_group_merge)
+    if merge and not int8:
         raise SscDeployError("--group-merge applies to int8 exports only (add --precision int8)")
-    if int8_weights is not None and "int8" not in chosen:
+    if quant.int8_weights is not None and not int8:
         raise SscDeployError("--int8-weights applies to int8 exports only (add --precision int8)")
-    weights = check_weights_mode(int8_weights)
-    if int8_strip_names and ("int8" not in chosen or "tflite" not in names):
-        raise SscDeployError("--strip-names applies to tflite int8 exports only (--target tflite --precision int8)")
-    if any(p != FP32 for p in chosen):
-        check_calib(calib)
-        check_gate_options(max_drop, gate_images, gate_alpha)
-    if lowering not in CHOSEN_HERE:  # fast, fast-table, auto: chosen per target (export/lowerings/selection/choice.py)
-        get_lowering(lowering)
-    if int8_lowering is not None:
-        get_lowering(int8_lowering)
-    arm_profile = check_for_device(for_device, lowering, names)
-    if not MIN_OPSET <= int(opset) <= MAX_OPSET:
-        raise SscDeployError(f"opset {opset} is not supported (use {MIN_OPSET}..{MAX_OPSET})")
-    check_float("atol", atol, positive=True)
-    check_int("n_verify", n_verify, 1)
-    return ExportOptions(tuple(names), lowering, int(opset), bool(nhwc), bool(strict), float(atol), int(n_verify),
-                         tuple(chosen), int(calib), float(max_drop), int(gate_images), int8_scheme, keep,
-                         float(gate_alpha), retry, merge, weights,
-                         bool(int8_strip_names), arm_profile, int8_lowering)
+    weights = check_weights_mode(quant.int8_weights)
+    if any(p != FP32 for p in precisions):
+        check_calib(quant.calib)
+        check_gate_options(quant.max_drop, quant.gate_images, quant.gate_alpha)
+    if quant.int8_lowering is not None:
+        get_lowering(quant.int8_lowering)
+    return replace(quant, calib=int(quant.calib), max_drop=float(quant.max_drop), gate_images=int(quant.gate_images),
+                   gate_alpha=float(quant.gate_alpha), keep_float=keep, int8_group_merge=merge,
+                   int8_weights=weights), retry
+
+
+def _of_type(name: str, value, cls: type):
+    """``value`` (None: ``cls()``, the defaults); one-line error unless it is a ``cls``."""
+    if value is None:
+        return cls()
+    if not isinstance(value, cls):
+        raise SscDeployError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _given_target_options(targets: TargetsArg) -> dict[str, TargetOptions]:
+    """The target option objects among ``targets``, by target (one-line error for a target given twice)."""
+    items = [targets] if isinstance(targets, (str, TargetOptions)) else list(targets)
+    given: dict[str, TargetOptions] = {}
+    for item in items:
+        if isinstance(item, TargetOptions):
+            if item.target in given:
+                raise SscDeployError(f"{item.target}: options given twice")
+            given[item.target] = item
+    return given
+
+
+def select_target_options(names: TargetsArg, options: Iterable[TargetOptions],
+                          precisions: str | Iterable[str]) -> list[TargetOptions]:
+    """The CLI's way in: the option objects built from every flag, narrowed to the targets ``names``
+    asks for. Each is checked even when its target is not asked for (a bad ``--opset`` is refused
+    either way); an int8-only flag of a target not asked for is the one-line error."""
+    chosen = resolve_targets(names)
+    precision_names = resolve_precisions(precisions)
+    out = []
+    for opt in options:
+        opt.checked(precision_names)
+        if opt.target in chosen:
+            out.append(opt)
+            continue
+        for name in opt.changed():
+            if name in opt.int8_flags:
+                raise SscDeployError(opt.int8_only_message(name))
+    return sorted(out, key=lambda o: chosen.index(o.target))
 
 
 def check_for_device(for_device: str | None, lowering: str, targets: Sequence[str]) -> str | None:

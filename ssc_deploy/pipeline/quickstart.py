@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 from ssc_deploy.display import markup_safe
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.export.options import DEFAULT_MAX_DROP
 from ssc_deploy.numeric import check_float, check_int
 from ssc_deploy.runtimes import RUNTIME_NAMES, by_runtime
 
@@ -73,7 +74,7 @@ class QuickstartOptions:
     db: Path | None = None
     store: bool = True
     precisions: list[str] = field(default_factory=lambda: list(DEFAULT_PRECISIONS))
-    max_drop: float = 1.0  # int8/fp16 accuracy gate, top-1 points (off with --quick)
+    max_drop: float = DEFAULT_MAX_DROP  # int8/fp16 accuracy gate, top-1 points (off with --quick)
 
     def __post_init__(self) -> None:
         if self.quick:
@@ -240,7 +241,7 @@ def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console,
             quantized: Sequence[str] | None = None) -> tuple[list[Path], list[str]]:
     """Export every checkpoint to the target of every runtime, in fp32 and then in each other precision
     asked (:func:`_export_quantized`); the artifact files, and one line for each file not exported."""
-    from ssc_deploy.export import export_model
+    from ssc_deploy.export import VerifyOptions, export_model
 
     artifacts: list[Path] = []
     skipped: list[str] = []
@@ -248,7 +249,8 @@ def _export(opts: QuickstartOptions, ckpts: dict[str, Path], out: Path, console,
         for rt in opts.runtimes:
             lowering = lowering_for(m, rt)
             for res in export_model(str(ckpts[m]), targets=(by_runtime(rt).target,), out_dir=out / "artifacts",
-                                    data=opts.data, lowering=lowering, progress=True, force=True):
+                                    verify=VerifyOptions(data=opts.data), lowering=lowering, progress=True,
+                                    force=True):
                 artifacts.append(Path(res.artifact))
                 par = res.manifest.get("parity", {})
                 console.print(f"  {res.artifact.name}: {res.artifact.stat().st_size / 1e3:.0f} kB, lowering "
@@ -264,15 +266,15 @@ def _export_quantized(opts: QuickstartOptions, ckpt: Path, runtime: str, precisi
                       fp32_bytes: int, console, skipped: list[str]) -> list[Path]:
     """One int8 or fp16 file (its own lowering, calibration and accuracy gate); a file the gate or the
     target refuses is a yellow line and an entry in ``skipped``, never the end of the quickstart."""
-    from ssc_deploy.export import export_model
-    from ssc_deploy.export.quantize.calibration import DEFAULT_CALIB
+    from ssc_deploy.export import QuantOptions, VerifyOptions, export_model
 
-    quick = dict(calib=QUICK_CALIB, gate_images=QUICK_GATE_IMAGES, max_drop=QUICK_MAX_DROP)
+    # keep_float "none": the gate's retry re-exports, it would not fit the planned time
+    quant = (QuantOptions(calib=QUICK_CALIB, gate_images=QUICK_GATE_IMAGES, max_drop=QUICK_MAX_DROP, keep_float="none")
+             if opts.quick else QuantOptions(max_drop=opts.max_drop, keep_float="none"))
     try:
         results = export_model(str(ckpt), targets=(by_runtime(runtime).target,), out_dir=out / "artifacts",
-                               data=opts.data, progress=True, force=True, precisions=(precision,),
-                               keep_float="none",  # the gate's retry re-exports: it would not fit the planned time
-                               **(quick if opts.quick else dict(calib=DEFAULT_CALIB, max_drop=opts.max_drop)))
+                               verify=VerifyOptions(data=opts.data), progress=True, force=True,
+                               precisions=(precision,), quant=quant)
     except SscDeployError as err:
         line = f"{ckpt.stem} {runtime} {precision}: not exported: {err}"
         skipped.append(line)

@@ -3,6 +3,7 @@ and the results store. ``ssc-deploy results`` is in :mod:`.results_view`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from ssc_deploy.display import markup_safe
 from ssc_deploy.errors import SscDeployError
 
 from .console import console as make_console
+from .settings import BenchSettings
 
 
 def resolve_devices(specs: list[str]) -> list:
@@ -90,22 +92,35 @@ def _default_db() -> Path:
     return default_db_path()
 
 
-def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, runtimes: list[str] | None,
-                    threads: list[int], warmup: int, runs: int, data: str | None, n_eval: int, devices: list[str],
-                    runners: dict[str, str], pin_cores: str | None, atol: float, timeout: float,
-                    json_out: Path | None, csv_out: Path | None, report: Path | None, db: Path | None,
-                    store: bool, work_dir: Path | None, lowering: str, precisions: list[str] | None = None,
-                    force: bool = False) -> int:
+@dataclass(frozen=True)
+class BenchOutputs:
+    """Where a bench run's results go besides the table: ``json_out``, ``csv_out``, ``report`` (a
+    directory), the results store ``db`` (None: the default one; ``store=False``: not stored), and
+    ``force``: let ``--json``/``--csv`` overwrite a file that is also an input (never the store)."""
+
+    json_out: Path | None = None
+    csv_out: Path | None = None
+    report: Path | None = None
+    db: Path | None = None
+    store: bool = True
+    force: bool = False
+
+
+def run_and_publish(sources: list, settings: BenchSettings, devices: list[str],
+                    outputs: BenchOutputs = BenchOutputs(), work_dir: Path | None = None) -> int:
     """The whole ``bench`` command; returns the exit code (1 when any row did not pass).
 
-    Rows that failed keep their reason in the table and outputs; the other rows' results
-    are written and stored all the same. ``--json``/``--csv`` equal to a source (or its manifest)
-    are refused unless ``force``, equal to the store always.
+    ``settings`` is checked (and its ``ratio_to`` normalised) before any device is reached. Rows
+    that failed keep their reason in the table and outputs; the other rows' results are written and
+    stored all the same. ``--json``/``--csv`` equal to a source (or its manifest) are refused
+    unless ``outputs.force``, equal to the store always.
     """
     from ssc_deploy.output_paths import check_outputs, input_files
 
-    from .harness import BenchSettings
     from .settings import check_settings
+
+    json_out, csv_out, report, db, store = outputs.json_out, outputs.csv_out, outputs.report, outputs.db, outputs.store
+    force, baselines, ratio_to = outputs.force, settings.baselines, settings.ratio_to
 
     stores = [(db or _default_db(), "the results store (--db)")] if store or db else []
     from .report import report_files
@@ -119,11 +134,7 @@ def run_and_publish(sources: list, baselines: list[str], ratio_to: str | None, r
         raise SscDeployError(f"--report {report}: exists and is not a directory")
     if ratio_to and ratio_to.lower() not in [b.lower() for b in baselines]:
         raise SscDeployError(f"--ratio-to {ratio_to}: not among --baselines ({', '.join(baselines) or 'none'})")
-    settings = BenchSettings(
-        runtimes=runtimes, threads=threads, warmup=warmup, runs=runs, data=data, n_eval=n_eval, baselines=baselines,
-        ratio_to=ratio_to.lower() if ratio_to else None, atol=atol, timeout=timeout, runners=runners,
-        pin_cores=pin_cores, lowering=lowering, precisions=precisions,
-    )
+    settings = replace(settings, ratio_to=ratio_to.lower() if ratio_to else None)
     check_settings(settings)  # every number checked before a device is reached
     devs = resolve_devices(devices)
     if store:  # a store that cannot be written is found now, not after the measurements

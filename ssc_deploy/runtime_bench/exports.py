@@ -14,18 +14,18 @@ from .model_under_test import Artifact, Model
 def _export(model: Model, runtimes: list[str], precision: str, out_dir: Path, lowering: str,
             data: str | None) -> list:
     """Export from the checkpoint when there is one (its facts go in the manifest), else the net in memory."""
-    from ssc_deploy.export import export_model, export_module
+    from ssc_deploy.export import ModelFacts, VerifyOptions, export_model, export_module
 
     targets = tuple(by_runtime(rt).target for rt in runtimes)
-    options = dict(targets=targets, out_dir=out_dir, lowering=lowering, data=data, progress=False, force=True)
-    if precision != "fp32":
-        options["precisions"] = (precision,)
+    options = dict(targets=targets, precisions=(precision,), out_dir=out_dir, lowering=lowering,
+                   verify=VerifyOptions(data=data), progress=False, force=True)
     if model.checkpoint is not None:
         return export_model(str(model.checkpoint), **options)
     import torch
 
-    return export_module(model.module, torch.zeros(1, *model.input_shape), name=model.name, class_names=model.classes,
-                         mean=model.mean, std=model.std, trained=model.trained, **options)
+    facts = ModelFacts(name=model.name, class_names=model.classes, mean=model.mean, std=model.std,
+                       trained=model.trained)
+    return export_module(model.module, torch.zeros(1, *model.input_shape), facts, **options)
 
 
 def export_for(model: Model, runtimes: list[str], out_dir: Path, lowering: str, data: str | None = None,

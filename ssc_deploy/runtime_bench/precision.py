@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ssc_deploy.errors import SscDeployError
+from ssc_deploy.export.options import DEFAULT_MAX_DROP
 from ssc_deploy.export.quantize import PRECISIONS
 
 DEFAULT_PRECISION = "fp32"
-# A quantized row fails verification when its top-1 is this many points below PyTorch fp32 on the
-# same images and its manifest records no max_drop of its own (the export gate's default).
-DEFAULT_MAX_DROP = 1.0
+# A quantized row fails verification when its top-1 is DEFAULT_MAX_DROP points (the export gate's
+# default, ssc_deploy.export.options) below PyTorch fp32 on the same images and its manifest records no
+# max_drop of its own.
 
 
 def precision_order(name: str) -> int:

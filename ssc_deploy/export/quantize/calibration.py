@@ -15,7 +15,8 @@ import numpy as np
 
 from ssc_deploy.errors import SscDeployError
 
-DEFAULT_CALIB = 256
+from ssc_deploy.export.options import DEFAULT_CALIB
+
 CALIB_SEED = 0
 MAX_CALIB = 100_000  # batch-1 calibration calls; beyond this an export takes hours
 

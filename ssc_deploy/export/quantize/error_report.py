@@ -8,11 +8,12 @@ from typing import Any, Sequence
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.quiet import quiet_native
 
+from ssc_deploy.export.options import DEFAULT_CALIB
 
 QUANT_ERROR_LOWERING = "dwconv"  # ExecuTorch's int8_lowering: the net the PT2E scheme simulated here quantizes
 
 
-def quant_error_report(checkpoint: str | Path | None = None, *, model_name: str | None = None, calib: int = 256,
+def quant_error_report(checkpoint: str | Path | None = None, *, model_name: str | None = None, calib: int = DEFAULT_CALIB,
                        lowering: str = QUANT_ERROR_LOWERING, keep_float: Sequence[str] = (),
                        data: str | None = None) -> dict[str, Any]:
     """The per-layer int8 error table of a checkpoint (or an untrained ``model_name``), as plain data.

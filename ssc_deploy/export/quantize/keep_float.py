@@ -44,8 +44,8 @@ def export_gated(key: ArtifactKey, subject: ExportSubject, lowered: LoweredNets 
         if path.is_file():
             shutil.copyfile(path, all_int8)
         net = quantized.int8_nets.net_for(key.target)
-        ranked = worst_layer_names(net, subject.example, quantized.calib_tensor(), options.keep_float)
-        kept, tries, last = list(options.keep_float), [], first
+        ranked = worst_layer_names(net, subject.example, quantized.calib_tensor(), options.quant.keep_float)
+        kept, tries, last = list(options.quant.keep_float), [], first
         for _ in range(MAX_TRIES):
             more = [n for n in ranked if n not in kept][:LAYERS_PER_TRY]
             if not more:
@@ -54,7 +54,7 @@ def export_gated(key: ArtifactKey, subject: ExportSubject, lowered: LoweredNets 
             record = {"layers": list(kept), "all_int8_bytes": all_int8_bytes, "all_int8_accuracy": _short(first.accuracy),
                       "tries": list(tries)}
             try:
-                staged = export_target(key, subject, lowered, replace(options, keep_float=tuple(kept)), path,
+                staged = export_target(key, subject, lowered, _keeping(options, kept), path,
                                        quantized, after_gate=record)
                 record.update(speed_vs(key.target, path, all_int8, staged.manifest.input.layout,
                                        quantized.gate.images[:1] if quantized.gate is not None else None))
@@ -69,6 +69,11 @@ def export_gated(key: ArtifactKey, subject: ExportSubject, lowered: LoweredNets 
         raise GateFailed(f"{key}: all int8: {describe(first.accuracy)}; with {', '.join(kept)} in float too: "
                          f"{describe(last.accuracy)}: > --max-drop {last.accuracy['max_drop']:g}; no {key} file was "
                          "written", last.accuracy) from None
+
+
+def _keeping(options: ExportOptions, kept: list[str]) -> ExportOptions:
+    """``options`` with the int8 files' ``keep_float`` set to ``kept``."""
+    return replace(options, quant=replace(options.quant, keep_float=tuple(kept)))
 
 
 def speed_vs(target: str, path: Path, all_int8: Path, layout: str, image: np.ndarray | None) -> dict:

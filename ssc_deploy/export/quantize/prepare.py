@@ -4,7 +4,7 @@ and the call into each target's quantizer (:mod:`ssc_deploy.export.quantize`).
 int8 files use the lowering the runtime table names for them (``int8_lowering``: the one that
 keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get (for an ARM
 device, ``--for``: the int8 candidate with the fewest instructions there), then
-the group merge asked for (``int8_group_merge``, exact; :mod:`.lowerings.group_merge`); fp16
+the group merge asked for (``QuantOptions.int8_group_merge``, exact; :mod:`~ssc_deploy.export.lowerings.group_merge`); fp16
 files use the fp32 files' lowering.
 """
 
@@ -68,17 +68,18 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     int8_targets = list(options.targets) if INT8 in options.precisions else []
     nets = _int8_nets(model, images, data, int8_targets, options) if int8_targets else None
     merges: dict[str, MergeReport] = {}
-    if nets is not None and options.int8_group_merge:
-        nets, merges = _merged(nets, options.int8_group_merge, options.atol)
+    quant = options.quant
+    if nets is not None and quant.int8_group_merge:
+        nets, merges = _merged(nets, quant.int8_group_merge, options.verify.atol)
     if nets is not None:
         for low in nets.nets.values():
-            check_keep_float(low, options.keep_float)
-    calib = (calibration_images(data, options.calib, subject.mean, subject.std, subject.in_size)
+            check_keep_float(low, quant.keep_float)
+    calib = (calibration_images(data, quant.calib, subject.mean, subject.std, subject.in_size)
              if int8_targets else None)
     gate = None
     if subject.trained:
         with eval_mode(model):
-            gate = gate_set(model, data, subject.mean, subject.std, subject.in_size, options.gate_images)
+            gate = gate_set(model, data, subject.mean, subject.std, subject.in_size, quant.gate_images)
     return QuantizedInputs(nets, calib, gate, merges)
 
 
@@ -87,22 +88,20 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
     """Write ``target``'s ``precision`` file of the deployment ``net`` to ``path`` with its quantizer."""
     module = _quantizer(target)
     if precision == INT8:
-        weights, extra = options.int8_weights, {}
+        quant, extra = options.quant, {}
+        weights = quant.int8_weights
         if target in PER_CHANNEL_ONLY:
             weights = DEFAULT_WEIGHTS
         else:
-            extra["per_tensor"] = per_tensor_layers(net, weights, options.keep_float)
-        if target == "tflite" and options.int8_strip_names:
-            extra["strip_names"] = True
-        info = module.export_int8(net, subject.example, inputs.calib_tensor(), path, keep_float=options.keep_float,
-                                  scheme=options.int8_scheme if target == "onnx" else None, nhwc=options.nhwc,
-                                  strict=options.strict, opset=options.opset, metadata=metadata, **extra)
+            extra["per_tensor"] = per_tensor_layers(net, weights, quant.keep_float)
+        info = module.export_int8(net, subject.example, inputs.calib_tensor(), path, options.target(target),
+                                  keep_float=quant.keep_float, metadata=metadata, **extra)
         info.extra["quantization"].update(weights=WEIGHT_MODES[weights],
                                           per_tensor_layers=len(extra.get("per_tensor", ())))
-        if weights != options.int8_weights:
-            info.warnings.append(f"--int8-weights {options.int8_weights}: {target} {PER_CHANNEL_ONLY[target]}")
+        if weights != quant.int8_weights:
+            info.warnings.append(f"--int8-weights {quant.int8_weights}: {target} {PER_CHANNEL_ONLY[target]}")
         return info
-    return module.export_fp16(net, subject.example, path, nhwc=options.nhwc, metadata=metadata)
+    return module.export_fp16(net, subject.example, path, options.target(target), metadata=metadata)
 
 
 def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[str],
@@ -111,13 +110,13 @@ def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[st
     rewritten once)."""
     from ssc_deploy.export.lowerings.selection.choice import int8_choice
 
-    choices = {t: int8_choice(t, options.lowering, options.arm_profile, options.int8_lowering) for t in targets}
+    choices = {t: int8_choice(t, options.lowering, options.arm_profile, options.quant.int8_lowering) for t in targets}
     parts = []
     by_lowering: dict[str, list[str]] = {}
     for t in targets:
         by_lowering.setdefault(choices[t].lowering, []).append(t)
     for low, ts in by_lowering.items():
-        parts.append(rewrite_for_targets(model, images, data, ts, low, options.atol))
+        parts.append(rewrite_for_targets(model, images, data, ts, low, options.verify.atol))
     return replace(parts[0], lowerings={t: low for p in parts for t, low in p.lowerings.items()},
                    nets={k: v for p in parts for k, v in p.nets.items()},
                    rewrite_diff={k: v for p in parts for k, v in p.rewrite_diff.items()},
@@ -142,7 +141,7 @@ def _merged(nets: LoweredNets, spec: GroupMergeSpec, atol: float) -> tuple[Lower
 
 
 def _quantizer(target: str):
-    """``ssc_deploy.export.targets.<target>.quantized`` (it also holds tflite's fp16 export)."""
+    """``ssc_deploy.export.targets.<target>.quantized`` (its int8 export, and tflite's fp16 export)."""
     try:
         return importlib.import_module(f"ssc_deploy.export.targets.{target}.quantized")
     except ModuleNotFoundError as err:

@@ -312,21 +312,24 @@ def load_program(path: str | Path) -> LoadedProgram:
     return LoadedProgram(module, shape[2], hashlib.sha256(data).hexdigest(), read_sidecar(path))
 
 
-def export_program(path: str | Path, *, class_names=None, mean=None, std=None, **options) -> list:
-    """Export a ``.pt2`` with :func:`~ssc_deploy.export.exporter.export_module`; ``class_names``,
-    ``mean`` and ``std`` (else the JSON beside the file, else the defaults) go to its manifests."""
+def export_program(path: str | Path, *, class_names=None, mean=None, std=None, name: str | None = None,
+                   **options) -> list:
+    """Export a ``.pt2`` with :func:`~ssc_deploy.export.exporter.export_module` (``options``: its keyword
+    options); ``name``, ``class_names``, ``mean`` and ``std`` (else the JSON beside the file, else the
+    defaults) go to its manifests."""
     import torch
 
     from ssc_deploy.export.exporter import export_module
+    from ssc_deploy.export.options import ModelFacts
 
     loaded = load_program(path)
     side = loaded.sidecar
-    return export_module(
-        loaded.module, torch.zeros(1, 3, loaded.in_size, loaded.in_size),
-        name=options.pop("name", None) or side.get("name") or Path(path).stem,
+    facts = ModelFacts(
+        name=name or side.get("name") or Path(path).stem,
         class_names=class_names if class_names is not None else side.get("classes"),
         mean=mean if mean is not None else side.get("mean"), std=std if std is not None else side.get("std"),
-        trained=bool(side.get("trained", False)), checkpoint=str(path), checkpoint_sha256=loaded.sha256, **options)
+        trained=bool(side.get("trained", False)), checkpoint=str(path), checkpoint_sha256=loaded.sha256)
+    return export_module(loaded.module, torch.zeros(1, 3, loaded.in_size, loaded.in_size), facts, **options)
 
 
 def _numbers(text: str | None, flag: str) -> list[float] | None:

@@ -10,3 +10,5 @@ import importlib
 from ssc_deploy.runtimes import TARGET_NAMES
 
 TARGETS = {name: importlib.import_module(f"{__name__}.{name}.target") for name in TARGET_NAMES}
+# Each target's option class (``NAME/options.py``: what only that target reads).
+TARGET_OPTIONS = {name: importlib.import_module(f"{__name__}.{name}.options").OPTIONS for name in TARGET_NAMES}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -22,14 +21,16 @@ def export_probe_files(args: argparse.Namespace) -> list[Path]:
     """The untrained probe net (seed 0) exported for ``args.target`` at ``args.precision`` once per lowering."""
     import torch
 
-    from ssc_deploy.export.exporter import export_model
+    from ssc_deploy.export.exporter import export_module, load_for_export
+    from ssc_deploy.export.options import QuantOptions, VerifyOptions
 
     files = []
     for low in args.lowerings:
         torch.manual_seed(0)
-        results = export_model(None, targets=[args.target], out_dir=Path(args.out) / low, model_name=args.model,
-                               in_size=args.in_size, lowering=low, precisions=[args.precision], progress=False,
-                               n_verify=args.n_verify, calib=args.calib, int8_lowering=low)
+        results = export_module(*load_for_export(None, model_name=args.model, in_size=args.in_size),
+                                targets=[args.target], out_dir=Path(args.out) / low, lowering=low,
+                                precisions=[args.precision], progress=False, verify=VerifyOptions(n_verify=args.n_verify),
+                                quant=QuantOptions(calib=args.calib, int8_lowering=low))
         files.append(results[0].artifact)
     return files
 

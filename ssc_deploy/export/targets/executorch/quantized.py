@@ -26,6 +26,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError, one_line
 
 from ssc_deploy.export.targets.common import TargetExport, version_of
+from ssc_deploy.export.targets.executorch.options import ExecutorchOptions
 from ssc_deploy.export.targets.executorch.target import SPEC, delegation_summary, program_info
 from ssc_deploy.export.quantize.layers import check_keep_float
 
@@ -159,19 +160,17 @@ def lower_checked(program: torch.export.ExportedProgram, example: torch.Tensor, 
     return delegation, warnings
 
 
-def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path, *,
-                keep_float: Sequence[str] = (), scheme: str | None = None, nhwc: bool = False,
-                strict: bool = False, opset: int = 17, metadata: dict | None = None) -> TargetExport:
+def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path,
+                options: ExecutorchOptions | None = None, *, keep_float: Sequence[str] = (),
+                metadata: dict | None = None) -> TargetExport:
     """Quantize the deployment ``net`` (calibrated on ``calib``), lower it into XNNPACK, write the ``.pte``.
 
-    Float32 input and output, NCHW (``nhwc``, ``opset`` and ``metadata`` do not apply to a
-    ``.pte``, as for the fp32 target). ``keep_float`` names layers to leave in float32. An op
-    left outside XNNPACK is a warning, or the one-line error with ``strict``; a program XNNPACK
-    refuses at load is always the one-line error. Nothing is written at ``path`` on failure.
+    Float32 input and output, NCHW (``metadata`` is not stored in a ``.pte``, as for the fp32
+    target). ``keep_float`` names layers to leave in float32. An op left outside XNNPACK is a
+    warning, or the one-line error with ``options.strict``; a program XNNPACK refuses at load is
+    always the one-line error. Nothing is written at ``path`` on failure.
     """
-    if scheme not in (None, SCHEME):
-        raise SscDeployError(f"executorch: int8 scheme '{scheme}' is not available (XNNPACK's quantizer is "
-                             f"{SCHEME}: int8 activations, per-channel symmetric int8 weights)")
+    strict = (options or ExecutorchOptions()).strict
     keep = check_keep_float(net, keep_float)
     if len(calib) < 1:
         raise SscDeployError("executorch: int8 needs at least one calibration image")

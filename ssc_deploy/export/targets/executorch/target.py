@@ -11,6 +11,7 @@ from ssc_deploy.runtimes import by_target
 from ssc_deploy.sessions import load_runner, run_each
 
 from ssc_deploy.export.targets.common import TargetExport, histogram, require, version_of
+from ssc_deploy.export.targets.executorch.options import ExecutorchOptions
 
 SPEC = by_target("executorch")
 SUFFIX, RUNTIME = SPEC.suffix, SPEC.runtime
@@ -65,11 +66,14 @@ def delegation_summary(graph_module) -> dict:
     }
 
 
-def export(net, example, path: Path, *, strict: bool = False, **_) -> TargetExport:
+def export(net, example, path: Path, options: ExecutorchOptions | None = None, *,
+           metadata: dict | None = None) -> TargetExport:
     """Lower ``net`` with the XNNPACK partitioner and write the ``.pte`` program to ``path``.
 
-    Compute ops left to portable kernels produce a warning, or an error with ``strict``.
+    Compute ops left to portable kernels produce a warning, or an error with ``options.strict``.
+    ``metadata`` is not stored in the program (the manifest beside it has it).
     """
+    strict = (options or ExecutorchOptions()).strict
     import torch
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower

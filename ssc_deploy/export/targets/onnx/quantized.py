@@ -30,6 +30,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from ssc_deploy.export.targets.common import TargetExport, histogram, version_of
+from ssc_deploy.export.targets.onnx.options import OnnxOptions
 from ssc_deploy.export.quantize.layers import check_keep_float, run_order
 
 SCHEMES = ("u8s8", "u8s8-rr", "s8s8")
@@ -56,17 +57,19 @@ def check_scheme(scheme: str | None) -> str:
     return name
 
 
-def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path, *,
-                keep_float: Sequence[str] = (), scheme: str | None = None, nhwc: bool = False,
-                strict: bool = False, opset: int = 17, metadata: dict | None = None,
-                per_tensor: Sequence[str] = ()) -> TargetExport:
+def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path,
+                options: OnnxOptions | None = None, *, keep_float: Sequence[str] = (),
+                metadata: dict | None = None, per_tensor: Sequence[str] = ()) -> TargetExport:
     """Write the int8 QDQ ``.onnx`` of the deployment ``net`` to ``path`` (float32 input and output).
 
-    ``calib``: (N, 3, S, S) normalised calibration images; ``keep_float``: layer names
+    ``calib``: (N, 3, S, S) normalised calibration images; ``options``: the opset and
+    ``int8_scheme`` (None: this host's default); ``keep_float``: layer names
     (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float, ``per_tensor``
     layers with per-tensor weights (a tensor override of their weight initializer). A broken int8
-    chain in onnxruntime's optimized graph is an error with ``strict``, a warning otherwise.
+    chain in onnxruntime's optimized graph is an error with ``options.strict``, a warning otherwise.
     """
+    options = options or OnnxOptions()
+    scheme, strict = options.int8_scheme, options.strict
     import onnx
     from onnxruntime.quantization import QuantFormat, quant_pre_process, quantize_static
 
@@ -77,7 +80,7 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
     with tempfile.TemporaryDirectory(prefix="ssc-onnx-int8.") as tmp:
         work = Path(tmp)
         fp32 = work / "fp32.onnx"
-        info = onnx_target.export(net, example, fp32, opset=opset, metadata=metadata)
+        info = onnx_target.export(net, example, fp32, options, metadata=metadata)
         graph = onnx.load(str(fp32))
         excluded = layer_nodes(net, example, graph, keep)
         overrides = _per_tensor_overrides(graph, layer_nodes(net, example, graph, check_keep_float(net, per_tensor)))

@@ -11,6 +11,7 @@ from ssc_deploy.runtimes import by_target
 from ssc_deploy.sessions import load_runner, run_each
 
 from ssc_deploy.export.targets.common import TargetExport, histogram, require, version_of
+from ssc_deploy.export.targets.onnx.options import OnnxOptions
 
 SPEC = by_target("onnx")
 SUFFIX, RUNTIME = SPEC.suffix, SPEC.runtime
@@ -30,12 +31,15 @@ def runtime_version() -> str | None:
     return version_of(SPEC.dist)
 
 
-def export(net, example, path: Path, *, opset: int = 17, metadata: dict[str, str] | None = None, **_) -> TargetExport:
-    """Export ``net`` at the static shape of ``example`` to ``path`` (simplified and checked)."""
+def export(net, example, path: Path, options: OnnxOptions | None = None, *,
+           metadata: dict[str, str] | None = None) -> TargetExport:
+    """Export ``net`` at the static shape of ``example`` to ``path`` (simplified and checked) at
+    ``options.opset``; ``metadata`` goes in the graph's metadata_props."""
     import onnx
     import onnxsim
     import torch
 
+    opset = (options or OnnxOptions()).opset
     torch.onnx.export(
         net, (example,), str(path), opset_version=opset, dynamo=False,
         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,

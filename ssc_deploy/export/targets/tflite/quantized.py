@@ -33,6 +33,7 @@ from ssc_deploy.export.targets.tflite.session import tflite_interpreter
 
 from ssc_deploy.export.targets.common import TargetExport, version_of
 from ssc_deploy.export.quantize.layers import check_keep_float, quantizable_layers
+from ssc_deploy.export.targets.tflite.options import TfliteOptions
 from ssc_deploy.export.targets.tflite.graph import ComputeOp, compute_ops, delegation, layer_ops, read_graph, strip_tensor_names
 
 SCHEME = "static_wi8_ai8"
@@ -42,19 +43,11 @@ SIGNATURE = "serving_default"
 FP16_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # the compute ops SSC-Nets and the baselines become
 
 
-def check_scheme(scheme: str | None) -> str:
-    """The one TFLite int8 scheme; one-line error for another name (schemes like u8s8 are ONNX's)."""
-    if scheme is None or str(scheme).strip().lower() == SCHEME:
-        return SCHEME
-    raise SscDeployError(f"tflite int8 has one scheme, {SCHEME} (the AI Edge Quantizer's); "
-                         f"'{scheme}' is not a tflite scheme")
-
-
 def _fp32_export(net: nn.Module, example: torch.Tensor, work: Path, nhwc: bool) -> tuple[TargetExport, bytes]:
     from ssc_deploy.export.targets.tflite import target as tflite_target
 
     fp32 = work / "fp32.tflite"
-    info = tflite_target.export(net, example, fp32, nhwc=nhwc)
+    info = tflite_target.export(net, example, fp32, TfliteOptions(nhwc=nhwc))
     return info, fp32.read_bytes()
 
 
@@ -191,21 +184,22 @@ def _io_dtypes(path: Path) -> list[str]:
     return [np.dtype(d["dtype"]).name for d in (interp.get_input_details()[0], interp.get_output_details()[0])]
 
 
-def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path, *,
-                keep_float: Sequence[str] = (), scheme: str | None = None, nhwc: bool = False,
-                strict: bool = False, opset: int = 17, metadata: dict | None = None,
-                per_tensor: Sequence[str] = (), strip_names: bool = False) -> TargetExport:
+def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path,
+                options: TfliteOptions | None = None, *, keep_float: Sequence[str] = (),
+                metadata: dict | None = None, per_tensor: Sequence[str] = ()) -> TargetExport:
     """Write the int8 ``.tflite`` of the deployment ``net`` to ``path`` (float32 input and output).
 
     ``calib``: (N, 3, S, S) normalised calibration images, fed one at a time (channel-last with
-    ``nhwc``, the file's input layout then); ``keep_float``: layer names
+    ``options.nhwc``, the file's input layout then); ``keep_float``: layer names
     (:func:`~ssc_deploy.export.quantize.layers.quantizable_layers`) left in float, ``per_tensor``
-    layers with per-tensor weights; ``strip_names``: the tensor names emptied once every check has
-    run (:func:`~ssc_deploy.export.targets.tflite.graph.strip_tensor_names`; the stripped file must
-    give the same outputs). ``metadata``: the export's facts, written as TFLite Metadata once the
-    file is checked; ``opset`` is ONNX's.
+    layers with per-tensor weights; ``options.strip_names``: the tensor names emptied once every
+    check has run (:func:`~ssc_deploy.export.targets.tflite.graph.strip_tensor_names`; the stripped
+    file must give the same outputs); ``options.strict``: an op outside XNNPACK is an error.
+    ``metadata``: the export's facts, written as TFLite Metadata once the file is checked.
     """
-    scheme = check_scheme(scheme)
+    options = options or TfliteOptions()
+    nhwc, strict, strip_names = options.nhwc, options.strict, options.strip_names
+    scheme = SCHEME
     keep = check_keep_float(net, keep_float)
     with tempfile.TemporaryDirectory(prefix="ssc-tflite-int8.") as tmp:
         info, fp32 = _fp32_export(net, example, Path(tmp), nhwc)
@@ -232,13 +226,14 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
         return _commit(info, staged, Path(path), quant, warnings, metadata)
 
 
-def export_fp16(net: nn.Module, example: torch.Tensor, path: Path, *, nhwc: bool = False,
+def export_fp16(net: nn.Module, example: torch.Tensor, path: Path, options: TfliteOptions | None = None, *,
                 metadata: dict | None = None) -> TargetExport:
     """Write the fp16-weight ``.tflite`` of the deployment ``net`` to ``path`` (float32 I/O and math).
 
     The file must load and run in LiteRT with every op inside XNNPACK (a warning otherwise).
-    ``metadata``: as for :func:`export_int8`.
+    ``options.nhwc``: channel-last input; ``metadata``: as for :func:`export_int8`.
     """
+    nhwc = (options or TfliteOptions()).nhwc
     with tempfile.TemporaryDirectory(prefix="ssc-tflite-fp16.") as tmp:
         info, fp32 = _fp32_export(net, example, Path(tmp), nhwc)
         staged = Path(tmp) / "fp16.tflite"

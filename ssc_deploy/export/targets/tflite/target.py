@@ -13,6 +13,7 @@ from ssc_deploy.export.targets.tflite.session import tflite_interpreter
 
 from ssc_deploy.export.targets.common import TargetExport, histogram, require, version_of
 from ssc_deploy.export.targets.tflite import metadata as tflite_metadata
+from ssc_deploy.export.targets.tflite.options import TfliteOptions
 
 SPEC = by_target("tflite")
 SUFFIX, RUNTIME = SPEC.suffix, SPEC.runtime
@@ -34,13 +35,15 @@ def op_histogram(path: Path) -> dict[str, int]:
     return histogram(op["op_name"] for op in tflite_interpreter(path, delegates=False)._get_ops_details())
 
 
-def export(net, example, path: Path, *, nhwc: bool = False, metadata: dict | None = None, **_) -> TargetExport:
-    """Convert ``net`` with litert-torch; with ``nhwc`` the input is channel-last (N, H, W, C), the
-    layout MediaPipe's ImageClassifier needs. With the export's ``metadata`` facts the file gets
+def export(net, example, path: Path, options: TfliteOptions | None = None, *,
+           metadata: dict | None = None) -> TargetExport:
+    """Convert ``net`` with litert-torch; with ``options.nhwc`` the input is channel-last (N, H, W, C),
+    the layout MediaPipe's ImageClassifier needs. With the export's ``metadata`` facts the file gets
     TFLite Metadata (:mod:`~ssc_deploy.export.targets.tflite.metadata`)."""
     import litert_torch
     import torch
 
+    nhwc = (options or TfliteOptions()).nhwc
     module = litert_torch.to_channel_last_io(net, args=[0]) if nhwc else net
     sample = example.permute(0, 2, 3, 1).contiguous() if nhwc else example
     litert_torch.convert(module.eval(), (sample,)).export(str(path))
