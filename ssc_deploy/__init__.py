@@ -4,7 +4,7 @@ The Python API (imported on first use, so ``import ssc_deploy`` needs no torch):
 
     from ssc_deploy import create_model, export_module
     net = create_model("ssc-net-1-9", num_classes=10, in_size=32)
-    results = export_module(net, torch.zeros(1, 3, 32, 32), targets=("onnx", "tflite"))
+    results = export_module(net, torch.zeros(1, 3, 32, 32), targets="all")
 """
 
 from __future__ import annotations

@@ -125,6 +125,7 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
 )
 
 TARGET_NAMES: tuple[str, ...] = tuple(s.target for s in RUNTIME_TABLE)
+DEFAULT_TARGET: str = TARGET_NAMES[0]  # ``--target``'s default: the first row
 RUNTIME_NAMES: tuple[str, ...] = tuple(s.runtime for s in RUNTIME_TABLE)
 SUFFIXES: tuple[str, ...] = tuple(s.suffix for s in RUNTIME_TABLE)
 

@@ -10,7 +10,7 @@ import pytest
 
 from ssc_deploy.data import load_dataset, normalize
 from ssc_deploy.errors import SscDeployError
-from ssc_deploy.export import QuantOptions, VerifyOptions, export_model
+from ssc_deploy.export import QuantOptions, TfliteOptions, VerifyOptions, export_model
 from ssc_deploy.export.targets.tflite import metadata as tflite_metadata
 from ssc_deploy.export.targets.tflite import target as tflite_target
 from ssc_deploy.train import TrainConfig, train_model
@@ -92,7 +92,7 @@ def _tiny_tflite(tmp_path, classes=4):
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes)).eval()
     path = tmp_path / "tiny.tflite"
     with torch.no_grad():
-        tflite_target.export(net, torch.zeros(1, 3, 8, 8), path, nhwc=True)
+        tflite_target.export(net, torch.zeros(1, 3, 8, 8), path, TfliteOptions(nhwc=True))
     return path
 
 
@@ -212,7 +212,7 @@ def test_bad_onnx_classes_metadata_is_one_line(onnx_files, tmp_path):
 
 
 def test_inspect_rows_of_each_format():
-    from ssc_deploy.cli.metadata_view import metadata_rows
+    from ssc_deploy.export.readers.embedded import metadata_rows
 
     assert metadata_rows("executorch", None)[0][1].startswith("none")
     rows = dict(metadata_rows("tflite", {"name": "m", "version": "1", "description": "d", "min_parser_version": "1.0.0",

@@ -15,7 +15,8 @@ from ssc_deploy.data import DEFAULT_MEAN, DEFAULT_STD, load_dataset
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export import Manifest, OnnxOptions, QuantOptions, VerifyOptions, export_model
 from ssc_deploy.export.quantize.calibration import calibration_images
-from ssc_deploy.export.targets.onnx.quantized import default_scheme, layer_nodes
+from ssc_deploy.export.targets.onnx.options import default_scheme
+from ssc_deploy.export.targets.onnx.quantized import layer_nodes
 from ssc_deploy.export.rewrite import deployment_rewrite
 from ssc_deploy.export.validate import check_options, select_target_options
 from ssc_deploy.models import create_model
@@ -61,8 +62,10 @@ def test_onnx_writes_a_gated_int8_file_beside_its_fp32_file(ckpt, tmp_path):
     results = export_model(ckpt, targets="onnx", out_dir=tmp_path, precisions="fp32,int8", **QUIET)
     assert [(r.precision, r.artifact.name) for r in results] == [("fp32", "ssc-net-1-9.onnx"),
                                                                  ("int8", "ssc-net-1-9.int8.onnx")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ssc-net-1-9.int8.onnx", "ssc-net-1-9.int8.onnx.manifest.json",
-                                                          "ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [  # each .onnx with its .ort and operator config (app files)
+        "ssc-net-1-9.int8.onnx", "ssc-net-1-9.int8.onnx.manifest.json", "ssc-net-1-9.int8.ort",
+        "ssc-net-1-9.int8.required_operators.config", "ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json",
+        "ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"]
     fp32, q = (r.manifest for r in results)
     assert fp32["precision"] == "fp32" and fp32["quantization"] is None
     _check_int8(q, "onnx")
@@ -118,7 +121,8 @@ def test_a_failed_gate_costs_only_its_own_file_and_names_it(ckpt, tmp_path, caps
     assert "> --max-drop 0" in msg and "no onnx int8 file was written" in msg and "(written: onnx)" in msg
     assert "right->wrong" in msg and "McNemar p = " in msg and "(significant)" in msg and "95 % interval" in msg
     assert "worst layers: " in msg and "--keep-float" in msg, msg
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "ssc-net-1-9.onnx", "ssc-net-1-9.onnx.manifest.json",
+                                                     "ssc-net-1-9.ort", "ssc-net-1-9.required_operators.config"]
     assert "ssc-net-1-9.onnx" in cap.out  # the written file's table is printed before the error
 
 

@@ -14,8 +14,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 import ssc_deploy
 from ssc_deploy.runtimes import RUNTIME_NAMES, TARGET_NAMES
 
@@ -25,16 +23,6 @@ QUOTED = re.compile(r"""(["'])(%s)\1""" % "|".join(sorted(map(re.escape, NAMES),
 # Where the names may be spelled: the table, the runner that must import nothing of this package,
 # and each runtime's own folder.
 ALLOWED = ("runtimes.py", "devices/runner/", *(f"export/targets/{t}/" for t in TARGET_NAMES))
-# Files still spelling names, owned by another change of issue 21 (option objects: validate.py below
-# its per-runtime dicts, exporter.py, cli/export_cmd.py, quantize/prepare.py) or left for the lead.
-REMAINING = (
-    "__init__.py",  # the docstring's example: targets=("onnx", "tflite")
-    "cli/export_cmd.py",
-    "export/exporter.py",
-    "export/quantize/layer_error.py",  # missing_package(err.name or "executorch", "executorch")
-    "export/quantize/prepare.py",
-    "export/validate.py",
-)
 
 
 def spellings(path: Path) -> list[str]:
@@ -71,13 +59,6 @@ def test_the_check_finds_a_spelling(tmp_path):
         assert spellings(probe) == [f"2: {name!r}", f"3: \"rt = {{'{name}': 1}}\""]
 
 
-def test_no_module_outside_the_allowed_places_spells_a_name_but_the_remaining_ones():
-    found = {rel: lines for rel, lines in offenders().items() if rel not in REMAINING}
-    assert not found, "runtime names spelled outside runtimes.py and the per-runtime folders:\n" + _listing(found)
-
-
-@pytest.mark.xfail(strict=False, reason="left to the option-objects change of issue 21 / the lead: "
-                                        + ", ".join(f"ssc_deploy/{r}" for r in REMAINING))
 def test_no_module_outside_the_allowed_places_spells_a_name():
     found = offenders()
     assert not found, "runtime names spelled outside runtimes.py and the per-runtime folders:\n" + _listing(found)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ssc_deploy.display import as_text, markup_safe
-from ssc_deploy.runtimes import TARGET_NAMES
+from ssc_deploy.runtimes import DEFAULT_TARGET, TARGET_NAMES, by_target
 
 from ssc_deploy.export.options import (DEFAULT_ALPHA, DEFAULT_ATOL, DEFAULT_CALIB, DEFAULT_GATE_IMAGES,
                                        DEFAULT_MAX_DROP, DEFAULT_N_VERIFY, DEFAULT_NHWC, DEFAULT_OPSET,
@@ -34,7 +34,7 @@ def export_cmd(
         help="Export an untrained net of this architecture (for latency work; accuracy is then not applicable). "
              "With a CHECKPOINT holding a bare state_dict, names its architecture."),
     target: list[str] = typer.Option(
-        ["onnx"], "--target", "-t",
+        [DEFAULT_TARGET], "--target", "-t",
         help=f"{', '.join(TARGET_NAMES)} or all; repeat the option or give a comma list for several."),
     out: Path = typer.Option(Path("exports"), "--out", "-o", help="Directory the artifacts and manifests are written to."),
     lowering: str = typer.Option(
@@ -231,10 +231,10 @@ def _print_results(results) -> None:
     for r in results:
         if "delegation" in r.manifest:
             _print_delegation(console, r.manifest["delegation"])
-        if r.target == "tflite":
-            ops = r.manifest["op_histogram"]
-            console.print(f"tflite ops ({r.manifest['input']['layout']} input): "
-                          + ", ".join(f"{k} {v}" for k, v in ops.items()) + f"  [bold]TRANSPOSE: {ops.get('TRANSPOSE', 0)}[/bold]")
+        ops = r.manifest["op_histogram"]
+        if "TRANSPOSE" in ops or r.manifest["input"]["layout"] == "NHWC":  # the layout's cost, in LiteRT's op names
+            console.print(as_text(f"{by_target(r.target).label} ops ({r.manifest['input']['layout']} input): "
+                                  + ", ".join(f"{k} {v}" for k, v in ops.items()) + f"  TRANSPOSE: {ops.get('TRANSPOSE', 0)}"))
         for w in r.warnings:
             console.print(f"[yellow]warning:[/yellow] {r.key}: {markup_safe(w)}")
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from ssc_deploy.errors import SscDeployError
 from ssc_deploy.quiet import quiet_native
+from ssc_deploy.runtimes import DEFAULT_TARGET
 
 from ssc_deploy.export.commit import ExportIncomplete, ExportResult, commit, staging
 from ssc_deploy.export.lowered import rewrite_for_targets
@@ -46,7 +47,7 @@ def export_module(
     example_input: torch.Tensor,
     facts: ModelFacts | None = None,
     *,
-    targets: TargetsArg = ("onnx",),
+    targets: TargetsArg = (DEFAULT_TARGET,),
     precisions: str | Sequence[str] = ("fp32",),
     out_dir: str | os.PathLike = "exports",
     verify: VerifyOptions | None = None,
@@ -143,7 +144,7 @@ def export_model(
     source: str | os.PathLike | None = None,
     *,
     model_name: str | None = None,
-    targets: TargetsArg = ("onnx",),
+    targets: TargetsArg = (DEFAULT_TARGET,),
     precisions: str | Sequence[str] = ("fp32",),
     out_dir: str | os.PathLike = "exports",
     verify: VerifyOptions | None = None,
@@ -166,7 +167,7 @@ def _example(in_size: int) -> torch.Tensor:
     return torch.zeros(1, 3, in_size, in_size)
 
 
-def check_export_options(targets: TargetsArg = ("onnx",), precisions: str | Iterable[str] = ("fp32",),
+def check_export_options(targets: TargetsArg = (DEFAULT_TARGET,), precisions: str | Iterable[str] = ("fp32",),
                          **options) -> ExportOptions:
     """:func:`~ssc_deploy.export.validate.check_options`, and every target's packages found (their import
     chatter silenced): what :func:`export_module` checks before any work, to call before loading a model."""

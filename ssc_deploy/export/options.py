@@ -6,8 +6,8 @@ file is verified (:class:`VerifyOptions`), how int8 and fp16 files are made and 
 (:class:`QuantOptions`), and one object per target for what only that target reads
 (:class:`TargetOptions`; the subclasses live in ``targets/<runtime>/options.py``)::
 
-    from ssc_deploy.export import OnnxOptions, QuantOptions, VerifyOptions, export_module
-    export_module(net, example, targets=[OnnxOptions(opset=13), "tflite"], precisions="fp32,int8",
+    from ssc_deploy.export import OnnxOptions, QuantOptions, TfliteOptions, VerifyOptions, export_module
+    export_module(net, example, targets=[OnnxOptions(opset=13), TfliteOptions(nhwc=False)], precisions="fp32,int8",
                   verify=VerifyOptions(n_verify=8), quant=QuantOptions(calib=64))
 
 All are frozen; :func:`~ssc_deploy.export.validate.check_options` checks them before any work.

@@ -92,7 +92,7 @@ def export_target(target: str | ArtifactKey, subject: ExportSubject, lowered: Lo
     if hasattr(mod, "app_files"):  # files an app loads, made from the verified file (onnx: its .ort)
         with _one_line(key):
             info.exporter.update(mod.app_files(path, nets.images, nets.reference if key.precision == FP32 else outputs,
-                                               options.atol, key.precision))
+                                               options.verify.atol, key.precision))
     manifest = _manifest(key, path, info, subject, nets, parity, output_shape, quantization, warnings)
     try:
         manifest_path(path).write_text(manifest.dumps(), encoding="utf-8")

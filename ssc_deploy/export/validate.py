@@ -255,7 +255,7 @@ def check_installed(targets: Iterable[str], precisions: Iterable[str] = (FP32,))
 
     for name in targets:
         TARGETS[name].check_installed()
-        if "int8" in precisions or (name == "tflite" and "fp16" in precisions):
+        if "int8" in precisions or ("fp16" in precisions and "fp16" in by_target(name).precisions):
             module, dist = QUANTIZER_PACKAGES[name]
             require(module, dist, by_target(name).extra)
 

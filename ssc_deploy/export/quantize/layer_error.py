@@ -163,7 +163,9 @@ def _convert(captured: fx.GraphModule, calib: torch.Tensor, keep_float: Sequence
 
         from ssc_deploy.export.targets.executorch.quantized import quantizer
     except ImportError as err:  # the scheme is ExecuTorch's XNNPACK quantizer (with torchao's PT2E)
-        raise missing_package(err.name or "executorch", "executorch") from None
+        from ssc_deploy.export.targets.executorch.target import SPEC
+
+        raise missing_package(err.name or SPEC.dist, SPEC.extra) from None
     prepared = prepare_pt2e(captured, quantizer(keep_float))
     with torch.no_grad():
         for i in range(len(calib)):

@@ -32,11 +32,6 @@ from ssc_deploy.export.validate import ExportOptions
 from ssc_deploy.export.verify import compare
 
 INT8 = "int8"
-# ExecuTorch 1.5.1: SSC-Net-1-9 with per-tensor grouped convs was 382760 bytes against 267688 per-channel,
-# about 4 more bytes per grouped-conv weight (as if XNNPACK kept those weights in float32), so its weights
-# stay per channel.
-PER_CHANNEL_ONLY = {"executorch": "per-tensor conv weights made the .pte larger (382760 vs 267688 bytes "
-                                  "measured), so its int8 weights stay per-channel"}
 
 
 @dataclass(frozen=True)
@@ -90,7 +85,8 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
     if precision == INT8:
         quant, extra = options.quant, {}
         weights = quant.int8_weights
-        if target in PER_CHANNEL_ONLY:
+        per_channel_only = getattr(module, "PER_CHANNEL_ONLY", None)  # why this runtime keeps per-channel weights
+        if per_channel_only:
             weights = DEFAULT_WEIGHTS
         else:
             extra["per_tensor"] = per_tensor_layers(net, weights, quant.keep_float)
@@ -99,7 +95,7 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
         info.extra["quantization"].update(weights=WEIGHT_MODES[weights],
                                           per_tensor_layers=len(extra.get("per_tensor", ())))
         if weights != quant.int8_weights:
-            info.warnings.append(f"--int8-weights {quant.int8_weights}: {target} {PER_CHANNEL_ONLY[target]}")
+            info.warnings.append(f"--int8-weights {quant.int8_weights}: {target} {per_channel_only}")
         return info
     return module.export_fp16(net, subject.example, path, options.target(target), metadata=metadata)
 

@@ -38,6 +38,12 @@ PAD_OPS = (torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default)
 QUANTIZE_OPS = ("quantized_decomposed_quantize_per_tensor", "quantized_decomposed_quantize_per_channel")
 DEQUANTIZE_OPS = ("quantized_decomposed_dequantize_per_tensor", "quantized_decomposed_dequantize_per_channel")
 
+# ExecuTorch 1.5.1: SSC-Net-1-9 with per-tensor grouped convs was 382760 bytes against 267688 per-channel,
+# about 4 more bytes per grouped-conv weight (as if XNNPACK kept those weights in float32), so its weights
+# stay per channel (read by quantize/prepare.py).
+PER_CHANNEL_ONLY = ("per-tensor conv weights made the .pte larger (382760 vs 267688 bytes measured), so its int8 "
+                    "weights stay per-channel")
+
 
 class PadSharingQuantizer(XNNPACKQuantizer):
     """``XNNPACKQuantizer`` whose shared-qparams propagation also covers ``pad``/``constant_pad_nd``.

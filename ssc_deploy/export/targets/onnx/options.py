@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, replace
 from typing import ClassVar, Sequence
 
@@ -10,12 +11,29 @@ from ssc_deploy.errors import SscDeployError
 from ssc_deploy.export.options import DEFAULT_OPSET, TargetOptions
 
 MIN_OPSET, MAX_OPSET = 13, 21
+SCHEMES = ("u8s8", "u8s8-rr", "s8s8")  # activations x weights (targets/onnx/quantized.py)
+ARM_MACHINES = ("arm64", "aarch64", "armv8l", "armv7l")
+
+
+def default_scheme(machine: str | None = None) -> str:
+    """``s8s8`` on ARM hosts, ``u8s8`` elsewhere (``machine`` defaults to this host's)."""
+    return "s8s8" if (machine or platform.machine()).lower() in ARM_MACHINES else "u8s8"
+
+
+def check_scheme(scheme: str | None) -> str:
+    """``scheme`` checked (None: this host's default); one-line error for an unknown one."""
+    if scheme is None:
+        return default_scheme()
+    name = str(scheme).strip().lower().replace("_", "-")
+    if name not in SCHEMES:
+        raise SscDeployError(f"--int8-scheme: unknown scheme '{scheme}' (use one of: {', '.join(SCHEMES)})")
+    return name
 
 
 @dataclass(frozen=True)
 class OnnxOptions(TargetOptions):
     """``opset``: the ONNX opset of the files; ``int8_scheme`` (int8 only): ``u8s8``, ``u8s8-rr`` or
-    ``s8s8`` (None: this host's default, :func:`~ssc_deploy.export.targets.onnx.quantized.default_scheme`)."""
+    ``s8s8`` (None: this host's default, :func:`default_scheme`)."""
 
     target: ClassVar[str] = "onnx"
     int8_flags: ClassVar[dict[str, str]] = {"int8_scheme": "--int8-scheme"}
@@ -30,8 +48,6 @@ class OnnxOptions(TargetOptions):
             raise SscDeployError(f"opset {self.opset} is not supported (use {MIN_OPSET}..{MAX_OPSET})")
         scheme = self.int8_scheme
         if scheme is not None:
-            from ssc_deploy.export.targets.onnx.quantized import check_scheme
-
             scheme = check_scheme(scheme)
         return replace(self, opset=int(self.opset), int8_scheme=scheme, strict=bool(self.strict))
 

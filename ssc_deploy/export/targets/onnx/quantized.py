@@ -18,7 +18,6 @@ Schemes (activations x weights; ``--int8-scheme``):
 
 from __future__ import annotations
 
-import platform
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,31 +29,14 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from ssc_deploy.export.targets.common import TargetExport, histogram, version_of
-from ssc_deploy.export.targets.onnx.options import OnnxOptions
+from ssc_deploy.export.targets.onnx.options import OnnxOptions, check_scheme
 from ssc_deploy.export.quantize.layers import check_keep_float, run_order
 
-SCHEMES = ("u8s8", "u8s8-rr", "s8s8")
-ARM_MACHINES = ("arm64", "aarch64", "armv8l", "armv7l")
 WEIGHTS = "int8 per-channel (symmetric)"
 ACTIVATIONS = "int8 per-tensor"
 COMPUTE_OPS = ("Conv", "Gemm", "MatMul")  # the nodes a layer of quantizable_layers becomes
 # Float compute ops in onnxruntime's optimized graph (fused forms included); int8 ones are QLinear*/QGemm.
 FLOAT_COMPUTE_OPS = ("Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul")
-
-
-def default_scheme(machine: str | None = None) -> str:
-    """``s8s8`` on ARM hosts, ``u8s8`` elsewhere (``machine`` defaults to this host's)."""
-    return "s8s8" if (machine or platform.machine()).lower() in ARM_MACHINES else "u8s8"
-
-
-def check_scheme(scheme: str | None) -> str:
-    """``scheme`` checked (None: this host's default); one-line error for an unknown one."""
-    if scheme is None:
-        return default_scheme()
-    name = str(scheme).strip().lower().replace("_", "-")
-    if name not in SCHEMES:
-        raise SscDeployError(f"--int8-scheme: unknown scheme '{scheme}' (use one of: {', '.join(SCHEMES)})")
-    return name
 
 
 def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path: Path,
