@@ -1,9 +1,11 @@
 """Export step 2b, for int8 and fp16 files: their deployment nets, calibration images and gate set,
 and the call into each target's quantizer (:mod:`ssc_deploy.export.quantize`).
 
-int8 files use the lowering the runtime table names for them (``int8_lowering``: the one that
-keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get (for an ARM
-device, ``--for``: the int8 candidate with the fewest instructions there), then
+int8 files use, with ``--lowering fast`` on the host, the int8 candidate measured there
+(:mod:`.int8_lowering`; whether int8 pays at all goes to the manifest), else the lowering the runtime
+table names for them (``int8_lowering``: the one that keeps the int8 chain whole on that runtime),
+whatever ``--lowering`` the fp32 files get (for an ARM device, ``--for``: the int8 candidate with the
+fewest instructions there), then
 the group merge asked for (``int8_group_merge``, exact; :mod:`.lowerings.group_merge`); fp16
 files use the fp32 files' lowering.
 """
@@ -21,6 +23,7 @@ from torch import nn
 from ssc_deploy.errors import SscDeployError
 
 from ._common import TargetExport
+from .lowering_choice import LoweringChoice
 from .lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
 from .lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_convs
 from .quantize.calibration import CalibrationSet, calibration_images
@@ -47,6 +50,7 @@ class QuantizedInputs:
     calib: CalibrationSet | None  # None: no int8 file
     gate: GateSet | None  # None: untrained net, no accuracy to keep
     merges: dict[str, MergeReport] = field(default_factory=dict)  # lowering -> the int8 net's group merge
+    choices: dict[str, LoweringChoice] = field(default_factory=dict)  # int8 target -> its lowering choice
 
     def group_merge_facts(self, target: str, spec: GroupMergeSpec) -> dict | None:
         """The manifest's ``quantization.group_merge`` of ``target``'s int8 file (None: no merge asked)."""
@@ -66,7 +70,7 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     training split and the gate the test split of the same data.
     """
     int8_targets = list(options.targets) if INT8 in options.precisions else []
-    nets = _int8_nets(model, images, data, int8_targets, options) if int8_targets else None
+    nets, choices = _int8_nets(model, images, data, int8_targets, options) if int8_targets else (None, {})
     merges: dict[str, MergeReport] = {}
     if nets is not None and options.int8_group_merge:
         nets, merges = _merged(nets, options.int8_group_merge, options.atol)
@@ -79,7 +83,7 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     if subject.trained:
         with eval_mode(model):
             gate = gate_set(model, data, subject.mean, subject.std, subject.in_size, options.gate_images)
-    return QuantizedInputs(nets, calib, gate, merges)
+    return QuantizedInputs(nets, calib, gate, merges, choices)
 
 
 def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubject, options: ExportOptions,
@@ -99,6 +103,11 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
                                   strict=options.strict, opset=options.opset, metadata=metadata, **extra)
         info.extra["quantization"].update(weights=WEIGHT_MODES[weights],
                                           per_tensor_layers=len(extra.get("per_tensor", ())))
+        choice = inputs.choices.get(target)
+        if choice is not None and choice.int8_pays is not None:
+            info.extra["quantization"]["int8_pays"] = choice.int8_pays
+        if choice is not None and choice.note:
+            info.warnings.append(choice.note)
         if weights != options.int8_weights:
             info.warnings.append(f"--int8-weights {options.int8_weights}: {target} {PER_CHANNEL_ONLY[target]}")
         return info
@@ -106,9 +115,9 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
 
 
 def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[str],
-               options: ExportOptions) -> LoweredNets:
+               options: ExportOptions) -> tuple[LoweredNets, dict[str, LoweringChoice]]:
     """Each int8 target's deployment net under its :func:`~.lowering_choice.int8_choice` (each lowering
-    rewritten once)."""
+    rewritten once), and those choices."""
     from .lowering_choice import int8_choice
 
     choices = {t: int8_choice(t, options.lowering, options.arm_profile, options.int8_lowering) for t in targets}
@@ -121,7 +130,7 @@ def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[st
     return replace(parts[0], lowerings={t: low for p in parts for t, low in p.lowerings.items()},
                    nets={k: v for p in parts for k, v in p.nets.items()},
                    rewrite_diff={k: v for p in parts for k, v in p.rewrite_diff.items()},
-                   reasons={t: c.reason for t, c in choices.items()})
+                   reasons={t: c.reason for t, c in choices.items()}), choices
 
 
 def _merged(nets: LoweredNets, spec: GroupMergeSpec, atol: float) -> tuple[LoweredNets, dict[str, MergeReport]]:

@@ -8,6 +8,8 @@ from .registry import LoweringEntry, apply_lowering, available_lowerings, get_lo
 
 from . import pad_slice  # noqa: F401,E402
 from . import fused  # noqa: F401,E402
+from . import batched_matmul  # noqa: F401,E402
+from . import merged  # noqa: F401,E402
 
 DEFAULT_LOWERING = "pad-slice"
 
