@@ -120,3 +120,19 @@ def test_int8_that_does_not_pay_is_said_and_recorded(monkeypatch, tmp_path):
                     "probe": pays["probe"]}
     assert manifest["model"]["lowering"] == "dwconv-nhwc-bmm" or "dwconv-nhwc-bmm" in json.dumps(manifest)
     assert any("int8 does not pay here" in w and "1.200 ms" in w for w in res[0].warnings)
+
+
+def test_report_marks_int8_rows_that_do_not_pay():
+    from ssc_deploy.runtime_bench.precision import INT8_DOES_NOT_PAY, int8_does_not_pay
+    from ssc_deploy.runtime_bench.report import _md_table
+
+    slow = {"precision": "int8", "vs_fp32_speedup": 0.78}
+    fast = {"precision": "int8", "vs_fp32_speedup": 1.31}
+    counted = {"precision": "int8", "vs_fp32_speedup": None, "vs_fp32_instructions_ratio": 1.46}
+    assert int8_does_not_pay(slow) and not int8_does_not_pay(fast) and int8_does_not_pay(counted)
+    assert not int8_does_not_pay({"precision": "fp32", "vs_fp32_speedup": 0.5})
+    base = {"device": "host", "model": "m", "runtime": "onnxruntime", "threads": 1, "status": "ok", "trained": True,
+            "source": "device-runner"}
+    md = _md_table({"rows": [{**base, **slow}, {**base, **fast}]})
+    lines = [ln for ln in md.splitlines() if "| int8 |" in ln]
+    assert INT8_DOES_NOT_PAY in lines[0] and "0.78" in lines[0] and INT8_DOES_NOT_PAY not in lines[1]
