@@ -30,7 +30,7 @@ from .lowering_cache import Measurement
 INT8_HOST_CANDIDATES: dict[str, tuple[str, ...]] = {
     "onnx": ("dwconv-nhwc", "dwconv-nhwc-bmm", "dwconv-nhwc-merge3", "dwconv-nhwc-merge9"),
     "executorch": ("dwconv", "dwconv-merge3", "dwconv-merge9"),
-    "tflite": ("dwconv-nhwc", "dwconv", "dwconv-merge3", "dwconv-merge9"),
+    "tflite": ("dwconv-nhwc", "dwconv", "dwconv-nhwc-merge3", "dwconv-merge3", "dwconv-nhwc-merge9"),
 }
 TARGET_RATIO = 0.80  # issue 22: an int8 file should take at most 0.80x its fp32 file's time
 FP32 = "fp32:"  # medians_ms key prefix of the fp32 file the candidates were timed against
