@@ -61,6 +61,10 @@ class RuntimeSpec:
     # The package its int8 (and fp16) quantizer needs beyond the fp32 export: (module, distribution).
     quantizer: tuple[str, str]
     int8_lowering: str | None = None  # shift lowering of int8 exports (keeps the int8 chain whole)
+    # The int8 lowerings the host's int8 probe times against the fp32 file (export/lowerings/selection/int8.py):
+    # int8_lowering, the other depthwise one, the group merges (k = 3, 9) and, for onnxruntime, the batched
+    # MatMul (LiteRT leaves int8 BATCH_MATMUL outside XNNPACK; ExecuTorch's quantizer does not annotate bmm).
+    int8_candidates: tuple[str, ...] = ()
     # The in-process loader (``load(path, threads, profile_dir) -> sessions.Session``), ssc_deploy/sessions.py.
     session_module: str
     native_tool: str  # the runtime's own benchmark tool (``--runner RUNTIME=PATH``)
@@ -88,6 +92,7 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
         not_exported=(("fp16", "onnxruntime's CPU provider has no fp16 conv kernels, so an fp16 file would run "
                                "no faster"),),
         quantizer=("onnxruntime.quantization", "onnxruntime"), int8_lowering="dwconv-nhwc",
+        int8_candidates=("dwconv-nhwc", "dwconv-nhwc-bmm", "dwconv-nhwc-merge3", "dwconv-nhwc-merge9"),
         session_module=f"{_TARGETS}.onnx.session",
         native_tool="onnxruntime_perf_test", native_tool_module=f"{_TARGETS}.onnx.native_tool",
         profiler_module=f"{_TARGETS}.onnx.op_profile",
@@ -104,6 +109,7 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
                                "1.64x slower than fp32 on the CPU it was measured on (an AMD EPYC without "
                                "AVX512-FP16)"),),
         quantizer=("torchao.quantization.pt2e", "torchao"), int8_lowering="dwconv",
+        int8_candidates=("dwconv", "dwconv-merge3", "dwconv-merge9"),
         session_module=f"{_TARGETS}.executorch.session",
         native_tool="executor_runner", native_tool_module=f"{_TARGETS}.executorch.native_tool",
         profiler_module=f"{_TARGETS}.executorch.op_profile", rootfs_optional=True,
@@ -116,6 +122,7 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
         probe_lowerings=("pad-slice", "dwconv", "dwconv-nhwc"), own_lowerings=("dwconv-nhwc",),
         precisions=("fp32", "int8", "fp16"),
         quantizer=("ai_edge_quantizer", "ai-edge-quantizer"), int8_lowering="dwconv-nhwc",
+        int8_candidates=("dwconv-nhwc", "dwconv", "dwconv-nhwc-merge3", "dwconv-merge3", "dwconv-nhwc-merge9"),
         session_module=f"{_TARGETS}.tflite.session",
         native_tool="benchmark_model", native_tool_module=f"{_TARGETS}.tflite.native_tool",
         no_profiler="LiteRT's Python wheel has no per-op profiler; profile the .pte of the same network "

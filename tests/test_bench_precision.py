@@ -105,6 +105,7 @@ def test_int8_rows_beside_fp32_in_every_output(files, tmp_path, capsys):
     assert stored == ["fp32", "fp32", "int8", "int8"]
     md = (rep / "report.md").read_text()
     assert "| onnxruntime | int8 |" in md and "speed-up vs fp32" in md
+    assert ("int8 does not pay here" in md) == (int8["vs_fp32_speedup"] < 1 or base["vs_fp32_speedup"] < 1)
     assert (rep / "accuracy_vs_latency.png").read_bytes()[:4] == b"\x89PNG"
     _check_uncertainty(res, rows, lines, db, md, rep)
 

@@ -108,6 +108,12 @@ class TargetOptions:
 
     strict: bool = False
 
+    @classmethod
+    def nchw(cls) -> TargetOptions:
+        """The defaults, with NCHW input where the target has a layout choice: what measurement code
+        feeds every runtime (:func:`~ssc_deploy.export.lowerings.selection.autotune.export_to`)."""
+        return cls()
+
     def changed(self) -> list[str]:
         """The fields set to something other than their default (``strict`` aside: the CLI sets it for all)."""
         default = type(self)()

@@ -96,3 +96,20 @@ def add_fp32_columns(rows: list[dict[str, Any]]) -> None:
         r["vs_fp32_top1_delta"] = t - tb if ok and t is not None and tb is not None else None
         ins, bins = r.get("instructions_per_inference"), (b or {}).get("instructions_per_inference")
         r["vs_fp32_instructions_ratio"] = ins / bins if ok and ins and bins else None
+
+
+INT8_DOES_NOT_PAY = "int8 does not pay here"
+
+
+def int8_does_not_pay(row: dict[str, Any]) -> bool:
+    """An int8 row slower than the fp32 file of the same model and runtime (or, counted on an emulated
+    device, more instructions): the report marks it instead of recommending it (issue 22)."""
+    if row.get("precision") != "int8":
+        return False
+    speedup, insn = row.get("vs_fp32_speedup"), row.get("vs_fp32_instructions_ratio")
+    return (speedup is not None and speedup < 1.0) or (speedup is None and insn is not None and insn > 1.0)
+
+
+def speedup_text(row: dict[str, Any], value: str) -> str:
+    """``value`` (the formatted speed-up cell), with :data:`INT8_DOES_NOT_PAY` on a row where it does not."""
+    return f"{value} ({INT8_DOES_NOT_PAY})" if int8_does_not_pay(row) else value

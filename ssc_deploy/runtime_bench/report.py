@@ -23,6 +23,7 @@ from .cross_device import diff_lines
 from .insn_counts import COUNTED_INFERENCES, instruction_label
 from .flip_report import flip_sections
 from .plots import pyplot, save_png
+from .precision import speedup_text
 from .table import STATUS_TEXT, kilobytes
 
 FAMILY_COLOURS = {"ssc-net": "#d62728", "mobilenetv2": "#1f77b4", "igcv3": "#2ca02c", "shiftnet": "#9467bd"}
@@ -204,7 +205,7 @@ def _md_table(result: dict[str, Any]) -> str:
             lat, lat_range, top1_cell(r),
             f(r.get("parity_max_abs_diff"), ".1e"), f(r.get("peak_rss_mb"), ".0f"),
             f(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
-            f(r.get("vs_fp32_size_ratio"), ".2f"), f(r.get("vs_fp32_speedup"), ".2f"),
+            f(r.get("vs_fp32_size_ratio"), ".2f"), speedup_text(r, f(r.get("vs_fp32_speedup"), ".2f")),
             delta_cell(r, "vs_fp32_top1_delta", "vs_fp32_"),
             f(r.get("size_ratio"), ".2f"), f(r.get("latency_ratio"), ".2f"), delta_cell(r, "top1_delta", "vs_base_"),
         ]

@@ -14,6 +14,7 @@ from ssc_deploy.display import as_text
 
 from .cross_device import diff_lines
 from .insn_counts import instruction_label
+from .precision import speedup_text
 from .rows import PREDICTIONS, VS_PYTORCH
 
 STATUS_STYLE = {"ok": "green", "verify-failed": "yellow", "failed": "red"}
@@ -151,7 +152,7 @@ def build_table(result: dict[str, Any]):
             _num(r.get("model_rss_mb"), ".1f"), kilobytes(r.get("planned_activation_bytes")),
         ]
         if quantized:
-            cells += [_ratio(r.get("vs_fp32_size_ratio")), _ratio(r.get("vs_fp32_speedup")),
+            cells += [_ratio(r.get("vs_fp32_size_ratio")), speedup_text(r, _ratio(r.get("vs_fp32_speedup"))),
                       delta_verdict(r.get("vs_fp32_top1_delta"), r.get("vs_fp32_p"))]
         if ratio_to:
             cells += [_ratio(r.get("size_ratio")), _ratio(r.get("latency_ratio")),

@@ -8,6 +8,8 @@ from ssc_deploy.export.lowerings.registry import LoweringEntry, apply_lowering, 
 
 from ssc_deploy.export.lowerings import pad_slice  # noqa: F401,E402
 from ssc_deploy.export.lowerings import fused  # noqa: F401,E402
+from ssc_deploy.export.lowerings import batched_matmul  # noqa: F401,E402
+from ssc_deploy.export.lowerings import merged  # noqa: F401,E402
 
 DEFAULT_LOWERING = "pad-slice"
 

@@ -1,9 +1,11 @@
 """Export step 2b, for int8 and fp16 files: their deployment nets, calibration images and gate set,
 and the call into each target's quantizer (:mod:`ssc_deploy.export.quantize`).
 
-int8 files use the lowering the runtime table names for them (``int8_lowering``: the one that
-keeps the int8 chain whole on that runtime), whatever ``--lowering`` the fp32 files get (for an ARM
-device, ``--for``: the int8 candidate with the fewest instructions there), then
+int8 files use, with ``--lowering fast`` on the host, the int8 candidate measured there
+(:mod:`~ssc_deploy.export.lowerings.selection.int8`; whether int8 pays at all goes to the manifest), else the
+lowering the runtime table names for them (``int8_lowering``: the one that keeps the int8 chain whole on
+that runtime), whatever ``--lowering`` the fp32 files get (for an ARM device, ``--for``: the int8
+candidate with the fewest instructions there), then
 the group merge asked for (``QuantOptions.int8_group_merge``, exact; :mod:`~ssc_deploy.export.lowerings.group_merge`); fp16
 files use the fp32 files' lowering.
 """
@@ -24,6 +26,7 @@ from ssc_deploy.models.modes import eval_mode
 from ssc_deploy.export.targets.common import TargetExport
 from ssc_deploy.export.lowered import REWRITE_ATOL, REWRITE_CHECK_IMAGES, LoweredNets, rewrite_for_targets
 from ssc_deploy.export.lowerings.group_merge import GroupMergeSpec, MergeReport, merge_grouped_convs
+from ssc_deploy.export.lowerings.selection.choice import LoweringChoice
 from ssc_deploy.export.quantize.calibration import CalibrationSet, calibration_images
 from ssc_deploy.export.quantize.gate import GateSet, gate_set
 from ssc_deploy.export.quantize.layers import DEFAULT_WEIGHTS, WEIGHT_MODES, check_keep_float, per_tensor_layers
@@ -42,6 +45,7 @@ class QuantizedInputs:
     calib: CalibrationSet | None  # None: no int8 file
     gate: GateSet | None  # None: untrained net, no accuracy to keep
     merges: dict[str, MergeReport] = field(default_factory=dict)  # lowering -> the int8 net's group merge
+    choices: dict[str, LoweringChoice] = field(default_factory=dict)  # int8 target -> its lowering choice
 
     def group_merge_facts(self, target: str, spec: GroupMergeSpec) -> dict | None:
         """The manifest's ``quantization.group_merge`` of ``target``'s int8 file (None: no merge asked)."""
@@ -61,7 +65,7 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     training split and the gate the test split of the same data.
     """
     int8_targets = list(options.targets) if INT8 in options.precisions else []
-    nets = _int8_nets(model, images, data, int8_targets, options) if int8_targets else None
+    nets, choices = _int8_nets(model, images, data, int8_targets, options) if int8_targets else (None, {})
     merges: dict[str, MergeReport] = {}
     quant = options.quant
     if nets is not None and quant.int8_group_merge:
@@ -75,7 +79,7 @@ def prepare(model: nn.Module, subject: ExportSubject, images: np.ndarray, data: 
     if subject.trained:
         with eval_mode(model):
             gate = gate_set(model, data, subject.mean, subject.std, subject.in_size, quant.gate_images)
-    return QuantizedInputs(nets, calib, gate, merges)
+    return QuantizedInputs(nets, calib, gate, merges, choices)
 
 
 def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubject, options: ExportOptions,
@@ -94,6 +98,11 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
                                   keep_float=quant.keep_float, metadata=metadata, **extra)
         info.extra["quantization"].update(weights=WEIGHT_MODES[weights],
                                           per_tensor_layers=len(extra.get("per_tensor", ())))
+        choice = inputs.choices.get(target)
+        if choice is not None and choice.int8_pays is not None:
+            info.extra["quantization"]["int8_pays"] = choice.int8_pays
+        if choice is not None and choice.note:
+            info.warnings.append(choice.note)
         if weights != quant.int8_weights:
             info.warnings.append(f"--int8-weights {quant.int8_weights}: {target} {per_channel_only}")
         return info
@@ -101,9 +110,9 @@ def export_file(target: str, precision: str, net: nn.Module, subject: ExportSubj
 
 
 def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[str],
-               options: ExportOptions) -> LoweredNets:
-    """Each int8 target's deployment net under its :func:`~ssc_deploy.export.lowerings.selection.choice.int8_choice` (each lowering
-    rewritten once)."""
+               options: ExportOptions) -> tuple[LoweredNets, dict[str, LoweringChoice]]:
+    """Each int8 target's deployment net under its :func:`~ssc_deploy.export.lowerings.selection.choice.int8_choice`
+    (each lowering rewritten once), and those choices."""
     from ssc_deploy.export.lowerings.selection.choice import int8_choice
 
     choices = {t: int8_choice(t, options.lowering, options.arm_profile, options.quant.int8_lowering) for t in targets}
@@ -116,7 +125,7 @@ def _int8_nets(model: nn.Module, images: np.ndarray, data: str, targets: list[st
     return replace(parts[0], lowerings={t: low for p in parts for t, low in p.lowerings.items()},
                    nets={k: v for p in parts for k, v in p.nets.items()},
                    rewrite_diff={k: v for p in parts for k, v in p.rewrite_diff.items()},
-                   reasons={t: c.reason for t, c in choices.items()})
+                   reasons={t: c.reason for t, c in choices.items()}), choices
 
 
 def _merged(nets: LoweredNets, spec: GroupMergeSpec, atol: float) -> tuple[LoweredNets, dict[str, MergeReport]]:

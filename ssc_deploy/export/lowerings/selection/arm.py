@@ -31,7 +31,8 @@ from ssc_deploy.export.lowerings.selection.cache import Measurement
 COUNTED_TARGETS = tuple(spec.target for spec in RUNTIME_TABLE if spec.emulated_counts)
 # The runtime table's int8_lowering of onnx and tflite (dwconv-nhwc) and ExecuTorch's (dwconv): depthwise
 # convs, which the quantizers keep in int8 end to end (pad + slice lowerings dequantize around the slices).
-INT8_CANDIDATES = ("dwconv", "dwconv-nhwc")
+# Group merge k=3 as a lowering (issue 22) counted fewer on cortex-a76 for both; k=9 and the batched MatMul more.
+INT8_CANDIDATES = ("dwconv", "dwconv-nhwc", "dwconv-merge3", "dwconv-nhwc-merge3")
 
 
 def not_counted(target: str) -> str:
@@ -140,9 +141,12 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
         instructions=counts, precision=precision)
 
 
-def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str, ...]) -> list[Path]:
+def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str, ...], *, strict: bool = False,
+                keep_going: bool = False) -> list[Path | None]:
     """The probe's files for ``target`` at ``precision``, one a lowering, exported by
-    :mod:`.arm_probe_worker` in a child process (why a child: its docstring)."""
+    :mod:`.arm_probe_worker` in a child process (why a child: its docstring). ``strict``: an int8
+    chain broken on the runtime is an error; ``keep_going``: a lowering that fails to export is None
+    in the list instead of failing them all."""
     import ssc_deploy
 
     from ssc_deploy.export.lowerings.selection.probe import PROBE_IMAGES, PROBE_MODEL, PROBE_SIZE
@@ -151,7 +155,8 @@ def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str
     root = str(Path(ssc_deploy.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     argv = ["--target", target, "--precision", precision, "--out", str(out_dir), "--model", PROBE_MODEL,
-            "--in-size", str(PROBE_SIZE), "--n-verify", str(PROBE_IMAGES), "--calib", str(PROBE_CALIB), *lowerings]
+            "--in-size", str(PROBE_SIZE), "--n-verify", str(PROBE_IMAGES), "--calib", str(PROBE_CALIB),
+            *(["--strict"] if strict else []), *(["--keep-going"] if keep_going else []), *lowerings]
     proc = subprocess.run([sys.executable, "-m", "ssc_deploy.export.lowerings.selection.arm_probe_worker", *argv],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -159,7 +164,7 @@ def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str
         last = last_line(proc.stderr, f"exit {proc.returncode}")
         raise SscDeployError(f"exporting the ARM probe's {target} {precision} files failed: "
                              f"{said[-1].removeprefix('error: ') if said else last}")
-    return [Path(p) for p in json.loads(proc.stdout.strip().splitlines()[-1])]
+    return [None if p is None else Path(p) for p in json.loads(proc.stdout.strip().splitlines()[-1])]
 
 
 def _cpu_seconds() -> float:

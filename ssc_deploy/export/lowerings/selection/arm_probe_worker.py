@@ -1,6 +1,6 @@
 """Export the ARM lowering probe's files in their own process:
 ``python -m ssc_deploy.export.lowerings.selection.arm_probe_worker --target T --precision P --out DIR --model M --in-size S
---n-verify N --calib C LOWERING...``.
+--n-verify N --calib C [--strict] [--keep-going] LOWERING...``.
 
 :func:`ssc_deploy.export.lowerings.selection.arm.probe_files` starts it when an export for an ARM profile
 finds no cached count: the export that asks which lowering to use cannot import the exporter to
@@ -17,20 +17,31 @@ import json
 from pathlib import Path
 
 
-def export_probe_files(args: argparse.Namespace) -> list[Path]:
-    """The untrained probe net (seed 0) exported for ``args.target`` at ``args.precision`` once per lowering."""
+def export_probe_files(args: argparse.Namespace) -> list[Path | None]:
+    """The untrained probe net (seed 0) exported for ``args.target`` at ``args.precision`` once per lowering
+    (with ``--keep-going``, None for a lowering whose export fails)."""
     import torch
 
+    from ssc_deploy.errors import SscDeployError
     from ssc_deploy.export.exporter import export_module, load_for_export
+    from ssc_deploy.export.targets import TARGET_OPTIONS
     from ssc_deploy.export.options import QuantOptions, VerifyOptions
 
-    files = []
+    target = TARGET_OPTIONS[args.target](strict=args.strict)
+    files: list[Path | None] = []
     for low in args.lowerings:
         torch.manual_seed(0)
-        results = export_module(*load_for_export(None, model_name=args.model, in_size=args.in_size),
-                                targets=[args.target], out_dir=Path(args.out) / low, lowering=low,
-                                precisions=[args.precision], progress=False, verify=VerifyOptions(n_verify=args.n_verify),
-                                quant=QuantOptions(calib=args.calib, int8_lowering=low))
+        try:
+            results = export_module(*load_for_export(None, model_name=args.model, in_size=args.in_size),
+                                    targets=[target], out_dir=Path(args.out) / low, lowering=low,
+                                    precisions=[args.precision], progress=False,
+                                    verify=VerifyOptions(n_verify=args.n_verify),
+                                    quant=QuantOptions(calib=args.calib, int8_lowering=low))
+        except SscDeployError:
+            if not args.keep_going:
+                raise
+            files.append(None)
+            continue
         files.append(results[0].artifact)
     return files
 
@@ -42,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(name, required=True)
     for name in ("--in-size", "--n-verify", "--calib"):
         p.add_argument(name, type=int, required=True)
+    p.add_argument("--strict", action="store_true", help="a broken int8 chain is an error")
+    p.add_argument("--keep-going", action="store_true", help="a lowering that fails to export is null")
     p.add_argument("lowerings", nargs="+")
     files = export_probe_files(p.parse_args(argv))
     print(json.dumps([str(f) for f in files]), flush=True)

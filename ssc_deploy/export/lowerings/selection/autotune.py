@@ -41,11 +41,14 @@ def _target(runtime: str):
 
 
 def export_to(runtime: str, net, example, path: Path) -> Path:
-    """Export the (already lowered) ``net`` at ``example``'s shape for ``runtime``; returns the file."""
+    """Export the (already lowered) ``net`` at ``example``'s shape for ``runtime``, NCHW input on every
+    runtime (:meth:`~ssc_deploy.export.options.TargetOptions.nchw`); returns the file."""
+    from ssc_deploy.export.targets import TARGET_OPTIONS
+
     target = _target(runtime)
     target.check_installed()
     path = Path(path).with_suffix(target.SUFFIX)
-    target.export(net, example, path)
+    target.export(net, example, path, TARGET_OPTIONS[by_name(runtime).target].nchw())
     return path
 
 

@@ -57,6 +57,8 @@ class LoweringChoice:
 
     lowering: str
     reason: str
+    int8_pays: dict | None = None  # int8 files chosen by measurement: the manifest's quantization.int8_pays
+    note: str | None = None  # one line the export prints (int8: when it does not pay)
 
 
 def measuring_enabled() -> bool:
@@ -150,12 +152,25 @@ def arm_choice(target: str, precision: str, lowering: str, profile: str) -> Lowe
 
 def int8_choice(target: str, lowering: str, profile: str | None, given: str | None = None) -> LoweringChoice:
     """The lowering of ``target``'s int8 file: ``given``; else for an ARM ``profile`` with ``fast``/``fast-table``
-    the fewest-instructions int8 candidate; else the runtime table's ``int8_lowering``."""
-
+    the fewest-instructions int8 candidate; else with ``fast`` the host's measured int8 candidate
+    (:mod:`ssc_deploy.export.lowerings.selection.int8`, cached or measured now when measuring is on); else the
+    runtime table's ``int8_lowering``."""
     if given is not None:
         return LoweringChoice(given, "int8: given by name")
     if profile is not None and lowering in (FAST, FAST_TABLE):
         return arm_choice(target, "int8", lowering, profile)
+    if lowering == FAST:
+        from ssc_deploy.export.lowerings.selection.int8 import cached_pick
+        from ssc_deploy.export.lowerings.selection.probe import probe_description
+
+        try:
+            found = cached_pick(target, measuring_enabled())
+        except SscDeployError as err:
+            return LoweringChoice(by_target(target).int8_lowering, f"{INT8_REASON}; measuring int8 failed: {err}")
+        if found is not None:
+            chosen, reason = found
+            return LoweringChoice(chosen.lowering, reason, chosen.facts(probe_description()),
+                                  None if chosen.pays else chosen.line(target))
     return LoweringChoice(by_target(target).int8_lowering, INT8_REASON)
 
 

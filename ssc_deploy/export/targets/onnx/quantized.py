@@ -66,6 +66,7 @@ def export_int8(net: nn.Module, example: torch.Tensor, calib: torch.Tensor, path
         graph = onnx.load(str(fp32))
         excluded = layer_nodes(net, example, graph, keep)
         overrides = _per_tensor_overrides(graph, layer_nodes(net, example, graph, check_keep_float(net, per_tensor)))
+        overrides.update(batched_matmul_overrides(graph))
         pre = work / "pre.onnx"
         quant_pre_process(str(fp32), str(pre))
         quantize_static(str(pre), str(work / "int8.onnx"), _Reader(info.input_name, calib),
@@ -131,6 +132,16 @@ def _per_tensor_overrides(model, nodes: dict[str, str]) -> dict[str, list[dict]]
     tensor: an override without ``axis`` is per tensor; symmetric, as the per-channel weights are."""
     by_name = {n.name: n for n in model.graph.node}
     return {by_name[node].input[1]: [{"symmetric": True}] for node in nodes.values()}
+
+
+def batched_matmul_overrides(model) -> dict[str, list[dict]]:
+    """Per-tensor symmetric weights for MatMuls whose first input is a weight (the grouped 1x1 convs of the
+    ``*-bmm`` lowerings): onnxruntime fuses DQ -> MatMul -> Q into QLinearMatMul only with a scalar A scale."""
+    inits = {t.name for t in model.graph.initializer}
+    from onnxruntime.quantization import QuantType
+
+    return {n.input[0]: [{"quant_type": QuantType.QUInt8}] for n in model.graph.node
+            if n.op_type == "MatMul" and n.input[0] in inits}
 
 
 def chain_check(path: Path, work: Path) -> dict[str, int]:

@@ -20,6 +20,11 @@ class TfliteOptions(TargetOptions):
     nhwc: bool = DEFAULT_NHWC
     strip_names: bool = False
 
+    @classmethod
+    def nchw(cls) -> TfliteOptions:
+        """The defaults with NCHW input."""
+        return cls(nhwc=False)
+
     def checked(self, precisions: Sequence[str]) -> TfliteOptions:
         """The flags as booleans (one-line error for ``strip_names`` without int8)."""
         super().checked(precisions)
