@@ -87,7 +87,8 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
         target="onnx", runtime="onnxruntime", label="onnxruntime", suffix=".onnx",
         dist="onnxruntime", import_module="onnxruntime", extra="onnx",
         default_lowering="pad-slice", fastest_lowering="dwconv-aligned",
-        probe_lowerings=("pad-slice", "dwconv", "dwconv-aligned"), own_lowerings=("dwconv-aligned", "dwconv-nhwc"),
+        probe_lowerings=("pad-slice", "dwconv", "dwconv-aligned"), own_lowerings=("dwconv-aligned", "dwconv-nhwc", "dwconv-nhwc-bmm", "pad-slice-bmm",
+                                                                          "dwconv-nhwc-merge3", "dwconv-nhwc-merge9"),
         precisions=("fp32", "int8"),
         not_exported=(("fp16", "onnxruntime's CPU provider has no fp16 conv kernels, so an fp16 file would run "
                                "no faster"),),
@@ -119,7 +120,7 @@ RUNTIME_TABLE: tuple[RuntimeSpec, ...] = (
         dist="ai-edge-litert", alt_dists=("tflite-runtime",), import_module="ai_edge_litert.interpreter",
         extra="tflite",
         default_lowering="pad-slice", fastest_lowering="dwconv-nhwc",
-        probe_lowerings=("pad-slice", "dwconv", "dwconv-nhwc"), own_lowerings=("dwconv-nhwc",),
+        probe_lowerings=("pad-slice", "dwconv", "dwconv-nhwc"), own_lowerings=("dwconv-nhwc", "dwconv-nhwc-bmm", "dwconv-nhwc-merge3", "dwconv-nhwc-merge9"),
         precisions=("fp32", "int8", "fp16"),
         quantizer=("ai_edge_quantizer", "ai-edge-quantizer"), int8_lowering="dwconv-nhwc",
         int8_candidates=("dwconv-nhwc", "dwconv", "dwconv-nhwc-merge3", "dwconv-merge3", "dwconv-nhwc-merge9"),

@@ -51,7 +51,7 @@ def test_the_known_counts_come_from_the_counted_runtimes_folders():
         assert set(rows) == {(t, p) for t in COUNTED_TARGETS for p in ("fp32", "int8")}
     assert MEASURED["cortex-a53"][("tflite", "fp32")]["pad-slice"] == 37.51e6
     assert KNOWN_FEWEST["cortex-a76"] == {("onnx", "fp32"): "pad-slice", ("tflite", "fp32"): "dwconv-nhwc",
-                                         ("onnx", "int8"): "dwconv-nhwc", ("tflite", "int8"): "dwconv"}
+                                         ("onnx", "int8"): "dwconv-nhwc-merge3", ("tflite", "int8"): "dwconv-merge3"}
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -21,6 +21,7 @@ from torch import fx, nn
 from ssc_deploy.export.lowerings.conv_algebra import conv_bias
 from ssc_deploy.export.lowerings.fused import pipeline
 from ssc_deploy.export.lowerings.registry import register_lowering
+from ssc_deploy.runtimes import meant_for
 
 
 class GroupedPointwiseMatMul(nn.Module):
@@ -111,10 +112,10 @@ register_lowering(
 register_lowering(
     "dwconv-nhwc-bmm",
     "as dwconv-nhwc, and each grouped 1x1 conv as one batched MatMul [G, co, ci] x [G, ci, H*W] (int8 candidate)",
-    runtimes=("tflite", "onnx"),
+    runtimes=meant_for("dwconv-nhwc-bmm"),
 )(with_batched_matmul("depthwise", shuffle="channel-last"))
 register_lowering(
     "pad-slice-bmm",
     "pad + slices per direction, and each grouped 1x1 conv as one batched MatMul (int8 candidate: all NCHW)",
-    runtimes=("onnx",),
+    runtimes=meant_for("pad-slice-bmm"),
 )(with_batched_matmul("pad-slice"))

@@ -15,6 +15,7 @@ from torch import nn
 from ssc_deploy.export.lowerings.fused import pipeline
 from ssc_deploy.export.lowerings.group_merge import merge_grouped_convs, parse_spec
 from ssc_deploy.export.lowerings.registry import register_lowering
+from ssc_deploy.runtimes import meant_for
 
 MERGE_KS = (3, 9)
 
@@ -40,5 +41,5 @@ for _k in MERGE_KS:
     register_lowering(
         f"dwconv-nhwc-merge{_k}",
         f"as dwconv-nhwc, and every {_k} neighbouring groups of each grouped 1x1 conv as one (int8 candidate)",
-        runtimes=("tflite", "onnx"),
+        runtimes=meant_for(f"dwconv-nhwc-merge{_k}"),
     )(with_group_merge("depthwise", _k, shuffle="channel-last"))

@@ -164,7 +164,7 @@ def int8_choice(target: str, lowering: str, profile: str | None, given: str | No
         from ssc_deploy.export.lowerings.selection.probe import probe_description
 
         try:
-            found = cached_pick(target, measuring_enabled())
+            found = cached_pick(target, measuring_enabled(), fast_lowering(target).lowering)
         except SscDeployError as err:
             return LoweringChoice(by_target(target).int8_lowering, f"{INT8_REASON}; measuring int8 failed: {err}")
         if found is not None:

@@ -72,9 +72,9 @@ def pick(m: Measurement) -> Int8Pick:
     return Int8Pick(best, times[best], fp32_ms, fp32_low, sizes[best])
 
 
-def cached_pick(target: str, measure: bool) -> tuple[Int8Pick, str] | None:
+def cached_pick(target: str, measure: bool, fp32_lowering: str) -> tuple[Int8Pick, str] | None:
     """(pick, reason) for ``target`` on this CPU: the cached measurement, else measured now when ``measure``
-    (and cached); None when neither (the caller falls back to the table)."""
+    (and cached; the fp32 file at ``fp32_lowering``); None when neither (the caller falls back to the table)."""
     from ssc_deploy.cpu_features import cpu_features
     from ssc_deploy.runtimes import by_target
 
@@ -91,7 +91,7 @@ def cached_pick(target: str, measure: bool) -> tuple[Int8Pick, str] | None:
                                f"cache {lowering_cache.cache_path()}")
     if not measure:
         return None
-    result = measure_int8(target)
+    result = measure_int8(target, fp32_lowering)
     path = lowering_cache.store(key, result)
     chosen = pick(result)
     where = f"cached in {path}" if path is not None else "the cache could not be written"
@@ -106,22 +106,22 @@ def _reason(chosen: Int8Pick, m: Measurement, when: str, where: str) -> str:
             f"on {m.probe} ({where})")
 
 
-def measure_int8(target: str) -> Measurement:
+def measure_int8(target: str, fp32_lowering: str) -> Measurement:
     """Export the probe net's fp32 file and one int8 file per candidate of ``target``, time them side by
-    side; raises SscDeployError when no int8 candidate exports."""
+    side (the fp32 file at ``fp32_lowering``); raises SscDeployError when no int8 candidate exports."""
     import numpy as np
+
     from ssc_deploy.cpu_features import cpu_features
     from ssc_deploy.runtimes import by_target
     from ssc_deploy.sessions import load_runner
     from ssc_deploy.timing import medians, time_interleaved
 
     from ssc_deploy.export.lowerings.selection.arm import probe_files
-    from ssc_deploy.export.lowerings.selection.choice import fast_lowering
     from ssc_deploy.export.lowerings.selection.probe import PROBE_ROUNDS, _load, probe_description
     from ssc_deploy.export.targets import TARGETS
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    fp32_low = fast_lowering(target).lowering
+    fp32_low = fp32_lowering
     spec = by_target(target)
     with tempfile.TemporaryDirectory(prefix="ssc-deploy-int8probe-") as tmp:
         # exported in a child process (the exporter imports this choice: see arm_probe_worker)
