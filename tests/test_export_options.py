@@ -114,5 +114,6 @@ def test_the_readme_python_api_example_runs(tmp_path, monkeypatch):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the README's own example
-    names = sorted(p.name for p in (tmp_path / "dist").iterdir() if not p.name.endswith(".json"))
-    assert names == ["ssc-net-1-9.int8.onnx", "ssc-net-1-9.int8.tflite", "ssc-net-1-9.onnx", "ssc-net-1-9.tflite"]
+    names = sorted(p.name for p in (tmp_path / "dist").iterdir() if p.suffix in (".onnx", ".tflite", ".ort"))
+    assert names == ["ssc-net-1-9.int8.onnx", "ssc-net-1-9.int8.ort", "ssc-net-1-9.int8.tflite", "ssc-net-1-9.onnx",
+                     "ssc-net-1-9.ort", "ssc-net-1-9.tflite"]

@@ -329,6 +329,7 @@ def test_a_loaded_program_counts_its_params_and_macs(tmp_path):
     import torch
 
     from ssc_deploy.export.readers.program import load_program
+    from ssc_deploy.export.options import ModelFacts
     from ssc_deploy.export.subject import describe_module
     from ssc_deploy.models.complexity import count_macs, count_params
     from tests.support.foreign_ssc import PlainCNN
@@ -338,7 +339,7 @@ def test_a_loaded_program_counts_its_params_and_macs(tmp_path):
     gm = load_program(tmp_path / "p.pt2").module
     assert count_params(gm) == count_params(net) > 0
     assert count_macs(gm, 16) == count_macs(net, 16) > 0
-    subject = describe_module(gm, torch.zeros(1, 3, 16, 16), name="p")
+    subject = describe_module(gm, torch.zeros(1, 3, 16, 16), ModelFacts(name="p"))
     assert (subject.params, subject.macs) == (count_params(net), count_macs(net, 16))
 
 

@@ -40,7 +40,7 @@ def subject():
 def int8(subject, tmp_path_factory):
     net, example, calib = subject
     path = tmp_path_factory.mktemp("int8") / "ssc-net-1-9.int8.tflite"
-    info = tflite_int8.export_int8(net, example, calib, path, TfliteOptions(strict=True), keep_float=[KEPT])
+    info = tflite_int8.export_int8(net, example, calib, path, TfliteOptions(nhwc=False, strict=True), keep_float=[KEPT])
     return net, example, path, info
 
 
@@ -112,7 +112,7 @@ def test_an_op_outside_xnnpack_is_an_error_with_strict_and_a_warning_without(tmp
 
     path = tmp_path / "concat.int8.tflite"
     calib = torch.randn(4, 3, 8, 8)
-    info = tflite_int8.export_int8(NineWayConcat().eval(), calib[:1], calib, path)
+    info = tflite_int8.export_int8(NineWayConcat().eval(), calib[:1], calib, path, TfliteOptions.nchw())
     assert delegation(path).outside.get("CONCATENATION") == 1
     assert info.extra["quantization"]["ops_outside_delegate"] == {"CONCATENATION": 1}
     assert len(info.warnings) == 1 and "CONCATENATION" in info.warnings[0]
