@@ -71,20 +71,20 @@ def test_x86_counter_counts_a_real_onnx_file(tmp_path):
 
     def net(width):
         torch.manual_seed(0)
-        # two convs and 50 counted inferences, so that even the narrow net's (~2.8 M MACs each) outweigh
+        # two convs and 30 counted inferences, so that even the narrow net's (~2.8 M MACs each) outweigh
         # the start-up's run-to-run spread under load (up to 8 M instructions of ~630 M measured here)
         return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
                              nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10)).eval()
 
     files = {}
-    for width in (16, 64):
+    for width in (16, 32):
         out = tmp_path / str(width)
         export_module(net(width), torch.zeros(1, 3, 32, 32), ModelFacts(name="tiny"), targets="onnx", out_dir=out,
                       verify=VerifyOptions(n_verify=2), progress=False)
         files[width] = str(out / "tiny.onnx")
     counter = arm_cost.HostCounter()
-    narrow = count_per_inference(counter, files[16], "onnxruntime", "NCHW", timeout=600, n=50)
-    wide = count_per_inference(counter, files[64], "onnxruntime", "NCHW", timeout=600, n=50)
+    narrow = count_per_inference(counter, files[16], "onnxruntime", "NCHW", timeout=600, n=30)
+    wide = count_per_inference(counter, files[32], "onnxruntime", "NCHW", timeout=600, n=30)
     assert 0 < narrow["instructions_per_inference"] < wide["instructions_per_inference"]
 
 
