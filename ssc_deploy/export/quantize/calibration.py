@@ -15,8 +15,6 @@ import numpy as np
 
 from ssc_deploy.errors import SscDeployError
 
-from ssc_deploy.export.options import DEFAULT_CALIB
-
 CALIB_SEED = 0
 MAX_CALIB = 100_000  # batch-1 calibration calls; beyond this an export takes hours
 

@@ -25,7 +25,7 @@ from torch import nn
 from ssc_deploy.accuracy_stats import ALPHA, describe_flips, flips, gate_fails, wilson_interval
 from ssc_deploy.errors import SscDeployError
 
-from ssc_deploy.export.options import DEFAULT_ALPHA, DEFAULT_GATE_IMAGES, DEFAULT_MAX_DROP  # noqa: F401 (re-exported)
+from ssc_deploy.export.options import DEFAULT_ALPHA, DEFAULT_GATE_IMAGES
 UNTRAINED = "accuracy gate skipped: the net is untrained (no checkpoint), its accuracy means nothing"
 _BATCH = 256
 

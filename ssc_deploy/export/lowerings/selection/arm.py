@@ -123,7 +123,7 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
 
     from ssc_deploy.export.lowerings.selection.probe import probe_description
 
-    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="ssc-deploy-armprobe-") as tmp:
         files = probe_files(target, precision, Path(tmp), candidates(target, precision))
         rows = count_artifacts(device, files)
@@ -137,7 +137,7 @@ def count_candidates(device, target: str, precision: str, runtime_version: str |
         runtime=by_target(target).runtime, runtime_version=runtime_version, best=min(counts, key=counts.get),
         medians_ms={}, probe=probe_description(), cpu=profile.describe(), isa="aarch64",
         vector_flags=list(profile.features), measured=lowering_cache.now_utc(),
-        seconds=round(time.perf_counter() - start, 2), cpu_seconds=round(_cpu_seconds() - cpu_start, 2),
+        seconds=round(time.perf_counter() - start, 2), cpu_seconds=round(cpu_seconds() - cpu_start, 2),
         instructions=counts, precision=precision)
 
 
@@ -167,8 +167,8 @@ def probe_files(target: str, precision: str, out_dir: Path, lowerings: tuple[str
     return [None if p is None else Path(p) for p in json.loads(proc.stdout.strip().splitlines()[-1])]
 
 
-def _cpu_seconds() -> float:
-    """CPU seconds of this process and its finished children (the probe export runs in one)."""
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the probe files are exported in one)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 

@@ -116,20 +116,19 @@ def measure_int8(target: str, fp32_lowering: str) -> Measurement:
     from ssc_deploy.sessions import load_runner
     from ssc_deploy.timing import medians, time_interleaved
 
-    from ssc_deploy.export.lowerings.selection.arm import probe_files
+    from ssc_deploy.export.lowerings.selection.arm import cpu_seconds, probe_files
     from ssc_deploy.export.lowerings.selection.probe import PROBE_ROUNDS, _load, probe_description
     from ssc_deploy.export.targets import TARGETS
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    fp32_low = fp32_lowering
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     spec = by_target(target)
     with tempfile.TemporaryDirectory(prefix="ssc-deploy-int8probe-") as tmp:
         # exported in a child process (the exporter imports this choice: see arm_probe_worker)
-        (fp32_file,) = probe_files(target, "fp32", Path(tmp) / "fp32", (fp32_low,))
-        candidates = by_target(target).int8_candidates
+        (fp32_file,) = probe_files(target, "fp32", Path(tmp) / "fp32", (fp32_lowering,))
+        candidates = spec.int8_candidates
         int8_files = probe_files(target, "int8", Path(tmp) / "int8", candidates, strict=True, keep_going=True)
         # a candidate whose int8 chain breaks on this runtime is not timed
-        files: dict[str, Path] = {FP32 + fp32_low: fp32_file,
+        files: dict[str, Path] = {FP32 + fp32_lowering: fp32_file,
                                   **{low: f for low, f in zip(candidates, int8_files) if f is not None}}
         if len(files) < 2:
             raise SscDeployError(f"no int8 candidate of {target} exported on the probe")
@@ -145,5 +144,5 @@ def measure_int8(target: str, fp32_lowering: str) -> Measurement:
         runtime=spec.runtime, runtime_version=TARGETS[target].runtime_version(), best=min(int8_only, key=int8_only.get),
         medians_ms={**figures, **sizes}, probe=probe_description(), cpu=cpu.model, isa=cpu.isa,
         vector_flags=list(cpu.vector_flags), measured=lowering_cache.now_utc(),
-        seconds=round(time.perf_counter() - start, 2), cpu_seconds=round(time.process_time() - cpu_start, 2),
+        seconds=round(time.perf_counter() - start, 2), cpu_seconds=round(cpu_seconds() - cpu_start, 2),
         load_average=_load(), precision="int8")
