@@ -134,3 +134,17 @@ def test_report_marks_int8_rows_that_do_not_pay():
     md = _md_table({"rows": [{**base, **slow}, {**base, **fast}]})
     lines = [ln for ln in md.splitlines() if "| int8 |" in ln]
     assert INT8_DOES_NOT_PAY in lines[0] and "0.78" in lines[0] and INT8_DOES_NOT_PAY not in lines[1]
+
+
+@pytest.mark.slow
+def test_the_host_int8_probe_times_every_candidate_against_the_fp32_file():
+    """The real probe: files exported in the child worker, timed in this process in their own layout."""
+    from ssc_deploy.export.lowerings.selection.int8 import measure_int8
+    from ssc_deploy.runtimes import by_target
+
+    m = measure_int8("onnx", "dwconv-aligned")
+    candidates = by_target("onnx").int8_candidates
+    assert set(m.medians_ms) == {FP32 + "dwconv-aligned", *candidates, *(SIZE + c for c in candidates)}
+    assert all(v > 0 for v in m.medians_ms.values()) and m.precision == "int8" and m.best in candidates
+    assert m.cpu_seconds >= 0.5 * m.seconds  # the child's export counts as this probe's CPU time
+    assert pick(m).lowering in candidates

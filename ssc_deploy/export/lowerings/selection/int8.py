@@ -133,7 +133,7 @@ def measure_int8(target: str, fp32_lowering: str) -> Measurement:
         if len(files) < 2:
             raise SscDeployError(f"no int8 candidate of {target} exported on the probe")
         sessions = {low: load_runner(spec.runtime, path, 1) for low, path in files.items()}
-        shape = next(iter(sessions.values())).shape  # the files' own input layout (NHWC on LiteRT)
+        shape = next(iter(sessions.values())).input_shape  # the files' own input layout (NHWC on LiteRT)
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         ms = medians(time_interleaved(sessions, x, rounds=PROBE_ROUNDS))
         sizes = {SIZE + low: float(path.stat().st_size) for low, path in files.items() if not low.startswith(FP32)}
