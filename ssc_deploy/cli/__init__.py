@@ -44,6 +44,13 @@ def _sigterm_raises() -> Iterator[dict[str, bool]]:
         note_stop(terminated=False)
         raise KeyboardInterrupt()
 
+    def unraisable(info) -> None:
+        # A signal that lands in a gc callback or __del__ (jax's, under litert-torch) raises where Python
+        # can only print the exception; the stop is already noted and raise_if_stopped ends the run.
+        if not isinstance(info.exc_value, (Terminated, KeyboardInterrupt)):
+            previous_hook(info)
+
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     previous = signal.signal(signal.SIGTERM, handler)
     previous_int = signal.getsignal(signal.SIGINT)
     if previous_int is signal.default_int_handler:  # leave an ignored SIGINT ignored
@@ -51,6 +58,7 @@ def _sigterm_raises() -> Iterator[dict[str, bool]]:
     try:
         yield seen
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous)
         if previous_int is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous_int)
