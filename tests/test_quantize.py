@@ -71,7 +71,7 @@ def test_onnx_writes_a_gated_int8_file_beside_its_fp32_file(ckpt, tmp_path):
     _check_int8(q, "onnx")
     assert q["bytes"] < 0.5 * fp32["bytes"]
     assert Manifest.read(results[1].artifact).to_dict() == q  # the strict reader takes the new fields
-    assert q["quantization"]["scheme"] == default_scheme() == "u8s8"
+    assert q["quantization"]["scheme"] == default_scheme()
     chain = q["quantization"]["optimized_graph"]
     assert chain["float_compute_ops"] == 0 and chain["quantize_ops"] == 1 and chain["dequantize_ops"] == 1
     assert not q["warnings"]
@@ -281,3 +281,11 @@ def test_cli_untrained_int8_skips_the_gate_and_prints_precision(tmp_path, capsys
     m = json.loads((tmp_path / "ssc-net-1-9.int8.onnx.manifest.json").read_text())
     assert m["quantization"]["accuracy"] is None and m["quantization"]["calibration"]["n"] == 8
     assert any("accuracy gate skipped" in w for w in m["warnings"])
+
+
+@pytest.mark.parametrize("machine, flags, scheme", [
+    ("aarch64", ("asimd",), "s8s8"), ("x86_64", ("avx2", "avx512_vnni"), "u8s8"),
+    ("x86_64", ("avx2", "avx_vnni"), "u8s8"), ("x86_64", ("avx2", "amx_int8"), "u8s8"),
+    ("x86_64", ("avx2", "fma"), "u8s8-rr"), ("x86_64", ("avx512f", "avx512bw"), "u8s8-rr")])
+def test_the_default_onnx_int8_scheme_avoids_u8s8_saturation_without_vnni(machine, flags, scheme):
+    assert default_scheme(machine, flags) == scheme

@@ -92,7 +92,7 @@ def export_cmd(
              "flip is below this (1: the drop alone decides)."),
     int8_scheme: Optional[str] = typer.Option(
         None, "--int8-scheme",
-        help="onnx int8: u8s8 (default on x86), u8s8-rr (reduce_range: x86 CPUs without VNNI) or s8s8 (default on ARM)."),
+        help="onnx int8: u8s8 (default on x86 with VNNI/AMX), u8s8-rr (reduce_range: the default on x86 CPUs without VNNI, where u8s8 saturates) or s8s8 (default on ARM)."),
     keep_float: Optional[str] = typer.Option(
         None, "--keep-float",
         help="int8: comma list of conv/linear layers left in float (e.g. fc); "

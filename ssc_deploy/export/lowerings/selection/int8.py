@@ -27,8 +27,9 @@ from ssc_deploy.export.lowerings.selection.cache import Measurement
 TARGET_RATIO = 0.80  # issue 22: an int8 file should take at most 0.80x its fp32 file's time
 FP32 = "fp32:"  # medians_ms key prefix of the fp32 file the candidates were timed against
 SIZE = "bytes:"  # medians_ms key prefix of each candidate's int8 file size (bytes, not ms)
-# Distinct from the fp32 probe's PROBE_VERSION so their cache keys differ; bump when a candidate changes.
-INT8_PROBE_VERSION = 1001
+# Distinct from the fp32 probe's PROBE_VERSION so their cache keys differ; bump when a candidate or the default
+# int8 scheme changes (1002: u8s8-rr on x86 without VNNI).
+INT8_PROBE_VERSION = 1002
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,24 @@ SCHEMES = ("u8s8", "u8s8-rr", "s8s8")  # activations x weights (targets/onnx/qua
 ARM_MACHINES = ("arm64", "aarch64", "armv8l", "armv7l")
 
 
-def default_scheme(machine: str | None = None) -> str:
-    """``s8s8`` on ARM hosts, ``u8s8`` elsewhere (``machine`` defaults to this host's)."""
-    return "s8s8" if (machine or platform.machine()).lower() in ARM_MACHINES else "u8s8"
+# x86 flags of an int8 dot product that does not saturate (VNNI, AMX); without them onnxruntime's
+# u8s8 kernels sum pairs of u8 x s8 products in int16 (vpmaddubsw) and saturate.
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def default_scheme(machine: str | None = None, flags: Sequence[str] | None = None) -> str:
+    """``s8s8`` on ARM hosts, ``u8s8`` on x86 hosts with VNNI or AMX, ``u8s8-rr`` on x86 hosts without
+    them (``machine`` and ``flags`` default to this host's). Measured on an AVX2-only AMD EPYC
+    (2026-12-02, trained SSC-Net-1-9, 360 digits test images): u8s8 84.2 % against fp32 98.6 %
+    (per-tensor grouped weights 93.3 %), u8s8-rr 97.8 %."""
+    machine = (machine or platform.machine()).lower()
+    if machine in ARM_MACHINES:
+        return "s8s8"
+    if flags is None:
+        from ssc_deploy.cpu_features import cpu_features
+
+        flags = cpu_features().vector_flags
+    return "u8s8" if any(f in VNNI_FLAGS for f in flags) else "u8s8-rr"
 
 
 def check_scheme(scheme: str | None) -> str:

@@ -9,10 +9,10 @@ pairs and gains nothing).
 
 Schemes (activations x weights; ``--int8-scheme``):
 
-- ``u8s8``: uint8 activations, int8 weights, full 8-bit range (default on x86; what onnxruntime
-  advises for VNNI hosts);
+- ``u8s8``: uint8 activations, int8 weights, full 8-bit range (default on x86 hosts with VNNI or
+  AMX; what onnxruntime advises for them);
 - ``u8s8-rr``: as ``u8s8`` with ``reduce_range`` (7-bit weights: avoids the int16 saturation of
-  x86 hosts without VNNI; costs accuracy);
+  x86 hosts without VNNI, where it is the default: see ``options.default_scheme``);
 - ``s8s8``: int8 both (default on ARM hosts; on x86 onnxruntime runs many of its convs in float).
 """
 
