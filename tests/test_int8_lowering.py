@@ -80,6 +80,10 @@ def test_pick_takes_the_smallest_fast_enough_else_the_fastest():
     assert (chosen.lowering, chosen.int8_bytes, chosen.pays) == ("a", 300, True)  # b is faster but bigger
     slow = pick(_measurement({"a": 1.30, "b": 1.10}, {"a": 300, "b": 700}, fp32_ms=1.0))
     assert slow.lowering == "b" and not slow.pays and slow.ratio > TARGET_RATIO
+    # none fast enough: within 5 % of the fastest the smaller file wins (merge9 0.97x at 0.89x bytes, stop 12)
+    tied = pick(_measurement({"merge9": 0.97, "dwconv-nhwc": 1.01, "bmm": 1.20}, {"merge9": 890, "dwconv-nhwc": 400,
+                                                                                  "bmm": 300}, fp32_ms=1.0))
+    assert tied.lowering == "dwconv-nhwc" and tied.int8_bytes == 400
     line = slow.line("onnx")
     assert "does not pay" in line and "1.100 ms" in line and "1.000 ms" in line and "\n" not in line
 
