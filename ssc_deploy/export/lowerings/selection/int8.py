@@ -6,7 +6,8 @@ they are, group-merged or as a batched MatMul) chosen on the lowering probe's ne
 (:mod:`.probe`): its fp32 file at the target's fp32 ``fast`` lowering and its int8 file under
 each candidate are timed side by side (1 thread, interleaved medians). The choice
 (:func:`pick`): the smallest int8 file at most :data:`TARGET_RATIO` x the fp32 latency, else the
-smallest within :data:`NEAR_FASTEST` x the fastest (a gain under 5 % is noise on a shared host, bytes are not). ``pays`` records whether that int8 file is faster than the fp32 file; when it is not, the
+smallest within :data:`NEAR_FASTEST` x the fastest (a gain under 5 % is noise on a shared host,
+bytes are not). ``pays`` records whether that int8 file is faster than the fp32 file; when it is not, the
 export says so in one line with both figures and the manifest's ``quantization.int8_pays`` is false.
 Measured once per CPU and runtime version and cached beside the fp32 measurement
 (:mod:`.cache`, precision ``int8``).
@@ -67,7 +68,7 @@ class Int8Pick:
 def pick(m: Measurement) -> Int8Pick:
     """The choice rule of the module docstring applied to a measurement."""
     fp32_low, fp32_ms = next((k[len(FP32):], v) for k, v in m.medians_ms.items() if k.startswith(FP32))
-    times = {k: v for k, v in m.medians_ms.items() if ":" not in k}
+    times = _int8_times(m)
     sizes = {k: int(m.medians_ms.get(SIZE + k, 0)) for k in times}
     fast_enough = [k for k in times if times[k] <= TARGET_RATIO * fp32_ms]
     if not fast_enough:
@@ -103,11 +104,16 @@ def cached_pick(target: str, measure: bool, fp32_lowering: str) -> tuple[Int8Pic
     return chosen, _reason(chosen, result, f"measured on this CPU ({cpu.isa}) now, {result.seconds:.0f} s", where)
 
 
+def _int8_times(m: Measurement) -> dict[str, float]:
+    """The int8 candidates' medians of ``m`` (no fp32 or size entries)."""
+    return {k: v for k, v in m.medians_ms.items() if ":" not in k}
+
+
 def _reason(chosen: Int8Pick, m: Measurement, when: str, where: str) -> str:
-    times = ", ".join(f"{k} {v:.3f}" for k, v in sorted(m.medians_ms.items(), key=lambda kv: kv[1]) if ":" not in k)
+    int8 = _int8_times(m)
+    times = ", ".join(f"{k} {v:.3f}" for k, v in sorted(int8.items(), key=lambda kv: kv[1]))
     rule = (f"the smallest within {TARGET_RATIO:.2f}x fp32" if chosen.ratio <= TARGET_RATIO
-            else f"none within {TARGET_RATIO:.2f}x fp32: the fastest" if chosen.int8_ms <= min(
-                v for k, v in m.medians_ms.items() if ":" not in k)
+            else f"none within {TARGET_RATIO:.2f}x fp32: the fastest" if chosen.int8_ms <= min(int8.values())
             else f"none within {TARGET_RATIO:.2f}x fp32: the smallest within {NEAR_FASTEST:.2f}x the fastest")
     return (f"int8: {rule}, {when}: int8 {times} ms vs fp32 ({chosen.fp32_lowering}) {chosen.fp32_ms:.3f} ms "
             f"on {m.probe} ({where})")
